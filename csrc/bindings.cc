@@ -1,0 +1,141 @@
+// The only file that sees Python: fastlstm._core. It accepts exactly what the core expects (C-contiguous float32
+// arrays of the right shapes, no implicit conversion), allocates the outputs, and releases the GIL around the
+// work. Friendly validation lives in the Python package; the checks here only keep a direct caller from crashing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "fastlstm/dispatch.h"
+#include "fastlstm/lstm.h"
+
+namespace py = pybind11;
+using fastlstm::PackedLstm;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+
+void require_shape(const FloatArray& array, std::vector<int64_t> shape, const char* name) {
+    bool same = array.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (std::size_t i = 0; same && i < shape.size(); ++i) same = array.shape(i) == shape[i];
+    if (!same) throw py::value_error(std::string("_core: ") + name + " has the wrong shape");
+}
+
+const fastlstm::KernelSet& kernel_set_named(const std::string& isa) {
+    const fastlstm::KernelSet* kernels = fastlstm::find_kernel_set(isa.c_str());
+    if (!kernels) throw py::value_error("_core: unknown ISA '" + isa + "'");
+    if (!fastlstm::cpu_supports(*kernels)) throw py::value_error("_core: this CPU cannot run ISA '" + isa + "'");
+    return *kernels;
+}
+
+std::vector<std::string> isa_names(bool supported_only) {
+    int64_t count = 0;
+    const fastlstm::KernelSet* sets = fastlstm::compiled_kernel_sets(&count);
+    std::vector<std::string> names;
+    for (int64_t i = 0; i < count; ++i)
+        if (!supported_only || fastlstm::cpu_supports(sets[i])) names.emplace_back(sets[i].isa);
+    return names;
+}
+
+PackedLstm* make_packed_lstm(const std::string& isa, int64_t input_size, int64_t hidden_size, int64_t proj_size,
+                             int64_t num_layers, int64_t num_directions) {
+    if (input_size <= 0 || hidden_size <= 0 || proj_size < 0 || proj_size >= hidden_size || num_layers <= 0 ||
+        (num_directions != 1 && num_directions != 2))
+        throw py::value_error("_core: invalid LSTM geometry");
+    fastlstm::LstmGeometry geometry;
+    geometry.input_size = input_size;
+    geometry.hidden_size = hidden_size;
+    geometry.proj_size = proj_size;
+    geometry.num_layers = num_layers;
+    geometry.num_directions = num_directions;
+    return new PackedLstm(kernel_set_named(isa), geometry);
+}
+
+void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatArray& w_ih, const FloatArray& w_hh,
+               const std::optional<FloatArray>& b_ih, const std::optional<FloatArray>& b_hh,
+               const std::optional<FloatArray>& w_hr) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    if (layer < 0 || layer >= g.num_layers || direction < 0 || direction >= g.num_directions)
+        throw py::value_error("_core: layer or direction out of range");
+    const int64_t H = g.hidden_size;
+    require_shape(w_ih, {4 * H, g.layer_input_size(layer)}, "w_ih");
+    require_shape(w_hh, {4 * H, g.output_size()}, "w_hh");
+    if (b_ih.has_value() != b_hh.has_value()) throw py::value_error("_core: give both biases or neither");
+    if (b_ih) require_shape(*b_ih, {4 * H}, "b_ih");
+    if (b_hh) require_shape(*b_hh, {4 * H}, "b_hh");
+    if (w_hr.has_value() != (g.proj_size > 0)) throw py::value_error("_core: w_hr must be given iff proj_size > 0");
+    if (w_hr) require_shape(*w_hr, {g.proj_size, H}, "w_hr");
+
+    fastlstm::CellWeights weights;
+    weights.w_ih = w_ih.data();
+    weights.w_hh = w_hh.data();
+    weights.b_ih = b_ih ? b_ih->data() : nullptr;
+    weights.b_hh = b_hh ? b_hh->data() : nullptr;
+    weights.w_hr = w_hr ? w_hr->data() : nullptr;
+    py::gil_scoped_release release;
+    lstm.pack_cell(layer, direction, weights);
+}
+
+std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
+                                                       const std::optional<FloatArray>& h0,
+                                                       const std::optional<FloatArray>& c0) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    if (x.ndim() != 3 || x.shape(2) != g.input_size) throw py::value_error("_core: x has the wrong shape");
+    const int64_t T = batch_first ? x.shape(1) : x.shape(0);
+    const int64_t B = batch_first ? x.shape(0) : x.shape(1);
+    const int64_t states = g.num_layers * g.num_directions;
+    if (h0) require_shape(*h0, {states, B, g.output_size()}, "h0");
+    if (c0) require_shape(*c0, {states, B, g.hidden_size}, "c0");
+
+    const int64_t y_width = g.num_directions * g.output_size();
+    FloatArray y(batch_first ? std::vector<py::ssize_t>{B, T, y_width} : std::vector<py::ssize_t>{T, B, y_width});
+    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
+    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
+
+    fastlstm::ForwardArgs args;
+    args.steps = T;
+    args.batch = B;
+    args.x = x.data();
+    args.x_time_stride = batch_first ? g.input_size : B * g.input_size;
+    args.x_batch_stride = batch_first ? T * g.input_size : g.input_size;
+    args.y = y.mutable_data();
+    args.y_time_stride = batch_first ? y_width : B * y_width;
+    args.y_batch_stride = batch_first ? T * y_width : y_width;
+    args.h0 = h0 ? h0->data() : nullptr;
+    args.c0 = c0 ? c0->data() : nullptr;
+    args.h_n = h_n.mutable_data();
+    args.c_n = c_n.mutable_data();
+    {
+        py::gil_scoped_release release;
+        lstm.forward(args);
+    }
+    return {y, h_n, c_n};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
+    m.doc() = "fastlstm's C++ core. Private: use the fastlstm package.";
+    m.attr("__version__") = FASTLSTM_VERSION;
+
+    m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
+    m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
+    m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
+
+    py::class_<PackedLstm>(m, "PackedLstm")
+        .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),
+             py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"))
+        .def_property_readonly("isa", [](const PackedLstm& lstm) { return std::string(lstm.kernels().isa); })
+        .def_property_readonly("hidden_block", [](const PackedLstm& lstm) { return lstm.kernels().hidden_block; })
+        .def("pack_cell", &pack_cell, py::arg("layer"), py::arg("direction"), py::arg("w_ih").noconvert(),
+             py::arg("w_hh").noconvert(), py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(),
+             py::arg("w_hr").noconvert(), "Packs the weights of one layer and direction (PyTorch layout).")
+        .def("forward", &forward, py::arg("x").noconvert(), py::arg("batch_first"), py::arg("h0").noconvert(),
+             py::arg("c0").noconvert(),
+             "Runs the sequence; returns (y, h_n, c_n). x is (T, B, I), or (B, T, I) when batch_first.");
+}

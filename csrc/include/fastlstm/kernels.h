@@ -1,0 +1,67 @@
+// Kernel interface of the fastlstm core: plain function pointers over raw pointers, sizes and strides.
+//
+// Every kernel family exists once per instruction set (ISA). The variants are listed in
+// csrc/kernels/variants.inc; dispatch, the Python ISA helpers, the tests and the benchmarks all read that table.
+//
+// Packed weight layout ("gate panels"). A 4H x K weight matrix in PyTorch gate order (rows i, f, g, o) is stored
+// as ceil(H / hidden_block) panels. Panel p covers hidden units [p*hidden_block, (p+1)*hidden_block) and holds,
+// for every k in [0, K), the 4*hidden_block weights of those units, gate-major:
+//     panel[k * 4*hidden_block + gate * hidden_block + u] = W[gate*H + p*hidden_block + u][k]
+// Units past H are zero. One panel therefore yields all four gates of a block of hidden units, which is what lets
+// the recurrent step apply the activations and the c/h update straight from its accumulators.
+// The projection matrix W_hr (P x H) uses the same idea with one "gate": panels of hidden_block output columns.
+#pragma once
+
+#include <cstdint>
+
+namespace fastlstm {
+
+// C[m, n] = init[n] + sum_k A[m, k] * B[k, n]   for m in [0, M), n in [0, N),
+// where B is given as ceil(N / panel_width) panels of panel_width columns (the last one zero-padded) and
+// panels[(p*K + k)*panel_width + j] = B[k, p*panel_width + j]. A is M x K with row stride lda; C has row stride ldc
+// and only its first N columns are written. init may be null (zeros); otherwise it holds the panel-padded width.
+// Used for the hoisted input projection (init = fused bias, N = padded 4H) and the LSTMP projection (N = P).
+using f32_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                                    const float* panels, int64_t panel_width, const float* init, float* C,
+                                    int64_t ldc);
+
+// One fused recurrent LSTM step for batch rows [0, batch) and hidden panels [panel_begin, panel_end):
+//     z = gates_in[b] + h_prev[b] . recurrent_panels          (4 gates of one panel, kept in registers)
+//     i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
+//     c[b, u] = f * c[b, u] + i * g;   h_out[b, u] = o * tanh(c[b, u])
+// gates_in rows are laid out in panel order (num_panels * 4 * hidden_block floats, bias already added).
+// c is updated in place; h_out must not alias h_prev.
+struct LstmStepArgs {
+    int64_t batch;           // rows
+    int64_t hidden_size;     // H: units past it in the last panel are computed but not stored
+    int64_t recurrent_size;  // K of the recurrent product: H, or P with a projection
+    int64_t panel_begin;
+    int64_t panel_end;
+    const float* h_prev;  // batch x recurrent_size, row stride h_prev_stride
+    int64_t h_prev_stride;
+    const float* gates_in;  // batch x (num_panels * 4 * hidden_block), row stride gates_in_stride
+    int64_t gates_in_stride;
+    const float* recurrent_panels;
+    float* c;  // batch x H, row stride c_stride, in/out
+    int64_t c_stride;
+    float* h_out;  // batch x H, row stride h_out_stride
+    int64_t h_out_stride;
+};
+using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
+
+// One row of the variant table: everything the core needs to run on one ISA.
+struct KernelSet {
+    const char* isa;        // "portable", "avx2", "avx512"
+    int64_t hidden_block;   // hidden units per gate panel; fixes the packed layout
+    f32_gemm_panels_fn gemm_panels;
+    f32_lstm_step_fn lstm_step;
+};
+
+// Declarations of every variant, from the table.
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gemm, step, cpu_check) \
+    void gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, const float*, float*, int64_t); \
+    void step(const LstmStepArgs&);
+#include "../../kernels/variants.inc"
+#undef FASTLSTM_KERNEL_VARIANT
+
+}  // namespace fastlstm

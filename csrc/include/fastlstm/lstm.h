@@ -1,0 +1,93 @@
+// The fastlstm core: a multi-layer, optionally bidirectional LSTM with optional projection (LSTMP), float32,
+// PyTorch semantics and gate order (i, f, g, o). Python-free: raw pointers, sizes and strides. Callers validate
+// shapes; the core trusts them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fastlstm/aligned_buffer.h"
+#include "fastlstm/kernels.h"
+
+namespace fastlstm {
+
+struct LstmGeometry {
+    int64_t input_size = 0;
+    int64_t hidden_size = 0;
+    int64_t proj_size = 0;  // 0: no projection
+    int64_t num_layers = 1;
+    int64_t num_directions = 1;  // 1, or 2 when bidirectional
+
+    int64_t output_size() const { return proj_size > 0 ? proj_size : hidden_size; }
+    int64_t layer_input_size(int64_t layer) const {
+        return layer == 0 ? input_size : num_directions * output_size();
+    }
+};
+
+// The weights of one layer and direction as PyTorch stores them, row-major:
+// w_ih (4H x layer input), w_hh (4H x output size), b_ih and b_hh (4H) or null, w_hr (P x H) or null.
+struct CellWeights {
+    const float* w_ih = nullptr;
+    const float* w_hh = nullptr;
+    const float* b_ih = nullptr;
+    const float* b_hh = nullptr;
+    const float* w_hr = nullptr;
+};
+
+// One forward call. Element (t, b, j) of x is x[t*x_time_stride + b*x_batch_stride + j]; likewise for y, whose
+// rows hold num_directions * output_size values (forward direction first). h0 is (layers*directions, batch,
+// output_size), c0 is (layers*directions, batch, hidden_size), both contiguous, null meaning zeros; h_n and c_n
+// have the same shapes and receive the final states.
+struct ForwardArgs {
+    int64_t steps = 0;
+    int64_t batch = 0;
+    const float* x = nullptr;
+    int64_t x_time_stride = 0;
+    int64_t x_batch_stride = 0;
+    float* y = nullptr;
+    int64_t y_time_stride = 0;
+    int64_t y_batch_stride = 0;
+    const float* h0 = nullptr;
+    const float* c0 = nullptr;
+    float* h_n = nullptr;
+    float* c_n = nullptr;
+};
+
+class PackedLstm {
+   public:
+    PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry);
+
+    // Packs (or repacks) the weights of one layer and direction into the kernels' panel layout.
+    void pack_cell(int64_t layer, int64_t direction, const CellWeights& weights);
+
+    // Runs the whole sequence through every layer and direction. Allocates its workspace once per call, never per
+    // step; throws std::bad_alloc when it cannot.
+    void forward(const ForwardArgs& args) const;
+
+    const LstmGeometry& geometry() const { return geometry_; }
+    const KernelSet& kernels() const { return kernels_; }
+
+   private:
+    struct PackedCell {
+        AlignedFloats input_panels;       // gate panels of w_ih
+        AlignedFloats recurrent_panels;   // gate panels of w_hh
+        AlignedFloats bias;               // b_ih + b_hh in panel order (zeros without bias)
+        AlignedFloats projection_panels;  // panels of w_hr^T, hidden_block columns each
+    };
+    struct Sequence {
+        const float* data;
+        int64_t time_stride;
+        int64_t batch_stride;
+    };
+
+    int64_t num_panels() const;
+    int64_t gate_width() const;  // floats per row of the input projection: num_panels * 4 * hidden_block
+    void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
+                        int64_t t_begin, int64_t t_end, float* gates_in) const;
+
+    const KernelSet& kernels_;
+    LstmGeometry geometry_;
+    std::vector<PackedCell> cells_;  // index layer * num_directions + direction
+};
+
+}  // namespace fastlstm

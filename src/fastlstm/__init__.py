@@ -1,0 +1,19 @@
+"""fastlstm: fast CPU inference for LSTMs, from NumPy, with the semantics of ``torch.nn.LSTM``.
+
+    >>> import numpy as np, fastlstm
+    >>> model = fastlstm.LSTM(input_size=16, hidden_size=32, num_layers=2, seed=0)
+    >>> output, (h_n, c_n) = model(np.zeros((10, 4, 16), np.float32))
+    >>> output.shape, h_n.shape
+    ((10, 4, 32), (2, 4, 32))
+
+``fastlstm.reference`` holds the NumPy reference implementation of the same API.
+"""
+
+from __future__ import annotations
+
+from . import reference
+from ._core import __version__
+from ._isa import active_isa, available_isas
+from .lstm import LSTM, LSTMCell
+
+__all__ = ["LSTM", "LSTMCell", "__version__", "active_isa", "available_isas", "reference"]

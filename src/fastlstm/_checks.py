@@ -1,0 +1,54 @@
+"""Argument checks shared by the models and the reference: every message names the argument, what was expected
+and what was given."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+# dtype kinds accepted as real numbers: signed and unsigned integers, floating point.
+_REAL_KINDS = "iuf"
+
+
+def check_int(value: Any, name: str, *, minimum: int) -> int:
+    """Return ``value`` as an int, refusing bools, floats and anything below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool; accepts Python and NumPy bools and the ints 0 and 1."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+
+
+def real_array(value: Any, name: str) -> np.ndarray:
+    """View ``value`` as a NumPy array of real numbers (ints or floats), without converting it yet."""
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # objects NumPy cannot view, such as tensors that require grad
+        raise TypeError(f"{name}: expected a real numeric array, got {type(value).__name__} ({error})") from None
+    if array.dtype.kind not in _REAL_KINDS:
+        raise TypeError(
+            f"{name}: expected a real numeric array (float or int dtype), got dtype {array.dtype}"
+            + (f" from {type(value).__name__}" if not isinstance(value, np.ndarray) else "")
+        )
+    return array
+
+
+def shape_text(shape: tuple[Any, ...]) -> str:
+    """``(5, 3, 16)``, with symbolic entries left as they are: ``(T, N, 16)``."""
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_shape(array: np.ndarray, expected: tuple[int, ...], name: str, *, hint: str = "") -> None:
+    """Raise a ValueError naming ``name`` unless ``array.shape == expected``."""
+    if array.shape != tuple(expected):
+        suffix = f" ({hint})" if hint else ""
+        raise ValueError(f"{name}: expected shape {shape_text(expected)}{suffix}, got {shape_text(array.shape)}")

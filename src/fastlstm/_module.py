@@ -1,0 +1,277 @@
+"""What ``fastlstm.LSTM`` and ``fastlstm.reference.LSTM`` share: constructor arguments, parameters with PyTorch's
+names and initialisation, ``state_dict`` / ``load_state_dict``, and the checking and reshaping of call arguments.
+Subclasses only provide ``_run`` (the forward pass on checked, 3-D arrays) and ``_parameters_changed``."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ._checks import check_bool, check_int, check_shape, real_array, shape_text
+
+_GATES = 4  # i, f, g, o
+
+
+class LSTMBase:
+    """Parameters and call conventions of ``torch.nn.LSTM``; see ``fastlstm.LSTM`` for the documentation."""
+
+    #: dtype in which parameters are stored and the forward pass computes
+    _dtype: np.dtype = np.dtype(np.float32)
+    #: where users find the class, for repr
+    _public_module = "fastlstm"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        self.input_size = check_int(input_size, "input_size", minimum=1)
+        self.hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
+        self.num_layers = check_int(num_layers, "num_layers", minimum=1)
+        self.bias = check_bool(bias, "bias")
+        self.batch_first = check_bool(batch_first, "batch_first")
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        self.proj_size = check_int(proj_size, "proj_size", minimum=0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"proj_size: expected 0 (no projection) or an int < hidden_size={self.hidden_size}, got {self.proj_size}"
+            )
+        self._parameters = self._initial_parameters(np.random.default_rng(seed))
+        self._parameters_changed()
+
+    # ---- shapes and names -------------------------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Width of h for one direction: proj_size when projecting, else hidden_size."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    def _cell_keys(self) -> list[tuple[int, int, str]]:
+        """(layer, direction, name suffix) of every cell, in PyTorch's order."""
+        return [
+            (layer, direction, f"_l{layer}" + ("_reverse" if direction else ""))
+            for layer in range(self.num_layers)
+            for direction in range(self.num_directions)
+        ]
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name and shape of every parameter, in the order of ``torch.nn.LSTM.state_dict()``."""
+        H, P = self.hidden_size, self.proj_size
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer, _, suffix in self._cell_keys():
+            layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
+            shapes[f"weight_ih{suffix}"] = (_GATES * H, layer_input)
+            shapes[f"weight_hh{suffix}"] = (_GATES * H, self.output_size)
+            if self.bias:
+                shapes[f"bias_ih{suffix}"] = (_GATES * H,)
+                shapes[f"bias_hh{suffix}"] = (_GATES * H,)
+            if P > 0:
+                shapes[f"weight_hr{suffix}"] = (P, H)
+        return shapes
+
+    def _initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        # PyTorch's initialisation: every parameter uniform in [-1/sqrt(hidden_size), 1/sqrt(hidden_size)].
+        # Drawn in float32, as PyTorch stores them, so that every dtype of the same seed holds the same values.
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        return {
+            name: rng.uniform(-bound, bound, size=shape).astype(np.float32).astype(self._dtype)
+            for name, shape in self.parameter_shapes().items()
+        }
+
+    def _cell_parameters(self, suffix: str) -> tuple[np.ndarray, ...]:
+        """(w_ih, w_hh, b_ih or None, b_hh or None, w_hr or None) of one cell."""
+        p = self._parameters
+        return (
+            p[f"weight_ih{suffix}"],
+            p[f"weight_hh{suffix}"],
+            p.get(f"bias_ih{suffix}"),
+            p.get(f"bias_hh{suffix}"),
+            p.get(f"weight_hr{suffix}"),
+        )
+
+    # ---- state_dict -------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters, keyed by PyTorch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...)."""
+        return {name: value.copy() for name, value in self._parameters.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Replace every parameter. Takes what ``torch.nn.LSTM.state_dict()`` gives, each tensor as a NumPy array
+        (or anything NumPy can view as a real array). Every name must be present with its exact shape, and no other
+        name may appear; nothing changes unless all of them are right."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
+        shapes = self.parameter_shapes()
+        missing = [name for name in shapes if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in shapes]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing {missing}")
+            if unexpected:
+                parts.append(f"unexpected {unexpected}")
+            raise ValueError(f"state_dict: {'; '.join(parts)} for {self!r}; expected the names {list(shapes)}")
+        loaded = {}
+        for name, shape in shapes.items():
+            array = real_array(state_dict[name], f"state_dict[{name!r}]")
+            check_shape(array, shape, f"state_dict[{name!r}]")
+            loaded[name] = np.array(array, dtype=self._dtype, order="C", copy=True)
+        self._parameters = loaded
+        self._parameters_changed()
+
+    def _parameters_changed(self) -> None:
+        """Hook: the parameters were set; fastlstm.LSTM repacks them here."""
+
+    # ---- calls ------------------------------------------------------------------------------------------------
+
+    def __call__(
+        self, x: Any, state: tuple[Any, Any] | None = None
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """Run the LSTM over a sequence; returns ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` does."""
+        x = real_array(x, "x")
+        features = self.input_size
+        if x.ndim not in (2, 3):
+            layout = "(N, T, I)" if self.batch_first else "(T, N, I)"
+            raise ValueError(
+                f"x: expected a 3-D array {layout} or a 2-D unbatched array (T, I) with I={features}, "
+                f"got {x.ndim}-D shape {shape_text(x.shape)}"
+            )
+        if x.shape[-1] != features:
+            raise ValueError(
+                f"x: expected {features} features on the last axis (input_size={features}), "
+                f"got shape {shape_text(x.shape)}"
+            )
+        unbatched = x.ndim == 2
+        batch_first = self.batch_first and not unbatched
+        x3 = x[:, None, :] if unbatched else x
+        batch = x3.shape[0] if batch_first else x3.shape[1]
+
+        states = self.num_layers * self.num_directions
+        h_shape = (states, batch, self.output_size)
+        c_shape = (states, batch, self.hidden_size)
+        h0 = c0 = None
+        if state is not None:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"state: expected a pair (h0, c0) or None, got {type(state).__name__}")
+            h0 = real_array(state[0], "state[0] (h0)")
+            c0 = real_array(state[1], "state[1] (c0)")
+            hint = f"num_layers*num_directions, {'' if unbatched else 'batch, '}size"
+            check_shape(h0, h_shape[::2] if unbatched else h_shape, "state[0] (h0)", hint=hint)
+            check_shape(c0, c_shape[::2] if unbatched else c_shape, "state[1] (c0)", hint=hint)
+            if unbatched:
+                h0, c0 = h0[:, None, :], c0[:, None, :]
+            h0 = np.ascontiguousarray(h0, dtype=self._dtype)
+            c0 = np.ascontiguousarray(c0, dtype=self._dtype)
+
+        y, h_n, c_n = self._run(np.ascontiguousarray(x3, dtype=self._dtype), batch_first, h0, c0)
+        if unbatched:
+            y, h_n, c_n = y[:, 0, :], h_n[:, 0, :], c_n[:, 0, :]
+        return y, (h_n, c_n)
+
+    forward = __call__
+
+    def _run(
+        self, x: np.ndarray, batch_first: bool, h0: np.ndarray | None, c0: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward pass on a C-contiguous 3-D x ((N, T, I) when batch_first, else (T, N, I)) and optional
+        contiguous states (num_layers*num_directions, N, size); returns (output, h_n, c_n) in the same layouts."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        options = []
+        if self.num_layers != 1:
+            options.append(f"num_layers={self.num_layers}")
+        if not self.bias:
+            options.append("bias=False")
+        if self.batch_first:
+            options.append("batch_first=True")
+        if self.bidirectional:
+            options.append("bidirectional=True")
+        if self.proj_size:
+            options.append(f"proj_size={self.proj_size}")
+        arguments = ", ".join([str(self.input_size), str(self.hidden_size), *options])
+        return f"{self._public_module}.{type(self).__name__}({arguments})"
+
+
+class LSTMCellBase:
+    """Parameters and call conventions of ``torch.nn.LSTMCell``, as one step of a one-layer LSTM (``_lstm_class``)."""
+
+    _lstm_class: type[LSTMBase]
+    _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, *, seed: int | np.random.Generator | None = None
+    ) -> None:
+        self._lstm = self._lstm_class(input_size, hidden_size, bias=bias, seed=seed)
+
+    input_size = property(lambda self: self._lstm.input_size)
+    hidden_size = property(lambda self: self._lstm.hidden_size)
+    bias = property(lambda self: self._lstm.bias)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name and shape of every parameter, in the order of ``torch.nn.LSTMCell.state_dict()``."""
+        return {name[: -len("_l0")]: shape for name, shape in self._lstm.parameter_shapes().items()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters: ``weight_ih``, ``weight_hh`` and, with bias, ``bias_ih``, ``bias_hh``."""
+        return {name[: -len("_l0")]: value for name, value in self._lstm.state_dict().items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Replace every parameter; names and shapes as ``torch.nn.LSTMCell.state_dict()``."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
+        shapes = self.parameter_shapes()
+        missing = [name for name in shapes if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in shapes]
+        if missing or unexpected:
+            parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
+            raise ValueError(f"state_dict: {'; '.join(parts)} for {self!r}; expected the names {list(shapes)}")
+        try:
+            self._lstm.load_state_dict({f"{name}_l0": value for name, value in state_dict.items()})
+        except (TypeError, ValueError) as error:
+            raise type(error)(str(error).replace("_l0'", "'")) from None
+
+    def __call__(self, x: Any, state: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One step: ``(h, c)`` from x of shape (N, input_size) or (input_size,) and state ``(h, c)`` of shape
+        (N, hidden_size) or (hidden_size,), zeros when omitted."""
+        x = real_array(x, "x")
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x: expected shape (N, {self.input_size}) or unbatched ({self.input_size},) "
+                f"(input_size={self.input_size}), got {shape_text(x.shape)}"
+            )
+        unbatched = x.ndim == 1
+        x2 = x[None, :] if unbatched else x
+        lstm_state = None
+        if state is not None:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"state: expected a pair (h, c) or None, got {type(state).__name__}")
+            expected = (self.hidden_size,) if unbatched else (x2.shape[0], self.hidden_size)
+            h0 = real_array(state[0], "state[0] (h)")
+            c0 = real_array(state[1], "state[1] (c)")
+            check_shape(h0, expected, "state[0] (h)", hint="batch, hidden_size" if not unbatched else "hidden_size")
+            check_shape(c0, expected, "state[1] (c)", hint="batch, hidden_size" if not unbatched else "hidden_size")
+            shape = (1, x2.shape[0], self.hidden_size)
+            lstm_state = (h0.reshape(shape), c0.reshape(shape))
+        _, (h, c) = self._lstm(x2[None, :, :], lstm_state)
+        h, c = h[0], c[0]
+        return (h[0], c[0]) if unbatched else (h, c)
+
+    forward = __call__
+
+    def __repr__(self) -> str:
+        options = "" if self.bias else ", bias=False"
+        module = self._lstm_class._public_module
+        return f"{module}.{type(self).__name__}({self.input_size}, {self.hidden_size}{options})"

@@ -1,0 +1,75 @@
+"""The models: ``LSTM`` and ``LSTMCell``, with the semantics, shapes and parameter names of ``torch.nn``, computed by
+the C++ core."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._isa import active_isa
+from ._module import LSTMBase, LSTMCellBase
+
+_DTYPE_POLICY = """
+    dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
+    integers, non-contiguous or transposed views) is converted to a C-contiguous float32 array once per call;
+    complex, boolean, string and object arrays are refused with a TypeError. Outputs are new float32 C-contiguous
+    arrays owned by the caller.
+"""
+
+
+class LSTM(LSTMBase):
+    __doc__ = (
+        """A multi-layer LSTM with the semantics, shapes and parameter names of ``torch.nn.LSTM``.
+
+    For every layer and direction, with gate order i, f, g, o in the packed 4H weights::
+
+        i, f, o = sigmoid(W_i x_t + b_i + U_i h_{t-1} + b'_i), ... ;  g = tanh(W_g x_t + b_g + U_g h_{t-1} + b'_g)
+        c_t = f * c_{t-1} + i * g;    h_t = o * tanh(c_t)   (then h_t = W_hr h_t when proj_size > 0)
+
+    Args:
+        input_size: features of x.  hidden_size: features of c (and of h without projection).
+        num_layers: stacked layers.  bias: whether the layers have bias_ih and bias_hh.
+        batch_first: x and output are (N, T, features) instead of (T, N, features); states are unaffected.
+        bidirectional: a reverse direction per layer; its outputs follow the forward ones on the last axis.
+        proj_size: if > 0, h is projected to proj_size features by weight_hr (LSTMP).
+        seed: seed or numpy Generator for the initial weights, uniform in +-1/sqrt(hidden_size) as in PyTorch.
+
+    Call: ``model(x, state=None) -> (output, (h_n, c_n))``. x is (T, N, input_size), (N, T, input_size) with
+    batch_first, or unbatched (T, input_size). state is ``(h0, c0)`` with h0 (num_layers*num_directions, N, H_out)
+    and c0 (num_layers*num_directions, N, hidden_size) (no N axis when unbatched), zeros when omitted. output is
+    (T, N, num_directions*H_out) (or batch-first / unbatched like x); h_n and c_n are shaped like h0 and c0, indexed
+    layer*num_directions + direction. H_out is proj_size if > 0, else hidden_size. The whole sequence runs in C++
+    with the GIL released.
+"""
+        + _DTYPE_POLICY
+    )
+
+    def _parameters_changed(self) -> None:
+        # Pack once per change of weights, in the layout of the kernels chosen now; never per call.
+        packed = _core.PackedLstm(
+            active_isa(), self.input_size, self.hidden_size, self.proj_size, self.num_layers, self.num_directions
+        )
+        for layer, direction, suffix in self._cell_keys():
+            packed.pack_cell(layer, direction, *self._cell_parameters(suffix))
+        self._packed = packed
+
+    @property
+    def isa(self) -> str:
+        """The kernel variant this model's weights are packed for."""
+        return self._packed.isa
+
+    def _run(self, x, batch_first, h0, c0):
+        return self._packed.forward(x, batch_first, h0, c0)
+
+
+class LSTMCell(LSTMCellBase):
+    __doc__ = (
+        """One LSTM step with the semantics, shapes and parameter names of ``torch.nn.LSTMCell``.
+
+    ``cell(x, state=None) -> (h, c)`` with x (N, input_size) or (input_size,), state ``(h, c)`` each
+    (N, hidden_size) or (hidden_size,), zeros when omitted. Parameters: weight_ih (4*hidden_size, input_size),
+    weight_hh (4*hidden_size, hidden_size), and with bias, bias_ih and bias_hh (4*hidden_size,).
+"""
+        + _DTYPE_POLICY
+    )
+    _lstm_class = LSTM

@@ -1,0 +1,92 @@
+"""A NumPy reference LSTM, written from the equations for a reader: the oracle of the tests and the baseline of the
+benchmarks. Same API, parameter names and semantics as ``fastlstm.LSTM`` / ``fastlstm.LSTMCell`` (those of
+``torch.nn``), computed in float64 by default, or in any NumPy float dtype given as ``dtype``.
+
+For each layer and direction, at each step t (backwards in time for the reverse direction)::
+
+    gates = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh        # 4H values, in the order i, f, g, o
+    i, f, o = sigmoid(gates_i), sigmoid(gates_f), sigmoid(gates_o);   g = tanh(gates_g)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)                                   # then h_t = W_hr h_t with a projection
+
+The input part ``W_ih x_t + b_ih + b_hh`` does not depend on the recurrence, so it is computed for all steps at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._module import LSTMBase, LSTMCellBase
+
+__all__ = ["LSTM", "LSTMCell", "sigmoid"]
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)); exp overflows to inf for very negative z, which correctly gives 0."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+class LSTM(LSTMBase):
+    """``torch.nn.LSTM`` in NumPy. ``dtype`` (keyword, default float64) is the dtype of parameters and arithmetic."""
+
+    _public_module = "fastlstm.reference"
+
+    def __init__(self, *args, dtype=np.float64, **kwargs) -> None:
+        self._dtype = np.dtype(dtype)
+        if self._dtype.kind != "f":
+            raise TypeError(f"dtype: expected a NumPy float dtype, got {self._dtype}")
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def _run(self, x, batch_first, h0, c0):
+        if batch_first:
+            x = x.transpose(1, 0, 2)
+        steps, batch, _ = x.shape
+        states = self.num_layers * self.num_directions
+        if h0 is None:
+            h0 = np.zeros((states, batch, self.output_size), self._dtype)
+            c0 = np.zeros((states, batch, self.hidden_size), self._dtype)
+        h_n = np.empty_like(h0)
+        c_n = np.empty_like(c0)
+
+        layer_input = x
+        for layer in range(self.num_layers):
+            direction_outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._cell_parameters(suffix)
+                bias = b_ih + b_hh if self.bias else 0.0
+
+                input_part = layer_input @ w_ih.T + bias  # (T, N, 4H)
+                h, c = h0[index], c0[index]
+                output = np.empty((steps, batch, self.output_size), self._dtype)
+                time_steps = range(steps - 1, -1, -1) if direction == 1 else range(steps)
+                for t in time_steps:
+                    gates = input_part[t] + h @ w_hh.T
+                    i, f, g, o = np.split(gates, 4, axis=1)
+                    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+                    c = f * c + i * g
+                    h = o * np.tanh(c)
+                    if w_hr is not None:
+                        h = h @ w_hr.T
+                    output[t] = h
+                direction_outputs.append(output)
+                h_n[index], c_n[index] = h, c
+            layer_input = np.concatenate(direction_outputs, axis=2)
+
+        y = layer_input.transpose(1, 0, 2) if batch_first else layer_input
+        return np.ascontiguousarray(y), h_n, c_n
+
+
+class LSTMCell(LSTMCellBase):
+    """``torch.nn.LSTMCell`` in NumPy; ``dtype`` as for ``LSTM``."""
+
+    _lstm_class = LSTM
+
+    def __init__(self, input_size, hidden_size, bias=True, *, seed=None, dtype=np.float64) -> None:
+        self._lstm = LSTM(input_size, hidden_size, bias=bias, seed=seed, dtype=dtype)
