@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import reference
 from ._core import __version__
-from ._isa import active_isa, available_isas
+from ._isa import active_isa, available_isas, use_isa
 from .lstm import LSTM, LSTMCell
 
-__all__ = ["LSTM", "LSTMCell", "__version__", "active_isa", "available_isas", "reference"]
+__all__ = ["LSTM", "LSTMCell", "__version__", "active_isa", "available_isas", "reference", "use_isa"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from . import _core
 
@@ -38,3 +40,19 @@ _ACTIVE_ISA = _choose_isa()
 def active_isa() -> str:
     """The variant new models use: ``FASTLSTM_ISA`` when set, else the best in ``available_isas()``."""
     return _ACTIVE_ISA
+
+
+@contextlib.contextmanager
+def use_isa(isa: str) -> Iterator[str]:
+    """Within the block, models created or reloaded pack their weights for ``isa`` (one of ``available_isas()``).
+
+    Process-wide, not thread-local: meant for tests and benchmarks that compare variants. A model keeps the variant
+    it was packed for; ``model.isa`` tells which."""
+    global _ACTIVE_ISA
+    if isa not in available_isas():
+        raise ValueError(f"isa: expected one of {available_isas()} (the variants this CPU runs), got {isa!r}")
+    previous, _ACTIVE_ISA = _ACTIVE_ISA, isa
+    try:
+        yield isa
+    finally:
+        _ACTIVE_ISA = previous
