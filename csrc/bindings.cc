@@ -117,6 +117,17 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     return {y, h_n, c_n};
 }
 
+FloatArray activation(const std::string& isa, const std::string& function, const FloatArray& x) {
+    const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+    fastlstm::f32_activation_fn apply = function == "sigmoid" ? kernels.sigmoid
+                                        : function == "tanh"  ? kernels.tanh
+                                                              : nullptr;
+    if (!apply) throw py::value_error("_core: unknown activation '" + function + "'");
+    FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+    apply(x.size(), x.data(), y.mutable_data());
+    return y;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
@@ -126,6 +137,9 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
     m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
     m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
+
+    m.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
+          "The step kernel's sigmoid or tanh of one ISA, applied to an array (for accuracy tests).");
 
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),

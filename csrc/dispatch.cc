@@ -2,20 +2,76 @@
 
 #include <cstring>
 
+#if FASTLSTM_X86_KERNELS
+#if defined(_MSC_VER)
+#include <intrin.h>
+#else
+#include <cpuid.h>
+#endif
+#endif
+
 namespace fastlstm {
 namespace {
 
 bool cpu_runs_portable() { return true; }
 
+#if FASTLSTM_X86_KERNELS
+struct CpuidRegisters {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+CpuidRegisters cpuid(unsigned leaf, unsigned subleaf) {
+    CpuidRegisters r;
+#if defined(_MSC_VER)
+    int regs[4];
+    __cpuidex(regs, static_cast<int>(leaf), static_cast<int>(subleaf));
+    r.eax = regs[0], r.ebx = regs[1], r.ecx = regs[2], r.edx = regs[3];
+#else
+    if (!__get_cpuid_count(leaf, subleaf, &r.eax, &r.ebx, &r.ecx, &r.edx)) return CpuidRegisters{};
+#endif
+    return r;
+}
+
+// Which register states the operating system saves on context switches (XCR0). Without OS support the
+// instructions fault even when CPUID lists them.
+unsigned long long os_saved_states() {
+    if (!(cpuid(1, 0).ecx & (1u << 27))) return 0;  // no OSXSAVE: XGETBV is unavailable
+#if defined(_MSC_VER)
+    return _xgetbv(0);
+#else
+    unsigned eax = 0, edx = 0;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return (static_cast<unsigned long long>(edx) << 32) | eax;
+#endif
+}
+
+constexpr unsigned long long kXmmYmmState = 0x6;      // SSE and AVX registers
+constexpr unsigned long long kZmmState = 0xE0;        // opmask registers and the upper halves of zmm0-31
+
+bool cpu_runs_avx2() {
+    const CpuidRegisters leaf1 = cpuid(1, 0), leaf7 = cpuid(7, 0);
+    const bool fma = leaf1.ecx & (1u << 12), avx = leaf1.ecx & (1u << 28), avx2 = leaf7.ebx & (1u << 5);
+    return fma && avx && avx2 && (os_saved_states() & kXmmYmmState) == kXmmYmmState;
+}
+
+bool cpu_runs_avx512() {
+    const bool avx512f = cpuid(7, 0).ebx & (1u << 16);
+    const unsigned long long needed = kXmmYmmState | kZmmState;
+    return cpu_runs_avx2() && avx512f && (os_saved_states() & needed) == needed;
+}
+#endif
+
 const KernelSet kKernelSets[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gemm, step, cpu_check) {#isa, hidden_block, gemm, step},
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check)                                       \
+    {#isa, hidden_block, f32_gemm_panels__##suffix, f32_lstm_step__##suffix, f32_sigmoid__##suffix, \
+     f32_tanh__##suffix},
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };
 
 using CpuCheck = bool (*)();
 const CpuCheck kCpuChecks[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gemm, step, cpu_check) cpu_check,
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check) cpu_check,
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };

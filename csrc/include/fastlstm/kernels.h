@@ -49,18 +49,27 @@ struct LstmStepArgs {
 };
 using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
 
+// y[i] = sigmoid(x[i]) or tanh(x[i]) for i in [0, n): the activations the step kernel inlines, as arrays, so that
+// their accuracy can be tested on their own.
+using f32_activation_fn = void (*)(int64_t n, const float* x, float* y);
+
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
     const char* isa;        // "portable", "avx2", "avx512"
     int64_t hidden_block;   // hidden units per gate panel; fixes the packed layout
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
+    f32_activation_fn sigmoid;
+    f32_activation_fn tanh;
 };
 
 // Declarations of every variant, from the table.
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gemm, step, cpu_check) \
-    void gemm(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, const float*, float*, int64_t); \
-    void step(const LstmStepArgs&);
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check)                                             \
+    void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,         \
+                                   const float*, float*, int64_t);                                                 \
+    void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
+    void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
+    void f32_tanh__##suffix(int64_t, const float*, float*);
 #include "../../kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 

@@ -1,0 +1,27 @@
+// The AVX2 variants of the kernel families: the *-inl.h bodies compiled with -mavx2 -mfma (this file only).
+// hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for accumulators.
+#include "fastlstm/kernels.h"
+#include "simd_avx2.h"
+
+#define FASTLSTM_ISA_NAMESPACE avx2
+#include "f32_activations-inl.h"
+#include "f32_gemm_panels-inl.h"
+#include "f32_lstm_step-inl.h"
+
+namespace fastlstm {
+
+void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
+                           int64_t panel_width, const float* init, float* C, int64_t ldc) {
+    if (panel_width == 4 * avx2::Simd::kLanes)  // gate panels: 3 rows x 4 vectors
+        avx2::gemm_panels<3, 1, 4>(M, N, K, A, lda, panels, init, C, ldc);
+    else  // projection panels, one vector wide: 3 rows x 4 panels
+        avx2::gemm_panels<3, 4, 1>(M, N, K, A, lda, panels, init, C, ldc);
+}
+
+void f32_lstm_step__avx2(const LstmStepArgs& args) { avx2::lstm_step<3, 12>(args); }
+
+void f32_sigmoid__avx2(int64_t n, const float* x, float* y) { avx2::sigmoid_array(n, x, y); }
+
+void f32_tanh__avx2(int64_t n, const float* x, float* y) { avx2::tanh_array(n, x, y); }
+
+}  // namespace fastlstm

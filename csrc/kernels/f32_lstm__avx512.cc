@@ -1,0 +1,27 @@
+// The AVX-512 variants of the kernel families: the *-inl.h bodies compiled with -mavx512f (this file only).
+// hidden_block 16: one zmm per gate per panel. Tiles use at most 24 of the 32 vector registers for accumulators.
+#include "fastlstm/kernels.h"
+#include "simd_avx512.h"
+
+#define FASTLSTM_ISA_NAMESPACE avx512
+#include "f32_activations-inl.h"
+#include "f32_gemm_panels-inl.h"
+#include "f32_lstm_step-inl.h"
+
+namespace fastlstm {
+
+void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
+                             int64_t panel_width, const float* init, float* C, int64_t ldc) {
+    if (panel_width == 4 * avx512::Simd::kLanes)  // gate panels: 6 rows x 4 vectors
+        avx512::gemm_panels<6, 1, 4>(M, N, K, A, lda, panels, init, C, ldc);
+    else  // projection panels, one vector wide: 6 rows x 4 panels
+        avx512::gemm_panels<6, 4, 1>(M, N, K, A, lda, panels, init, C, ldc);
+}
+
+void f32_lstm_step__avx512(const LstmStepArgs& args) { avx512::lstm_step<3, 24>(args); }
+
+void f32_sigmoid__avx512(int64_t n, const float* x, float* y) { avx512::sigmoid_array(n, x, y); }
+
+void f32_tanh__avx512(int64_t n, const float* x, float* y) { avx512::tanh_array(n, x, y); }
+
+}  // namespace fastlstm

@@ -1,0 +1,89 @@
+// The fused LSTM step (see kernels.h for the contract), written once over the Simd interface and compiled per ISA.
+// Include after f32_activations-inl.h. hidden_block = Simd::kLanes: one vector per gate per panel.
+//
+// Register tile: kRows batch rows x kPanels panels x 4 gates. The accumulators start from the precomputed input
+// part (bias included), take h_prev . W_hh one k at a time (a single chain per element, so the summation order
+// does not depend on the tile shape, the batch size or the thread split), and go straight through the activations
+// into c and h.
+
+namespace fastlstm {
+namespace FASTLSTM_ISA_NAMESPACE {
+
+template <int kRows, int kPanels>
+inline void lstm_step_tile(const LstmStepArgs& a, int64_t panel, int64_t row) {
+    constexpr int64_t L = Simd::kLanes;
+    constexpr int64_t kWidth = 4 * L;
+    const int64_t K = a.recurrent_size;
+    const float* weights = a.recurrent_panels + panel * K * kWidth;
+
+    V acc[kRows][kPanels][4];
+    for (int r = 0; r < kRows; ++r)
+        for (int p = 0; p < kPanels; ++p)
+            for (int g = 0; g < 4; ++g)
+                acc[r][p][g] = Simd::load(a.gates_in + (row + r) * a.gates_in_stride + (panel + p) * kWidth + g * L);
+    for (int64_t k = 0; k < K; ++k) {
+        V h[kRows];
+        for (int r = 0; r < kRows; ++r) h[r] = Simd::set1(a.h_prev[(row + r) * a.h_prev_stride + k]);
+        for (int p = 0; p < kPanels; ++p)
+            for (int g = 0; g < 4; ++g) {
+                const V w = Simd::load(weights + p * K * kWidth + k * kWidth + g * L);
+                for (int r = 0; r < kRows; ++r) acc[r][p][g] = Simd::fmadd(h[r], w, acc[r][p][g]);
+            }
+    }
+    for (int r = 0; r < kRows; ++r)
+        for (int p = 0; p < kPanels; ++p) {
+            const int64_t unit = (panel + p) * L;
+            const int64_t units = a.hidden_size - unit < L ? a.hidden_size - unit : L;
+            float* c_ptr = a.c + (row + r) * a.c_stride + unit;
+            float* h_ptr = a.h_out + (row + r) * a.h_out_stride + unit;
+            const V input_gate = sigmoid_f32(acc[r][p][0]);
+            const V forget_gate = sigmoid_f32(acc[r][p][1]);
+            const V candidate = tanh_f32(acc[r][p][2]);
+            const V output_gate = sigmoid_f32(acc[r][p][3]);
+            const V c_prev = units == L ? Simd::load(c_ptr) : Simd::load_first(c_ptr, units);
+            const V c = Simd::fmadd(forget_gate, c_prev, Simd::mul(input_gate, candidate));
+            const V h = Simd::mul(output_gate, tanh_f32(c));
+            if (units == L) {
+                Simd::store(c_ptr, c);
+                Simd::store(h_ptr, h);
+            } else {
+                Simd::store_first(c_ptr, c, units);
+                Simd::store_first(h_ptr, h, units);
+            }
+        }
+}
+
+// A tile of kRows rows over `count` panels from `panel`: kPanels at a time, then one at a time.
+template <int kRows, int kPanels>
+inline void lstm_step_panels(const LstmStepArgs& a, int64_t panel, int64_t count, int64_t row) {
+    int64_t p = 0;
+    if constexpr (kPanels == 2)
+        for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2>(a, panel + p, row);
+    for (; p < count; ++p) lstm_step_tile<kRows, 1>(a, panel + p, row);
+}
+
+// Two panels per tile when the accumulators (4 gates x rows x panels) fit in kMaxAccumulators registers.
+constexpr int panels_per_tile(int rows, int max_accumulators) { return 4 * rows * 2 <= max_accumulators ? 2 : 1; }
+
+// Panels in pairs (the outer loop, so that a pair's weights are reused by every row block while in cache), rows in
+// blocks of up to kMaxRows (at most 4), each block handed to the tile of exactly its height.
+template <int kMaxRows, int kMaxAccumulators>
+inline void lstm_step(const LstmStepArgs& a) {
+    static_assert(kMaxRows >= 1 && kMaxRows <= 4, "tile heights 1 to 4");
+    for (int64_t panel = a.panel_begin; panel < a.panel_end; panel += 2) {
+        const int64_t count = a.panel_end - panel < 2 ? a.panel_end - panel : 2;
+        for (int64_t row = 0; row < a.batch; row += kMaxRows) {
+            const int64_t rows = a.batch - row < kMaxRows ? a.batch - row : kMaxRows;
+            if (rows == 1) lstm_step_panels<1, panels_per_tile(1, kMaxAccumulators)>(a, panel, count, row);
+            if constexpr (kMaxRows >= 2)
+                if (rows == 2) lstm_step_panels<2, panels_per_tile(2, kMaxAccumulators)>(a, panel, count, row);
+            if constexpr (kMaxRows >= 3)
+                if (rows == 3) lstm_step_panels<3, panels_per_tile(3, kMaxAccumulators)>(a, panel, count, row);
+            if constexpr (kMaxRows >= 4)
+                if (rows == 4) lstm_step_panels<4, panels_per_tile(4, kMaxAccumulators)>(a, panel, count, row);
+        }
+    }
+}
+
+}  // namespace FASTLSTM_ISA_NAMESPACE
+}  // namespace fastlstm

@@ -1,0 +1,54 @@
+// The vector operations the kernels use, for AVX2 with FMA (8 float lanes); see simd_avx512.h.
+// Compile with -mavx2 -mfma.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastlstm {
+namespace avx2 {
+
+struct Simd {
+    using V = __m256;
+    using Mask = __m256;
+    static constexpr int64_t kLanes = 8;
+
+    static V zero() { return _mm256_setzero_ps(); }
+    static V set1(float x) { return _mm256_set1_ps(x); }
+    static V load(const float* p) { return _mm256_loadu_ps(p); }
+    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    // The first n lanes (0 <= n <= kLanes); the others read as 0 and are not written.
+    static __m256i first(int64_t n) {
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    static V load_first(const float* p, int64_t n) { return _mm256_maskload_ps(p, first(n)); }
+    static void store_first(float* p, V v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
+
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+    static V div(V a, V b) { return _mm256_div_ps(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
+    // max/min return b when either operand is NaN: call them as max(bound, x) so that NaN in x survives.
+    static V max(V a, V b) { return _mm256_max_ps(a, b); }
+    static V min(V a, V b) { return _mm256_min_ps(a, b); }
+    static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+    static V copysign(V magnitude, V sign) {
+        const V sign_bit = _mm256_set1_ps(-0.0f);
+        return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude), _mm256_and_ps(sign_bit, sign));
+    }
+    static V round_nearest(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+    // a * 2^n for integral n in [-126, 127]: n goes straight into the exponent field. A NaN n gives a garbage
+    // scale, but then a is NaN too (it came from the same input) and the product stays NaN.
+    static V scale_by_pow2(V a, V n) {
+        const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+        return _mm256_mul_ps(a, _mm256_castsi256_ps(exponent));
+    }
+    static Mask less(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+    static V select(Mask m, V if_true, V if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+};
+
+}  // namespace avx2
+}  // namespace fastlstm

@@ -1,0 +1,49 @@
+// The vector operations the kernels use, for AVX-512 (16 float lanes). The same interface exists for every ISA
+// (simd_avx2.h), so the kernel bodies in *-inl.h read the same for all of them. Compile with -mavx512f.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastlstm {
+namespace avx512 {
+
+struct Simd {
+    using V = __m512;
+    using Mask = __mmask16;
+    static constexpr int64_t kLanes = 16;
+
+    static V zero() { return _mm512_setzero_ps(); }
+    static V set1(float x) { return _mm512_set1_ps(x); }
+    static V load(const float* p) { return _mm512_loadu_ps(p); }
+    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+    // The first n lanes (0 <= n <= kLanes); the others read as 0 and are not written.
+    static Mask first(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
+    static V load_first(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
+    static void store_first(float* p, V v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+    static V div(V a, V b) { return _mm512_div_ps(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }    // a*b + c, one rounding
+    static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a*b, one rounding
+    // max/min return b when either operand is NaN: call them as max(bound, x) so that NaN in x survives.
+    static V max(V a, V b) { return _mm512_max_ps(a, b); }
+    static V min(V a, V b) { return _mm512_min_ps(a, b); }
+    static V abs(V a) { return _mm512_abs_ps(a); }
+    static V copysign(V magnitude, V sign) {
+        const __m512i sign_bit = _mm512_set1_epi32(INT32_MIN);
+        return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign_bit, _mm512_castps_si512(sign),
+                                                             _mm512_castps_si512(magnitude), 0xCA));  // sign_bit ? sign : magnitude
+    }
+    static V round_nearest(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+    // a * 2^n for integral n in [-126, 127].
+    static V scale_by_pow2(V a, V n) { return _mm512_scalef_ps(a, n); }
+    static Mask less(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+    static V select(Mask m, V if_true, V if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+};
+
+}  // namespace avx512
+}  // namespace fastlstm
