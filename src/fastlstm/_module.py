@@ -13,6 +13,13 @@ from ._checks import check_bool, check_int, check_shape, real_array, shape_text
 _GATES = 4  # i, f, g, o
 
 
+def _describe(value: Any) -> str:
+    """'tuple of length 3', 'ndarray', ...: what a caller passed instead of a pair."""
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return type(value).__name__
+
+
 class LSTMBase:
     """Parameters and call conventions of ``torch.nn.LSTM``; see ``fastlstm.LSTM`` for the documentation."""
 
@@ -164,7 +171,7 @@ class LSTMBase:
         h0 = c0 = None
         if state is not None:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"state: expected a pair (h0, c0) or None, got {type(state).__name__}")
+                raise TypeError(f"state: expected a pair (h0, c0) or None, got {_describe(state)}")
             h0 = real_array(state[0], "state[0] (h0)")
             c0 = real_array(state[1], "state[1] (c0)")
             hint = f"num_layers*num_directions, {'' if unbatched else 'batch, '}size"
@@ -172,15 +179,20 @@ class LSTMBase:
             check_shape(c0, c_shape[::2] if unbatched else c_shape, "state[1] (c0)", hint=hint)
             if unbatched:
                 h0, c0 = h0[:, None, :], c0[:, None, :]
-            h0 = np.ascontiguousarray(h0, dtype=self._dtype)
-            c0 = np.ascontiguousarray(c0, dtype=self._dtype)
+            h0, c0 = self._convert(h0), self._convert(c0)
 
-        y, h_n, c_n = self._run(np.ascontiguousarray(x3, dtype=self._dtype), batch_first, h0, c0)
+        y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0)
         if unbatched:
             y, h_n, c_n = y[:, 0, :], h_n[:, 0, :], c_n[:, 0, :]
         return y, (h_n, c_n)
 
     forward = __call__
+
+    def _convert(self, array: np.ndarray) -> np.ndarray:
+        """C-contiguous in the compute dtype, copied only when needed. Values beyond the float32 range become +-inf,
+        as a float32 cast defines (no warning)."""
+        with np.errstate(over="ignore"):
+            return np.ascontiguousarray(array, dtype=self._dtype)
 
     def _run(
         self, x: np.ndarray, batch_first: bool, h0: np.ndarray | None, c0: np.ndarray | None
@@ -257,7 +269,7 @@ class LSTMCellBase:
         lstm_state = None
         if state is not None:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"state: expected a pair (h, c) or None, got {type(state).__name__}")
+                raise TypeError(f"state: expected a pair (h, c) or None, got {_describe(state)}")
             expected = (self.hidden_size,) if unbatched else (x2.shape[0], self.hidden_size)
             h0 = real_array(state[0], "state[0] (h)")
             c0 = real_array(state[1], "state[1] (c)")

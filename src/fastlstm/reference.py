@@ -43,6 +43,12 @@ class LSTM(LSTMBase):
         return self._dtype
 
     def _run(self, x, batch_first, h0, c0):
+        # NaN and inf in the data propagate through the equations (inf - inf in a product gives NaN) without
+        # warnings, as in the C++ kernels.
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self._equations(x, batch_first, h0, c0)
+
+    def _equations(self, x, batch_first, h0, c0):
         if batch_first:
             x = x.transpose(1, 0, 2)
         steps, batch, _ = x.shape
