@@ -83,7 +83,7 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
 
 std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
                                                        const std::optional<FloatArray>& h0,
-                                                       const std::optional<FloatArray>& c0) {
+                                                       const std::optional<FloatArray>& c0, int threads) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     if (x.ndim() != 3 || x.shape(2) != g.input_size) throw py::value_error("_core: x has the wrong shape");
     const int64_t T = batch_first ? x.shape(1) : x.shape(0);
@@ -110,9 +110,11 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     args.c0 = c0 ? c0->data() : nullptr;
     args.h_n = h_n.mutable_data();
     args.c_n = c_n.mutable_data();
+    args.state_rows = B;
+    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
     {
         py::gil_scoped_release release;
-        lstm.forward(args);
+        lstm.forward(args, threads);
     }
     return {y, h_n, c_n};
 }
@@ -150,6 +152,9 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
              py::arg("w_hh").noconvert(), py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(),
              py::arg("w_hr").noconvert(), "Packs the weights of one layer and direction (PyTorch layout).")
         .def("forward", &forward, py::arg("x").noconvert(), py::arg("batch_first"), py::arg("h0").noconvert(),
-             py::arg("c0").noconvert(),
-             "Runs the sequence; returns (y, h_n, c_n). x is (T, B, I), or (B, T, I) when batch_first.");
+             py::arg("c0").noconvert(), py::arg("threads"),
+             "Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).\n"
+             "x is (T, B, I), or (B, T, I) when batch_first.")
+        .def("automatic_threads", &PackedLstm::automatic_threads, py::arg("steps"), py::arg("batch"),
+             "The number of threads forward() uses with threads=0.");
 }

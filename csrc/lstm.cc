@@ -2,7 +2,16 @@
 #include "fastlstm/lstm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <thread>
+#include <vector>
+
+#include "fastlstm/thread_pool.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
 
 namespace fastlstm {
 namespace {
@@ -54,10 +63,37 @@ void pack_projection_panels(const float* w_hr, int64_t proj, int64_t hidden, int
             }
 }
 
-void copy_rows(const float* src, int64_t src_stride, int64_t rows, int64_t columns, float* dst) {
-    for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(dst + r * columns, src + r * src_stride, static_cast<std::size_t>(columns) * sizeof(float));
+// Copies columns [begin, end) of `rows` rows (a null source means zeros).
+void copy_columns(const float* src, int64_t src_stride, int64_t rows, int64_t begin, int64_t end, float* dst,
+                  int64_t dst_stride) {
+    const std::size_t bytes = static_cast<std::size_t>(end - begin) * sizeof(float);
+    for (int64_t r = 0; r < rows; ++r) {
+        if (src)
+            std::memcpy(dst + r * dst_stride + begin, src + r * src_stride + begin, bytes);
+        else
+            std::memset(dst + r * dst_stride + begin, 0, bytes);
+    }
 }
+
+// [begin, end) of `count` items for member `index` of a team of `size`: contiguous, balanced, fixed for the call.
+void share(int64_t count, int index, int size, int64_t* begin, int64_t* end) {
+    *begin = count * index / size;
+    *end = count * (index + 1) / size;
+}
+
+// Denormal floats flushed to zero (and read as zero) while the kernels run on this thread: an LSTM's decaying c
+// and h can reach the denormal range, where x86 arithmetic is up to a hundred times slower. Values below 1.2e-38
+// change by less than that absolutely; NaN and inf are unaffected.
+class FlushDenormals {
+   public:
+#if defined(__x86_64__) || defined(_M_X64)
+    FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040u); }  // FTZ (bit 15) and DAZ (bit 6)
+    ~FlushDenormals() { _mm_setcsr(saved_); }
+
+   private:
+    unsigned saved_;
+#endif
+};
 
 }  // namespace
 
@@ -81,6 +117,8 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     pack_gate_panels(w.w_ih, hidden, input, block, packed.input_panels.data());
     pack_gate_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_panels.data());
     pack_gate_bias(w.b_ih, w.b_hh, hidden, block, packed.bias.data());
+    packed.recurrent_finite = true;
+    for (int64_t i = 0; i < 4 * hidden * recurrent; ++i) packed.recurrent_finite &= std::isfinite(w.w_hh[i]);
     if (geometry_.proj_size > 0) {
         packed.projection_panels = AlignedFloats(ceil_div(geometry_.proj_size, block) * block * hidden);
         pack_projection_panels(w.w_hr, geometry_.proj_size, hidden, block, packed.projection_panels.data());
@@ -88,104 +126,230 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     cells_[layer * geometry_.num_directions + direction] = std::move(packed);
 }
 
-// gates_in[(t - t_begin) * batch + b] = bias + in[t, b] . w_ih^T for t in [t_begin, t_end): one matrix product
-// when the sequence is time-major in memory, one per batch row (each over all the chunk's steps) otherwise.
+
+// A group of threads working on the same directions, with their barrier.
+struct PackedLstm::Team {
+    int index;
+    int size;
+    SpinBarrier* barrier;
+    void sync() const { barrier->arrive_and_wait(size); }
+};
+
+// Per-group scratch: the input projection of a chunk of steps, and o * tanh(c) before the projection.
+struct PackedLstm::Workspace {
+    AlignedFloats gates_in;
+    AlignedFloats hidden_scratch;
+};
+
+int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch) const {
+    const int64_t per_step = std::max<int64_t>(1, batch * gate_width());
+    return std::max<int64_t>(1, std::min<int64_t>(steps, kMaxProjectionFloats / per_step));
+}
+
+PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch) const {
+    Workspace workspace;
+    workspace.gates_in = AlignedFloats(chunk_steps(steps, batch) * batch * gate_width());
+    if (geometry_.proj_size > 0) workspace.hidden_scratch = AlignedFloats(batch * geometry_.hidden_size);
+    return workspace;
+}
+
+// gates_in[(t - t_begin) * batch + b] = bias + in[t, b] . w_ih^T for t in [t_begin, t_end), over the columns of
+// panels [panel_begin, panel_end): one matrix product when the sequence is time-major in memory, one per batch row
+// (each over all the chunk's steps) otherwise.
 void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
-                                int64_t t_begin, int64_t t_end, float* gates_in) const {
+                                int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
+                                float* gates_in) const {
     const int64_t width = gate_width();
     const int64_t panel_width = kGates * kernels_.hidden_block;
+    const int64_t columns = (panel_end - panel_begin) * panel_width;
+    if (columns == 0) return;
+    const float* panels = cell.input_panels.data() + panel_begin * layer_input_size * panel_width;
+    const float* bias = cell.bias.data() + panel_begin * panel_width;
+    float* out = gates_in + panel_begin * panel_width;
     const float* first = in.data + t_begin * in.time_stride;
     if (in.time_stride == batch * in.batch_stride) {
-        kernels_.gemm_panels((t_end - t_begin) * batch, width, layer_input_size, first, in.batch_stride,
-                             cell.input_panels.data(), panel_width, cell.bias.data(), gates_in, width);
+        kernels_.gemm_panels((t_end - t_begin) * batch, columns, layer_input_size, first, in.batch_stride, panels,
+                             panel_width, bias, out, width);
         return;
     }
     for (int64_t b = 0; b < batch; ++b)
-        kernels_.gemm_panels(t_end - t_begin, width, layer_input_size, first + b * in.batch_stride, in.time_stride,
-                             cell.input_panels.data(), panel_width, cell.bias.data(), gates_in + b * width,
-                             batch * width);
+        kernels_.gemm_panels(t_end - t_begin, columns, layer_input_size, first + b * in.batch_stride,
+                             in.time_stride, panels, panel_width, bias, out + b * width, batch * width);
 }
 
-void PackedLstm::forward(const ForwardArgs& args) const {
+// One layer and direction over the whole sequence. The team splits the hidden units: each member owns the same
+// panels at every step (so its share of the recurrent weights stays in its own cache), computes the input
+// projection of exactly those panels, and meets the others once per step (twice with a projection), when h_t is
+// complete.
+void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
+                               float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
+                               Workspace& workspace) const {
     const LstmGeometry& g = geometry_;
-    const int64_t T = args.steps;
-    const int64_t B = args.batch;
-    const int64_t H = g.hidden_size;
-    const int64_t out_size = g.output_size();
-    const int64_t D = g.num_directions;
-    const int64_t layer_out_width = D * out_size;
+    const int64_t T = args.steps, B = args.batch, H = g.hidden_size, out_size = g.output_size();
+    const int64_t block = kernels_.hidden_block;
+    const int64_t cell_index = layer * g.num_directions + direction;
+    const PackedCell& cell = cells_[cell_index];
+    const bool reverse = direction == 1;
+
+    int64_t panel_begin, panel_end, proj_begin, proj_end;
+    share(num_panels(), team.index, team.size, &panel_begin, &panel_end);
+    share(ceil_div(g.proj_size, block), team.index, team.size, &proj_begin, &proj_end);
+
+    float* c = args.c_n + cell_index * args.state_rows * H;
+    const float* c0 = args.c0 ? args.c0 + cell_index * args.state_rows * H : nullptr;
+    copy_columns(c0, H, B, std::min(H, panel_begin * block), std::min(H, panel_end * block), c, H);
+
+    LstmStepArgs step;
+    step.batch = B;
+    step.hidden_size = H;
+    step.recurrent_size = out_size;
+    step.panel_begin = panel_begin;
+    step.panel_end = panel_end;
+    const bool zero_start = args.h0 == nullptr;
+    static const float kZero[1] = {0.0f};
+    step.h_prev = zero_start ? kZero : args.h0 + cell_index * args.state_rows * out_size;
+    step.h_prev_stride = zero_start ? 0 : out_size;
+    step.gates_in_stride = gate_width();
+    step.recurrent_panels = cell.recurrent_panels.data();
+    step.c = c;
+    step.c_stride = H;
+    // From a zero state the first recurrent product is zero: skip it, unless the weights hold inf or NaN, whose
+    // product with 0 is NaN.
+    if (zero_start && cell.recurrent_finite) step.recurrent_size = 0;
+
+    const int64_t chunk = chunk_steps(T, B);
     const int64_t width = gate_width();
-    const int64_t chunk_steps = std::max<int64_t>(1, std::min<int64_t>(T, kMaxProjectionFloats / std::max<int64_t>(1, B * width)));
-
-    // Workspace, allocated once for the call.
-    AlignedFloats gates_in(chunk_steps * B * width);
-    AlignedFloats hidden_scratch(g.proj_size > 0 ? B * H : 0);  // o * tanh(c) before the projection
-    AlignedFloats zero_state(args.h0 ? 0 : B * out_size);
-    zero_state.fill_zero();
-    const int64_t between_layers = std::min<int64_t>(g.num_layers - 1, 2);
-    AlignedFloats layer_buffers[2];
-    for (int64_t i = 0; i < between_layers; ++i) layer_buffers[i] = AlignedFloats(T * B * layer_out_width);
-
-    for (int64_t layer = 0; layer < g.num_layers; ++layer) {
-        const Sequence in = layer == 0
-                                ? Sequence{args.x, args.x_time_stride, args.x_batch_stride}
-                                : Sequence{layer_buffers[(layer - 1) % 2].data(), B * layer_out_width, layer_out_width};
-        const bool last_layer = layer == g.num_layers - 1;
-        float* out = last_layer ? args.y : layer_buffers[layer % 2].data();
-        const int64_t out_time_stride = last_layer ? args.y_time_stride : B * layer_out_width;
-        const int64_t out_batch_stride = last_layer ? args.y_batch_stride : layer_out_width;
-
-        for (int64_t direction = 0; direction < D; ++direction) {
-            const int64_t cell_index = layer * D + direction;
-            const PackedCell& cell = cells_[cell_index];
-            const bool reverse = direction == 1;
-
-            float* c = args.c_n + cell_index * B * H;
-            if (args.c0)
-                std::memcpy(c, args.c0 + cell_index * B * H, static_cast<std::size_t>(B * H) * sizeof(float));
-            else
-                std::memset(c, 0, static_cast<std::size_t>(B * H) * sizeof(float));
-
-            LstmStepArgs step;
-            step.batch = B;
-            step.hidden_size = H;
-            step.recurrent_size = out_size;
-            step.panel_begin = 0;
-            step.panel_end = num_panels();
-            step.h_prev = args.h0 ? args.h0 + cell_index * B * out_size : zero_state.data();
-            step.h_prev_stride = out_size;
-            step.gates_in_stride = width;
-            step.recurrent_panels = cell.recurrent_panels.data();
-            step.c = c;
-            step.c_stride = H;
-
-            for (int64_t chunk = 0; chunk < T; chunk += chunk_steps) {
-                const int64_t t_begin = reverse ? std::max<int64_t>(0, T - chunk - chunk_steps) : chunk;
-                const int64_t t_end = reverse ? T - chunk : std::min(T, chunk + chunk_steps);
-                project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, gates_in.data());
-                for (int64_t i = 0; i < t_end - t_begin; ++i) {
-                    const int64_t t = reverse ? t_end - 1 - i : t_begin + i;
-                    float* h_dst = out + t * out_time_stride + direction * out_size;
-                    step.gates_in = gates_in.data() + (t - t_begin) * B * width;
-                    if (g.proj_size > 0) {
-                        step.h_out = hidden_scratch.data();
-                        step.h_out_stride = H;
-                        kernels_.lstm_step(step);
-                        kernels_.gemm_panels(B, g.proj_size, H, hidden_scratch.data(), H,
-                                             cell.projection_panels.data(), kernels_.hidden_block, nullptr, h_dst,
-                                             out_batch_stride);
-                    } else {
-                        step.h_out = h_dst;
-                        step.h_out_stride = out_batch_stride;
-                        kernels_.lstm_step(step);
-                    }
-                    step.h_prev = h_dst;
-                    step.h_prev_stride = out_batch_stride;
-                }
+    for (int64_t done = 0; done < T; done += chunk) {
+        const int64_t t_begin = reverse ? std::max<int64_t>(0, T - done - chunk) : done;
+        const int64_t t_end = reverse ? T - done : std::min(T, done + chunk);
+        project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, panel_begin, panel_end,
+                       workspace.gates_in.data());
+        for (int64_t i = 0; i < t_end - t_begin; ++i) {
+            const int64_t t = reverse ? t_end - 1 - i : t_begin + i;
+            float* h_dst = out + t * out_time_stride + direction * out_size;
+            step.gates_in = workspace.gates_in.data() + (t - t_begin) * B * width;
+            if (g.proj_size > 0) {
+                step.h_out = workspace.hidden_scratch.data();
+                step.h_out_stride = H;
+                kernels_.lstm_step(step);
+                team.sync();
+                kernels_.gemm_panels(B, std::min(g.proj_size, proj_end * block) - proj_begin * block, H,
+                                     workspace.hidden_scratch.data(), H,
+                                     cell.projection_panels.data() + proj_begin * block * H, block, nullptr,
+                                     h_dst + proj_begin * block, out_batch_stride);
+            } else {
+                step.h_out = h_dst;
+                step.h_out_stride = out_batch_stride;
+                kernels_.lstm_step(step);
             }
-            copy_rows(step.h_prev, step.h_prev_stride, B, out_size, args.h_n + cell_index * B * out_size);
+            team.sync();
+            step.h_prev = h_dst;
+            step.h_prev_stride = out_batch_stride;
+            step.recurrent_size = out_size;
         }
     }
+    // h_n: the last h written (or h0 when T = 0); complete since the last sync.
+    float* h_n = args.h_n + cell_index * args.state_rows * out_size;
+    int64_t column_begin, column_end;
+    share(out_size, team.index, team.size, &column_begin, &column_end);
+    if (T > 0)
+        copy_columns(step.h_prev, step.h_prev_stride, B, column_begin, column_end, h_n, out_size);
+    else
+        copy_columns(zero_start ? nullptr : step.h_prev, out_size, B, column_begin, column_end, h_n, out_size);
+}
+
+// All layers. With two groups, group 0 runs the forward and group 1 the reverse direction of each layer at the
+// same time; otherwise the group runs the directions one after the other. Everyone meets between layers.
+void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id,
+                            int groups, Workspace& workspace, float* const layer_buffers[2]) const {
+    FlushDenormals flush_denormals;
+    const LstmGeometry& g = geometry_;
+    const int64_t layer_width = g.num_directions * g.output_size();
+    const int64_t buffer_time_stride = args.state_rows * layer_width;  // layer buffers hold all rows of the call
+    for (int64_t layer = 0; layer < g.num_layers; ++layer) {
+        const Sequence in = layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride}
+                                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width};
+        const bool last = layer == g.num_layers - 1;
+        float* out = last ? args.y : layer_buffers[layer % 2];
+        const int64_t out_time_stride = last ? args.y_time_stride : buffer_time_stride;
+        const int64_t out_batch_stride = last ? args.y_batch_stride : layer_width;
+        for (int64_t direction = 0; direction < g.num_directions; ++direction)
+            if (groups == 1 || direction == group_id)
+                run_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, group, workspace);
+        if (!last) everyone.sync();
+    }
+}
+
+int PackedLstm::automatic_threads(int64_t steps, int64_t batch) const {
+    const int64_t hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const LstmGeometry& g = geometry_;
+    if (steps == 0 || batch == 0) return 1;
+    // Each thread gets at least 2^16 multiply-adds of a recurrent step: below that a step share takes well under
+    // a microsecond and the barrier per step costs more than the thread saves. The two directions of a layer
+    // need no barrier between them, so they always get a thread each.
+    const int64_t step_work = batch * 4 * g.hidden_size * g.output_size();
+    const int64_t by_work = std::max<int64_t>(1, step_work >> 16) * (g.num_directions == 2 ? 2 : 1);
+    return static_cast<int>(std::min(hardware, std::max<int64_t>(by_work, g.num_directions)));
+}
+
+void PackedLstm::forward(const ForwardArgs& args, int threads) const {
+    // More threads than cores would make every barrier wait for a descheduled thread.
+    const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    threads = threads <= 0 ? automatic_threads(args.steps, args.batch) : std::min(threads, hardware);
+    const LstmGeometry& g = geometry_;
+    const int64_t B = args.batch;
+    const int64_t layer_width = g.num_directions * g.output_size();
+
+    // Split the batch when every member gets rows and the recurrent weights fit in a core's cache anyway: then
+    // the members never wait for each other. Otherwise split the hidden units (and the directions).
+    const int64_t recurrent_bytes = 16 * g.hidden_size * g.output_size();
+    const bool split_batch = threads > 1 && B >= 4 * threads && recurrent_bytes <= (int64_t{1} << 20);
+
+    // Workspace, allocated before any thread starts so that an allocation failure is an exception of this thread.
+    // With a batch split, slot 0 is sized for the whole batch: the pool may give us a team of one.
+    const int slots = split_batch ? threads : (g.num_directions == 2 && threads > 1 ? 2 : 1);
+    std::vector<Workspace> workspaces;
+    workspaces.reserve(slots);
+    for (int s = 0; s < slots; ++s) {
+        int64_t row_begin = 0, row_end = B;
+        if (split_batch && s > 0) share(B, s, threads, &row_begin, &row_end);
+        workspaces.push_back(make_workspace(args.steps, row_end - row_begin));
+    }
+    AlignedFloats buffers[2];
+    for (int64_t i = 0; i < std::min<int64_t>(g.num_layers - 1, 2); ++i)
+        buffers[i] = AlignedFloats(args.steps * B * layer_width);
+    float* const layer_buffers[2] = {buffers[0].data(), buffers[1].data()};
+
+    SpinBarrier everyone_barrier, group_barriers[2];
+    ThreadPool::shared().run(threads, [&](int index, int size) {
+        if (split_batch && size > 1) {
+            int64_t row_begin, row_end;
+            share(B, index, size, &row_begin, &row_end);
+            ForwardArgs rows = args;
+            rows.batch = row_end - row_begin;
+            rows.x += row_begin * args.x_batch_stride;
+            rows.y += row_begin * args.y_batch_stride;
+            rows.h0 = args.h0 ? args.h0 + row_begin * g.output_size() : nullptr;
+            rows.c0 = args.c0 ? args.c0 + row_begin * g.hidden_size : nullptr;
+            rows.h_n += row_begin * g.output_size();
+            rows.c_n += row_begin * g.hidden_size;
+            float* const row_buffers[2] = {layer_buffers[0] ? layer_buffers[0] + row_begin * layer_width : nullptr,
+                                           layer_buffers[1] ? layer_buffers[1] + row_begin * layer_width : nullptr};
+            const Team solo{0, 1, &everyone_barrier};
+            run_layers(rows, solo, solo, 0, 1, workspaces[index], row_buffers);
+            return;
+        }
+        const Team everyone{index, size, &everyone_barrier};
+        if (g.num_directions == 2 && size > 1) {
+            const int group_id = index < size / 2 ? 0 : 1;
+            const int group_begin = group_id == 0 ? 0 : size / 2;
+            const int group_size = group_id == 0 ? size / 2 : size - size / 2;
+            const Team group{index - group_begin, group_size, &group_barriers[group_id]};
+            run_layers(args, everyone, group, group_id, 2, workspaces[group_id], layer_buffers);
+        } else {
+            run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers);
+        }
+    });
 }
 
 }  // namespace fastlstm

@@ -18,7 +18,7 @@ void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, in
         avx512::gemm_panels<6, 4, 1>(M, N, K, A, lda, panels, init, C, ldc);
 }
 
-void f32_lstm_step__avx512(const LstmStepArgs& args) { avx512::lstm_step<3, 24>(args); }
+void f32_lstm_step__avx512(const LstmStepArgs& args) { avx512::lstm_step<6, 24>(args); }
 
 void f32_sigmoid__avx512(int64_t n, const float* x, float* y) { avx512::sigmoid_array(n, x, y); }
 

@@ -65,22 +65,26 @@ inline void lstm_step_panels(const LstmStepArgs& a, int64_t panel, int64_t count
 // Two panels per tile when the accumulators (4 gates x rows x panels) fit in kMaxAccumulators registers.
 constexpr int panels_per_tile(int rows, int max_accumulators) { return 4 * rows * 2 <= max_accumulators ? 2 : 1; }
 
+// The tile of exactly `rows` rows (1 <= rows <= kMaxRows), found by counting down from kMaxRows.
+template <int kMaxRows, int kMaxAccumulators>
+inline void lstm_step_rows(const LstmStepArgs& a, int64_t panel, int64_t count, int64_t row, int64_t rows) {
+    if (rows == kMaxRows)
+        lstm_step_panels<kMaxRows, panels_per_tile(kMaxRows, kMaxAccumulators)>(a, panel, count, row);
+    else if constexpr (kMaxRows > 1)
+        lstm_step_rows<kMaxRows - 1, kMaxAccumulators>(a, panel, count, row, rows);
+}
+
 // Panels in pairs (the outer loop, so that a pair's weights are reused by every row block while in cache), rows in
-// blocks of up to kMaxRows (at most 4), each block handed to the tile of exactly its height.
+// blocks of up to kMaxRows, each block handed to the tile of exactly its height. Small batches get two panels per
+// tile (8 accumulator chains even for one row); large ones get tall tiles (each weight load feeds more rows).
 template <int kMaxRows, int kMaxAccumulators>
 inline void lstm_step(const LstmStepArgs& a) {
-    static_assert(kMaxRows >= 1 && kMaxRows <= 4, "tile heights 1 to 4");
+    static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
     for (int64_t panel = a.panel_begin; panel < a.panel_end; panel += 2) {
         const int64_t count = a.panel_end - panel < 2 ? a.panel_end - panel : 2;
         for (int64_t row = 0; row < a.batch; row += kMaxRows) {
             const int64_t rows = a.batch - row < kMaxRows ? a.batch - row : kMaxRows;
-            if (rows == 1) lstm_step_panels<1, panels_per_tile(1, kMaxAccumulators)>(a, panel, count, row);
-            if constexpr (kMaxRows >= 2)
-                if (rows == 2) lstm_step_panels<2, panels_per_tile(2, kMaxAccumulators)>(a, panel, count, row);
-            if constexpr (kMaxRows >= 3)
-                if (rows == 3) lstm_step_panels<3, panels_per_tile(3, kMaxAccumulators)>(a, panel, count, row);
-            if constexpr (kMaxRows >= 4)
-                if (rows == 4) lstm_step_panels<4, panels_per_tile(4, kMaxAccumulators)>(a, panel, count, row);
+            lstm_step_rows<kMaxRows, kMaxAccumulators>(a, panel, count, row, rows);
         }
     }
 }

@@ -14,6 +14,17 @@ from __future__ import annotations
 from . import reference
 from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
+from ._threads import get_num_threads, set_num_threads
 from .lstm import LSTM, LSTMCell
 
-__all__ = ["LSTM", "LSTMCell", "__version__", "active_isa", "available_isas", "reference", "use_isa"]
+__all__ = [
+    "LSTM",
+    "LSTMCell",
+    "__version__",
+    "active_isa",
+    "available_isas",
+    "get_num_threads",
+    "reference",
+    "set_num_threads",
+    "use_isa",
+]

@@ -52,3 +52,8 @@ def check_shape(array: np.ndarray, expected: tuple[int, ...], name: str, *, hint
     if array.shape != tuple(expected):
         suffix = f" ({hint})" if hint else ""
         raise ValueError(f"{name}: expected shape {shape_text(expected)}{suffix}, got {shape_text(array.shape)}")
+
+
+def check_threads(value: Any, name: str) -> int | None:
+    """None (let the library choose) or a thread count >= 1."""
+    return None if value is None else check_int(value, name, minimum=1)

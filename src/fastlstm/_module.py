@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._checks import check_bool, check_int, check_shape, real_array, shape_text
+from ._checks import check_bool, check_int, check_shape, check_threads, real_array, shape_text
 
 _GATES = 4  # i, f, g, o
 
@@ -39,7 +39,9 @@ class LSTMBase:
         proj_size: int = 0,
         *,
         seed: int | np.random.Generator | None = None,
+        threads: int | None = None,
     ) -> None:
+        self.threads = check_threads(threads, "threads")
         self.input_size = check_int(input_size, "input_size", minimum=1)
         self.hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
         self.num_layers = check_int(num_layers, "num_layers", minimum=1)
@@ -144,9 +146,11 @@ class LSTMBase:
     # ---- calls ------------------------------------------------------------------------------------------------
 
     def __call__(
-        self, x: Any, state: tuple[Any, Any] | None = None
+        self, x: Any, state: tuple[Any, Any] | None = None, *, threads: int | None = None
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Run the LSTM over a sequence; returns ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` does."""
+        """Run the LSTM over a sequence; returns ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` does. ``threads``
+        overrides the model's and the global thread count for this call."""
+        threads = check_threads(threads, "threads")
         x = real_array(x, "x")
         features = self.input_size
         if x.ndim not in (2, 3):
@@ -181,7 +185,9 @@ class LSTMBase:
                 h0, c0 = h0[:, None, :], c0[:, None, :]
             h0, c0 = self._convert(h0), self._convert(c0)
 
-        y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0)
+        if threads is None:
+            threads = self.threads
+        y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads)
         if unbatched:
             y, h_n, c_n = y[:, 0, :], h_n[:, 0, :], c_n[:, 0, :]
         return y, (h_n, c_n)
@@ -195,10 +201,16 @@ class LSTMBase:
             return np.ascontiguousarray(array, dtype=self._dtype)
 
     def _run(
-        self, x: np.ndarray, batch_first: bool, h0: np.ndarray | None, c0: np.ndarray | None
+        self,
+        x: np.ndarray,
+        batch_first: bool,
+        h0: np.ndarray | None,
+        c0: np.ndarray | None,
+        threads: int | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Forward pass on a C-contiguous 3-D x ((N, T, I) when batch_first, else (T, N, I)) and optional
-        contiguous states (num_layers*num_directions, N, size); returns (output, h_n, c_n) in the same layouts."""
+        contiguous states (num_layers*num_directions, N, size); returns (output, h_n, c_n) in the same layouts.
+        threads: the count asked for by the call or the model, None when neither did."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -224,9 +236,15 @@ class LSTMCellBase:
     _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, *, seed: int | np.random.Generator | None = None
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        seed: int | np.random.Generator | None = None,
+        threads: int | None = None,
     ) -> None:
-        self._lstm = self._lstm_class(input_size, hidden_size, bias=bias, seed=seed)
+        self._lstm = self._lstm_class(input_size, hidden_size, bias=bias, seed=seed, threads=threads)
 
     input_size = property(lambda self: self._lstm.input_size)
     hidden_size = property(lambda self: self._lstm.hidden_size)
@@ -255,7 +273,9 @@ class LSTMCellBase:
         except (TypeError, ValueError) as error:
             raise type(error)(str(error).replace("_l0'", "'")) from None
 
-    def __call__(self, x: Any, state: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, x: Any, state: tuple[Any, Any] | None = None, *, threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One step: ``(h, c)`` from x of shape (N, input_size) or (input_size,) and state ``(h, c)`` of shape
         (N, hidden_size) or (hidden_size,), zeros when omitted."""
         x = real_array(x, "x")
@@ -277,7 +297,7 @@ class LSTMCellBase:
             check_shape(c0, expected, "state[1] (c)", hint="batch, hidden_size" if not unbatched else "hidden_size")
             shape = (1, x2.shape[0], self.hidden_size)
             lstm_state = (h0.reshape(shape), c0.reshape(shape))
-        _, (h, c) = self._lstm(x2[None, :, :], lstm_state)
+        _, (h, c) = self._lstm(x2[None, :, :], lstm_state, threads=threads)
         h, c = h[0], c[0]
         return (h[0], c[0]) if unbatched else (h, c)
 

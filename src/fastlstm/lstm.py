@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _core
 from ._isa import active_isa
+from ._threads import get_num_threads
 from ._module import LSTMBase, LSTMCellBase
 
 _DTYPE_POLICY = """
@@ -33,8 +34,10 @@ class LSTM(LSTMBase):
         bidirectional: a reverse direction per layer; its outputs follow the forward ones on the last axis.
         proj_size: if > 0, h is projected to proj_size features by weight_hr (LSTMP).
         seed: seed or numpy Generator for the initial weights, uniform in +-1/sqrt(hidden_size) as in PyTorch.
+        threads: threads for this model's calls; None follows ``fastlstm.set_num_threads``, whose default picks a
+            count from the problem size. Results are bitwise the same for any count.
 
-    Call: ``model(x, state=None) -> (output, (h_n, c_n))``. x is (T, N, input_size), (N, T, input_size) with
+    Call: ``model(x, state=None, *, threads=None) -> (output, (h_n, c_n))``. x is (T, N, input_size), (N, T, input_size) with
     batch_first, or unbatched (T, input_size). state is ``(h0, c0)`` with h0 (num_layers*num_directions, N, H_out)
     and c0 (num_layers*num_directions, N, hidden_size) (no N axis when unbatched), zeros when omitted. output is
     (T, N, num_directions*H_out) (or batch-first / unbatched like x); h_n and c_n are shaped like h0 and c0, indexed
@@ -58,8 +61,14 @@ class LSTM(LSTMBase):
         """The kernel variant this model's weights are packed for."""
         return self._packed.isa
 
-    def _run(self, x, batch_first, h0, c0):
-        return self._packed.forward(x, batch_first, h0, c0)
+    def _run(self, x, batch_first, h0, c0, threads):
+        if threads is None:
+            threads = get_num_threads()
+        return self._packed.forward(x, batch_first, h0, c0, 0 if threads is None else threads)
+
+    def automatic_threads(self, steps: int, batch: int) -> int:
+        """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""
+        return self._packed.automatic_threads(steps, batch)
 
 
 class LSTMCell(LSTMCellBase):

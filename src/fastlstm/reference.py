@@ -42,7 +42,8 @@ class LSTM(LSTMBase):
     def dtype(self) -> np.dtype:
         return self._dtype
 
-    def _run(self, x, batch_first, h0, c0):
+    def _run(self, x, batch_first, h0, c0, threads):
+        # `threads` is accepted for the shared API; the reference is plain NumPy, whose BLAS picks its own threads.
         # NaN and inf in the data propagate through the equations (inf - inf in a product gives NaN) without
         # warnings, as in the C++ kernels.
         with np.errstate(invalid="ignore", over="ignore"):
@@ -94,5 +95,5 @@ class LSTMCell(LSTMCellBase):
 
     _lstm_class = LSTM
 
-    def __init__(self, input_size, hidden_size, bias=True, *, seed=None, dtype=np.float64) -> None:
-        self._lstm = LSTM(input_size, hidden_size, bias=bias, seed=seed, dtype=dtype)
+    def __init__(self, input_size, hidden_size, bias=True, *, seed=None, threads=None, dtype=np.float64) -> None:
+        self._lstm = LSTM(input_size, hidden_size, bias=bias, seed=seed, threads=threads, dtype=dtype)

@@ -35,9 +35,10 @@ struct CellWeights {
 };
 
 // One forward call. Element (t, b, j) of x is x[t*x_time_stride + b*x_batch_stride + j]; likewise for y, whose
-// rows hold num_directions * output_size values (forward direction first). h0 is (layers*directions, batch,
-// output_size), c0 is (layers*directions, batch, hidden_size), both contiguous, null meaning zeros; h_n and c_n
-// have the same shapes and receive the final states.
+// rows hold num_directions * output_size values (forward direction first). h0 is (layers*directions, state_rows,
+// output_size), c0 is (layers*directions, state_rows, hidden_size), both contiguous, null meaning zeros; h_n and
+// c_n have the same shapes and receive the final states. state_rows is the batch, except for a sub-batch, which
+// uses the rows [0, batch) of states laid out for more.
 struct ForwardArgs {
     int64_t steps = 0;
     int64_t batch = 0;
@@ -51,6 +52,7 @@ struct ForwardArgs {
     const float* c0 = nullptr;
     float* h_n = nullptr;
     float* c_n = nullptr;
+    int64_t state_rows = 0;
 };
 
 class PackedLstm {
@@ -60,9 +62,13 @@ class PackedLstm {
     // Packs (or repacks) the weights of one layer and direction into the kernels' panel layout.
     void pack_cell(int64_t layer, int64_t direction, const CellWeights& weights);
 
-    // Runs the whole sequence through every layer and direction. Allocates its workspace once per call, never per
-    // step; throws std::bad_alloc when it cannot.
-    void forward(const ForwardArgs& args) const;
+    // Runs the whole sequence through every layer and direction on up to `threads` threads of the shared pool
+    // (0: chosen from the problem size). Results are bitwise the same for any number of threads. Allocates its
+    // workspace once per call, never per step; throws std::bad_alloc when it cannot.
+    void forward(const ForwardArgs& args, int threads) const;
+
+    // The number of threads forward() uses for `threads` = 0 on this problem.
+    int automatic_threads(int64_t steps, int64_t batch) const;
 
     const LstmGeometry& geometry() const { return geometry_; }
     const KernelSet& kernels() const { return kernels_; }
@@ -73,17 +79,28 @@ class PackedLstm {
         AlignedFloats recurrent_panels;   // gate panels of w_hh
         AlignedFloats bias;               // b_ih + b_hh in panel order (zeros without bias)
         AlignedFloats projection_panels;  // panels of w_hr^T, hidden_block columns each
+        bool recurrent_finite = true;     // w_hh holds no inf or NaN
     };
     struct Sequence {
         const float* data;
         int64_t time_stride;
         int64_t batch_stride;
     };
+    struct Team;
+    struct Workspace;
 
     int64_t num_panels() const;
     int64_t gate_width() const;  // floats per row of the input projection: num_panels * 4 * hidden_block
+    int64_t chunk_steps(int64_t steps, int64_t batch) const;
+    Workspace make_workspace(int64_t steps, int64_t batch) const;
+    void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
+                    Workspace& workspace, float* const layer_buffers[2]) const;
+    void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
+                       int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
+                       Workspace& workspace) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
-                        int64_t t_begin, int64_t t_end, float* gates_in) const;
+                        int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
+                        float* gates_in) const;
 
     const KernelSet& kernels_;
     LstmGeometry geometry_;

@@ -1,0 +1,79 @@
+"""Threads: results are bitwise identical for any thread count and any split (hidden units, directions, batch rows),
+and a row's result does not depend on the other rows of its batch."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fastlstm
+
+# (input, hidden, layers, bidirectional, proj, batch, steps): hidden splits of odd panel counts, a projection
+# (two barriers per step), concurrent directions, and batches large enough for the batch split.
+SHAPES = [
+    (33, 255, 1, False, 0, 1, 40),
+    (17, 64, 2, True, 0, 3, 25),
+    (9, 31, 3, True, 7, 5, 12),
+    (64, 129, 1, False, 33, 2, 30),
+    (16, 64, 2, False, 0, 37, 20),  # batch split: small weights, many rows
+    (8, 300, 1, True, 0, 9, 15),
+]
+
+
+def _run(model, x, threads):
+    output, (h_n, c_n) = model(x, threads=threads)
+    return output, h_n, c_n
+
+
+@pytest.mark.parametrize("input_size, hidden, layers, bidirectional, proj, batch, steps", SHAPES)
+def test_bitwise_identical_for_any_thread_count(isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps):
+    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=5)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    single = _run(model, x, threads=1)
+    for threads in (2, 3, 8):  # more than the machine has is capped, not an error
+        for a, b in zip(single, _run(model, x, threads=threads)):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(single, _run(model, x, threads=None)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("input_size, hidden, layers, bidirectional, proj, batch, steps", SHAPES)
+def test_a_row_does_not_depend_on_its_batch(isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps):
+    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=6)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    output, (h_n, c_n) = model(x)
+    for row in range(batch):
+        alone, (h_alone, c_alone) = model(x[:, row : row + 1])
+        np.testing.assert_array_equal(output[:, row : row + 1], alone)
+        np.testing.assert_array_equal(h_n[:, row : row + 1], h_alone)
+        np.testing.assert_array_equal(c_n[:, row : row + 1], c_alone)
+
+
+def test_thread_settings_are_checked_and_applied():
+    model = fastlstm.LSTM(8, 16, seed=0, threads=1)
+    assert model.threads == 1
+    with pytest.raises(ValueError, match="threads: expected an int >= 1, got 0"):
+        fastlstm.LSTM(8, 16, threads=0)
+    with pytest.raises(TypeError, match="threads: expected an int, got float 2.0"):
+        model(np.zeros((2, 8)), threads=2.0)
+    with pytest.raises(ValueError, match="threads: expected an int >= 1, got -1"):
+        fastlstm.set_num_threads(-1)
+    try:
+        fastlstm.set_num_threads(2)
+        assert fastlstm.get_num_threads() == 2
+    finally:
+        fastlstm.set_num_threads(None)
+    assert fastlstm.get_num_threads() is None
+
+
+def test_automatic_threads_follow_problem_size():
+    small = fastlstm.LSTM(16, 16)
+    large = fastlstm.LSTM(512, 512)
+    bidirectional = fastlstm.LSTM(16, 16, bidirectional=True)
+    assert small.automatic_threads(steps=100, batch=1) == 1
+    assert large.automatic_threads(steps=0, batch=1) == 1
+    cores = os.cpu_count()
+    assert large.automatic_threads(steps=100, batch=1) == min(cores, 16)
+    assert bidirectional.automatic_threads(steps=100, batch=1) == min(cores, 2)
