@@ -78,6 +78,18 @@ const CpuCheck kCpuChecks[] = {
 
 constexpr int64_t kNumKernelSets = sizeof(kKernelSets) / sizeof(kKernelSets[0]);
 
+// The CPU checks, run once: CPUID traps to the hypervisor on virtual machines and can cost tens of microseconds.
+bool variant_supported(int64_t index) {
+    struct Support {
+        bool flags[kNumKernelSets];
+        Support() {
+            for (int64_t i = 0; i < kNumKernelSets; ++i) flags[i] = kCpuChecks[i]();
+        }
+    };
+    static const Support support;
+    return support.flags[index];
+}
+
 }  // namespace
 
 const KernelSet* compiled_kernel_sets(int64_t* count) {
@@ -87,7 +99,7 @@ const KernelSet* compiled_kernel_sets(int64_t* count) {
 
 bool cpu_supports(const KernelSet& kernels) {
     const int64_t index = &kernels - kKernelSets;
-    return index >= 0 && index < kNumKernelSets && kCpuChecks[index]();
+    return index >= 0 && index < kNumKernelSets && variant_supported(index);
 }
 
 const KernelSet* find_kernel_set(const char* isa) {
@@ -98,7 +110,7 @@ const KernelSet* find_kernel_set(const char* isa) {
 
 const KernelSet& best_kernel_set() {
     for (int64_t i = kNumKernelSets - 1; i > 0; --i)
-        if (kCpuChecks[i]()) return kKernelSets[i];
+        if (variant_supported(i)) return kKernelSets[i];
     return kKernelSets[0];
 }
 

@@ -18,10 +18,12 @@ namespace {
 
 constexpr int64_t kGates = 4;
 
-// The input projection of a long sequence is computed in time chunks of at most this many floats, so that a
-// (T x batch x 4H) buffer never has to exist whole: 16 Mi floats (64 MiB) is far past the point where the
-// chunked products stop being efficient, and covers every sequence up to T*batch*4H = 16 Mi in one product.
-constexpr int64_t kMaxProjectionFloats = int64_t{1} << 24;
+// The input projection is computed in chunks of about kProjectionRows (step, batch row) pairs, one matrix product
+// per chunk, just before the steps that use it. 256 rows reuse each panel of W_ih enough for the product to run
+// near peak, while the chunk's output (256 x 4H floats: 1 MiB at H = 256, 4 MiB at H = 1024) is still in cache
+// when the steps read it; measured at B = 64, H = 512 on one core, the steps ran 1.3x faster than reading a
+// whole-sequence projection back from memory.
+constexpr int64_t kProjectionRows = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -142,14 +144,17 @@ struct PackedLstm::Workspace {
 };
 
 int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch) const {
-    const int64_t per_step = std::max<int64_t>(1, batch * gate_width());
-    return std::max<int64_t>(1, std::min<int64_t>(steps, kMaxProjectionFloats / per_step));
+    const int64_t rows_per_step = std::max<int64_t>(1, batch);
+    return std::max<int64_t>(1, std::min<int64_t>(steps, ceil_div(kProjectionRows, rows_per_step)));
 }
 
-PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch) const {
+// Scratch for running `batch` rows, or `other_batch` rows (0: none), whichever needs more.
+PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch) const {
+    const int64_t rows = std::max(chunk_steps(steps, batch) * batch, chunk_steps(steps, other_batch) * other_batch);
     Workspace workspace;
-    workspace.gates_in = AlignedFloats(chunk_steps(steps, batch) * batch * gate_width());
-    if (geometry_.proj_size > 0) workspace.hidden_scratch = AlignedFloats(batch * geometry_.hidden_size);
+    workspace.gates_in = AlignedFloats(rows * gate_width());
+    if (geometry_.proj_size > 0)
+        workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
     return workspace;
 }
 
@@ -306,14 +311,15 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
     const bool split_batch = threads > 1 && B >= 4 * threads && recurrent_bytes <= (int64_t{1} << 20);
 
     // Workspace, allocated before any thread starts so that an allocation failure is an exception of this thread.
-    // With a batch split, slot 0 is sized for the whole batch: the pool may give us a team of one.
+    // With a batch split, slot s serves the rows of member s; slot 0 also serves the whole batch, since the pool
+    // may give us a team of one.
     const int slots = split_batch ? threads : (g.num_directions == 2 && threads > 1 ? 2 : 1);
     std::vector<Workspace> workspaces;
     workspaces.reserve(slots);
     for (int s = 0; s < slots; ++s) {
         int64_t row_begin = 0, row_end = B;
-        if (split_batch && s > 0) share(B, s, threads, &row_begin, &row_end);
-        workspaces.push_back(make_workspace(args.steps, row_end - row_begin));
+        if (split_batch) share(B, s, threads, &row_begin, &row_end);
+        workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0));
     }
     AlignedFloats buffers[2];
     for (int64_t i = 0; i < std::min<int64_t>(g.num_layers - 1, 2); ++i)
