@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "fastlstm/calibration.h"
 #include "fastlstm/dispatch.h"
 #include "fastlstm/lstm.h"
 
@@ -142,6 +143,17 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
 
     m.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
           "The step kernel's sigmoid or tanh of one ISA, applied to an array (for accuracy tests).");
+
+    m.def(
+        "fma_peak_gflops",
+        [](const std::string& isa, int threads, double seconds) {
+            if (threads < 1 || !(seconds > 0)) throw py::value_error("_core: threads >= 1 and seconds > 0");
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            py::gil_scoped_release release;
+            return fastlstm::measure_fma_peak_gflops(kernels, threads, seconds);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("seconds"),
+        "GFLOP/s of `threads` threads running the ISA's FMA calibration kernel for about `seconds`.");
 
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),

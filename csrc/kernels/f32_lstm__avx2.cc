@@ -5,6 +5,7 @@
 
 #define FASTLSTM_ISA_NAMESPACE avx2
 #include "f32_activations-inl.h"
+#include "f32_fma_peak-inl.h"
 #include "f32_gemm_panels-inl.h"
 #include "f32_lstm_step-inl.h"
 
@@ -23,5 +24,7 @@ void f32_lstm_step__avx2(const LstmStepArgs& args) { avx2::lstm_step<3, 12>(args
 void f32_sigmoid__avx2(int64_t n, const float* x, float* y) { avx2::sigmoid_array(n, x, y); }
 
 void f32_tanh__avx2(int64_t n, const float* x, float* y) { avx2::tanh_array(n, x, y); }
+
+int64_t f32_fma_peak__avx2(int64_t iterations, float* sink) { return avx2::fma_peak_loop(iterations, sink); }
 
 }  // namespace fastlstm

@@ -53,6 +53,10 @@ using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
 // their accuracy can be tested on their own.
 using f32_activation_fn = void (*)(int64_t n, const float* x, float* y);
 
+// The calibration kernel: `iterations` rounds of independent FMAs at the variant's vector width, nothing else.
+// Returns the floating-point operations done; writes a result to *sink so that the work cannot be optimised away.
+using f32_fma_peak_fn = int64_t (*)(int64_t iterations, float* sink);
+
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
     const char* isa;        // "portable", "avx2", "avx512"
@@ -61,6 +65,7 @@ struct KernelSet {
     f32_lstm_step_fn lstm_step;
     f32_activation_fn sigmoid;
     f32_activation_fn tanh;
+    f32_fma_peak_fn fma_peak;
 };
 
 // Declarations of every variant, from the table.
@@ -69,7 +74,8 @@ struct KernelSet {
                                    const float*, float*, int64_t);                                                 \
     void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
     void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
-    void f32_tanh__##suffix(int64_t, const float*, float*);
+    void f32_tanh__##suffix(int64_t, const float*, float*);                                                        \
+    int64_t f32_fma_peak__##suffix(int64_t, float*);
 #include "../../kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 

@@ -1,0 +1,46 @@
+#include "fastlstm/calibration.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
+
+#include "fastlstm/thread_pool.h"
+
+namespace fastlstm {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+double measure_fma_peak_gflops(const KernelSet& kernels, int threads, double seconds) {
+    // Size the run from a short one on this thread: about seconds/3 per repetition.
+    float sink = 0.0f;
+    int64_t iterations = 1 << 16;
+    for (;;) {
+        const auto start = std::chrono::steady_clock::now();
+        kernels.fma_peak(iterations, &sink);
+        const double elapsed = seconds_since(start);
+        if (elapsed > 0.01 || iterations > (int64_t{1} << 40)) {
+            iterations = std::max<int64_t>(1, static_cast<int64_t>(iterations * (seconds / 3) / elapsed));
+            break;
+        }
+        iterations *= 4;
+    }
+    double best = 0.0;
+    std::vector<float> sinks(static_cast<std::size_t>(std::max(threads, 1)));
+    for (int repetition = 0; repetition < 3; ++repetition) {
+        std::atomic<int64_t> flops{0};
+        const auto start = std::chrono::steady_clock::now();
+        ThreadPool::shared().run(threads, [&](int index, int) {
+            flops.fetch_add(kernels.fma_peak(iterations, &sinks[static_cast<std::size_t>(index)]));
+        });
+        best = std::max(best, static_cast<double>(flops.load()) / seconds_since(start) / 1e9);
+    }
+    return best;
+}
+
+}  // namespace fastlstm
