@@ -65,6 +65,13 @@ void pack_projection_panels(const float* w_hr, int64_t proj, int64_t hidden, int
             }
 }
 
+// The machine's hardware threads, asked once: std::thread::hardware_concurrency reads a file under /sys on Linux
+// each time, which would cost microseconds per call.
+int hardware_threads() {
+    static const int count = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    return count;
+}
+
 // Copies columns [begin, end) of `rows` rows (a null source means zeros).
 void copy_columns(const float* src, int64_t src_stride, int64_t rows, int64_t begin, int64_t end, float* dst,
                   int64_t dst_stride) {
@@ -286,7 +293,7 @@ void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const
 }
 
 int PackedLstm::automatic_threads(int64_t steps, int64_t batch) const {
-    const int64_t hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const int64_t hardware = hardware_threads();
     const LstmGeometry& g = geometry_;
     if (steps == 0 || batch == 0) return 1;
     // Each thread gets at least 2^16 multiply-adds of a recurrent step: below that a step share takes well under
@@ -299,8 +306,7 @@ int PackedLstm::automatic_threads(int64_t steps, int64_t batch) const {
 
 void PackedLstm::forward(const ForwardArgs& args, int threads) const {
     // More threads than cores would make every barrier wait for a descheduled thread.
-    const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    threads = threads <= 0 ? automatic_threads(args.steps, args.batch) : std::min(threads, hardware);
+    threads = threads <= 0 ? automatic_threads(args.steps, args.batch) : std::min(threads, hardware_threads());
     const LstmGeometry& g = geometry_;
     const int64_t B = args.batch;
     const int64_t layer_width = g.num_directions * g.output_size();

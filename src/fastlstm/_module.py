@@ -197,6 +197,8 @@ class LSTMBase:
     def _convert(self, array: np.ndarray) -> np.ndarray:
         """C-contiguous in the compute dtype, copied only when needed. Values beyond the float32 range become +-inf,
         as a float32 cast defines (no warning)."""
+        if array.dtype == self._dtype and array.flags.c_contiguous:
+            return array
         with np.errstate(over="ignore"):
             return np.ascontiguousarray(array, dtype=self._dtype)
 
