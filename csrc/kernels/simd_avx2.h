@@ -29,6 +29,8 @@ struct Simd {
     static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
     static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
     static V div(V a, V b) { return _mm256_div_ps(a, b); }
+    // 1/b by a division: the 12-bit estimate of AVX would need two Newton steps to stay within our ulp bounds.
+    static V reciprocal(V b) { return _mm256_div_ps(_mm256_set1_ps(1.0f), b); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
     // max/min return b when either operand is NaN: call them as max(bound, x) so that NaN in x survives.

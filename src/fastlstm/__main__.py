@@ -30,10 +30,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
+def _thread_counts(text: str) -> list[int]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items):
+        raise argparse.ArgumentTypeError(f"expected thread counts separated by commas, such as 1,2, got {text!r}")
+    counts = list(dict.fromkeys(int(item) for item in items))  # in the given order, each once
+    try:
+        bench.check_thread_counts(counts)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return counts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,11 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     command = commands.add_parser(
         "bench",
-        help="time fastlstm against NumPy (and other installed runtimes) over a matrix of shapes",
+        help="time fastlstm against NumPy and the other installed runtimes over a matrix of shapes",
         description=(
-            "Time fastlstm against the other LSTM implementations installed (NumPy always) on the same weights and "
-            "input, after checking that their outputs agree. Progress goes to stderr, the report to stdout. "
-            "Exit status 1 when some output disagrees."
+            "Time fastlstm against the other LSTM implementations installed (NumPy always; torch, onnxruntime and "
+            "openvino when present) on the same weights and input, after checking that their outputs agree, at "
+            "each thread count. Progress goes to stderr, the report to stdout. Exit status 1 when some output "
+            "disagrees."
         ),
     )
     which = command.add_mutually_exclusive_group()
@@ -56,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--shapes",
         type=_shapes,
         metavar="BxTxH,...",
-        help="only these shapes: batch x steps x hidden size (input size = hidden size), e.g. 1x100x256,8x100x512",
+        help=(
+            "only these shapes: batch x steps x hidden size (input size = hidden size) or batch x steps x input size "
+            "x hidden size, optionally followed by -L<layers>, -P<proj_size>, -bidir; e.g. 1x100x256,8x100x512-L2"
+        ),
     )
     command.add_argument(
         "--repeat-seconds",
@@ -69,10 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--isa", choices=fastlstm.available_isas(), help=f"fastlstm kernel variant (default: {fastlstm.active_isa()})"
     )
     command.add_argument(
-        "--threads", type=_positive_int, metavar="N", help="fastlstm threads per call (default: chosen per shape)"
+        "--threads",
+        type=_thread_counts,
+        metavar="N,...",
+        help=(
+            "measure every shape at each of these thread counts, fastlstm and every peer held to it "
+            f"(default: {','.join(map(str, bench.default_thread_counts()))}: one thread and all CPUs)"
+        ),
     )
     command.add_argument(
         "--json", type=Path, metavar="FILE", help="also write every result and the environment as JSON"
+    )
+    command.add_argument(
+        "--plot", type=Path, metavar="FILE", help="also draw the speed-ups as a bar chart (PNG, needs matplotlib)"
     )
     return parser
 
@@ -83,9 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.plot is not None and not bench.plotting_available():
+        # Said before measuring, not after minutes of it.
+        print("python -m fastlstm bench: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
+        return 2
     shapes = args.shapes or (bench.FULL_SHAPES if args.full else bench.QUICK_SHAPES)
     return bench.run(
-        shapes, repeat_seconds=args.repeat_seconds, isa=args.isa, threads=args.threads, json_path=args.json
+        shapes,
+        thread_counts=args.threads,
+        repeat_seconds=args.repeat_seconds,
+        isa=args.isa,
+        json_path=args.json,
+        plot_path=args.plot,
     )
 
 

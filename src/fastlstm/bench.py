@@ -1,36 +1,43 @@
 """The benchmark of ``python -m fastlstm bench``: fastlstm against other LSTM implementations ("peers") over a matrix
-of shapes, with a correctness check before any timing.
+of shapes and thread counts, with a correctness check before any peer is timed.
 
 For every shape, one fastlstm model is built with a fixed seed; every peer is built from that model's configuration
-and ``state_dict``, so all of them compute the same function on the same random input. Each implementation is timed
-with ``time.perf_counter`` over whole calls (one warm-up, then at least ``MIN_RUNS`` runs and ``repeat_seconds`` of
-running) and summarised by its median, which a noisy shared machine disturbs least.
+and ``state_dict``, so all of them compute the same function on the same random input. Each shape is measured at
+each requested thread count: fastlstm calls with ``threads=`` that count, and every peer is limited to it. Each
+implementation is timed with ``time.perf_counter`` over whole calls (one warm-up, then at least ``MIN_RUNS`` runs
+and ``repeat_seconds`` of running) and summarised by its median, which a noisy shared machine disturbs least.
 
-To compare with another runtime, add a ``Peer`` to ``PEERS``: a name, a builder that turns a fastlstm model into a
-callable ``x -> output`` of that runtime, and a check that the runtime is installed. The report, the JSON and the
-pytest-benchmark suite (``benchmarks/``) pick it up from there.
+To compare with another runtime, add a ``Peer`` to ``PEERS``: a name, the modules it needs, a builder that turns a
+fastlstm model and a thread count into a callable ``x -> output`` of that runtime, and, for a runtime whose thread
+count is a process-wide setting, a context that applies it. The report, the JSON, the plot and the pytest-benchmark
+suite (``benchmarks/``) pick it up from there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import importlib.util
+import io
 import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ContextManager, TextIO
 
 import numpy as np
 
 import fastlstm
 
-from . import reference
+from . import _core, reference
+from ._onnx import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
 
 #: Largest max |output difference| between fastlstm and a peer for the results to count as agreeing. Far above the
 #: float32 rounding of these shapes (about 1e-6), far below what a wrong gate or a lost step produces.
@@ -41,6 +48,10 @@ SEED = 0
 #: call of a few microseconds does not loop for the whole repeat time.
 MIN_RUNS = 5
 MAX_RUNS = 10_000
+#: Seconds of the FMA calibration kernel per thread count, for "% peak".
+PEAK_SECONDS = 0.3
+#: Widest table (characters) that keeps every peer's time; a wider one shows only the speed-ups (times stay in JSON).
+TABLE_WIDTH = 160
 #: Environment variables that pin OpenBLAS to another core type or cache size than the machine's; they can make
 #: NumPy's BLAS, the baseline, much slower. The header reports them; the benchmark never changes them.
 BLAS_TUNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -59,10 +70,16 @@ class Shape:
     hidden_size: int
     num_layers: int = 1
     bidirectional: bool = False
+    proj_size: int = 0
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Width of h for one direction."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
 
     @property
     def label(self) -> str:
@@ -74,13 +91,15 @@ class Shape:
         text = f"B={self.batch} T={self.steps} {sizes}"
         if self.num_layers > 1:
             text += f" L={self.num_layers}"
+        if self.proj_size > 0:
+            text += f" P={self.proj_size}"
         if self.bidirectional:
             text += " bidir"
         return text
 
     @property
     def key(self) -> str:
-        """For test ids: ``8x100x256`` (as ``--shapes`` takes it when I = H), ``1x100x256-L2``, ``...-bidir``."""
+        """For test ids and ``--shapes``: ``8x100x256`` (I = H), ``8x100x40x256``, ``1x100x256-L2-bidir``."""
         sizes = (
             f"{self.hidden_size}"
             if self.input_size == self.hidden_size
@@ -89,32 +108,38 @@ class Shape:
         text = f"{self.batch}x{self.steps}x{sizes}"
         if self.num_layers > 1:
             text += f"-L{self.num_layers}"
+        if self.proj_size > 0:
+            text += f"-P{self.proj_size}"
         if self.bidirectional:
             text += "-bidir"
         return text
 
     @property
     def flops(self) -> int:
-        """Floating-point operations of one call: per layer and direction, the 4H gate pre-activations take
-        (I_layer + H) multiply-adds each (2 flops), for every batch row and step. The element-wise cell arithmetic
-        is O(H) per step and left out, as is usual for GEMM-bound kernels."""
+        """Floating-point operations of one call: per layer, direction, batch row and step, the 4H gate
+        pre-activations take (I_layer + H_out) multiply-adds each and a projection P*H more (2 flops per
+        multiply-add). The element-wise cell arithmetic is O(H) per step and left out, as is usual for GEMM-bound
+        kernels."""
         total = 0
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
-            per_direction = 8 * self.hidden_size * (layer_input + self.hidden_size) * self.batch * self.steps
-            total += per_direction * self.num_directions
+            layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
+            multiply_adds = 4 * self.hidden_size * (layer_input + self.output_size)
+            multiply_adds += self.proj_size * self.hidden_size
+            total += 2 * multiply_adds * self.batch * self.steps * self.num_directions
         return total
 
 
 QUICK_SHAPES: tuple[Shape, ...] = (
     Shape(1, 1, 256, 256),  # one step: call overhead
     Shape(1, 100, 128, 128),
-    Shape(1, 100, 256, 256),  # a streaming model: latency of the recurrence
+    Shape(1, 100, 256, 256, bidirectional=True),  # a streaming model: latency of the recurrence
     Shape(8, 100, 256, 256),
     Shape(64, 50, 256, 256),  # a batch: throughput
 )
 
-FULL_SHAPES: tuple[Shape, ...] = QUICK_SHAPES + (
+FULL_SHAPES: tuple[Shape, ...] = (
+    Shape(1, 1, 256, 256),
+    Shape(1, 100, 128, 128),
     Shape(1, 100, 512, 512),
     Shape(1, 100, 1024, 1024),
     Shape(8, 100, 512, 512),
@@ -122,19 +147,62 @@ FULL_SHAPES: tuple[Shape, ...] = QUICK_SHAPES + (
     Shape(256, 50, 1024, 1024),
     Shape(1, 100, 256, 256, bidirectional=True),
     Shape(1, 100, 256, 256, num_layers=2),
+    Shape(3, 100, 255, 255),  # odd sizes: partial vector tiles everywhere
 )
+
+_SHAPE_PATTERN = re.compile(r"(\d+)x(\d+)x(\d+)(?:x(\d+))?((?:-(?:L\d+|P\d+|bidir))*)")
 
 
 def parse_shapes(text: str) -> list[Shape]:
-    """``"1x100x256,8x100x512"`` (BxTxH, with I = H) as shapes; raises ValueError naming the bad item."""
+    """Shapes written as ``Shape.key``, separated by commas: ``BxTxH`` (input size = hidden size) or ``BxTxIxH``,
+    then optionally ``-L<layers>``, ``-P<proj_size>`` and ``-bidir``, such as ``1x100x256,8x100x40x512-L2-bidir``.
+    Raises ValueError naming the bad item."""
     shapes = []
     for item in text.split(","):
-        parts = item.strip().lower().split("x")
-        if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
-            raise ValueError(f"expected BxTxH with positive integers, such as 8x100x256, got {item.strip()!r}")
-        batch, steps, hidden = (int(part) for part in parts)
-        shapes.append(Shape(batch, steps, hidden, hidden))
+        item = item.strip()
+        match = _SHAPE_PATTERN.fullmatch(item)
+        if match is None:
+            raise ValueError(
+                "expected BxTxH or BxTxIxH with positive integers, optionally followed by -L<layers>, "
+                f"-P<proj_size> and -bidir (such as 8x100x256 or 1x100x256-L2-bidir), got {item!r}"
+            )
+        batch, steps, first, second, options = match.groups()
+        input_size, hidden_size = (int(first), int(second)) if second else (int(first), int(first))
+        options_list = options.split("-")[1:]
+        layers = [int(option[1:]) for option in options_list if option.startswith("L")]
+        projections = [int(option[1:]) for option in options_list if option.startswith("P")]
+        if len(options_list) != len(set(option[0] for option in options_list)):
+            raise ValueError(f"each of -L, -P and -bidir at most once, got {item!r}")
+        shape = Shape(
+            int(batch),
+            int(steps),
+            input_size,
+            hidden_size,
+            num_layers=layers[0] if layers else 1,
+            bidirectional="bidir" in options_list,
+            proj_size=projections[0] if projections else 0,
+        )
+        if min(shape.batch, shape.steps, shape.input_size, shape.hidden_size, shape.num_layers) < 1:
+            raise ValueError(f"batch, steps, sizes and layers must be >= 1, got {item!r}")
+        if shape.proj_size >= shape.hidden_size:
+            raise ValueError(f"the projection must be smaller than the hidden size, got {item!r}")
+        shapes.append(shape)
     return shapes
+
+
+def default_thread_counts() -> list[int]:
+    """One thread, and every CPU of the machine when it has more than one."""
+    cpus = os.cpu_count() or 1
+    return [1, cpus] if cpus > 1 else [1]
+
+
+def check_thread_counts(counts: Sequence[int]) -> None:
+    """Raises ValueError unless every count is between 1 and the machine's CPUs: fastlstm never runs more threads
+    than the machine has, so a larger count would compare it with oversubscribed peers."""
+    cpus = os.cpu_count() or 1
+    bad = [count for count in counts if not 1 <= count <= cpus]
+    if bad or not counts:
+        raise ValueError(f"thread counts must be between 1 and {cpus} (the CPUs of this machine), got {list(counts)}")
 
 
 def build_model(shape: Shape, threads: int | None = None) -> fastlstm.LSTM:
@@ -144,6 +212,7 @@ def build_model(shape: Shape, threads: int | None = None) -> fastlstm.LSTM:
         shape.hidden_size,
         shape.num_layers,
         bidirectional=shape.bidirectional,
+        proj_size=shape.proj_size,
         seed=SEED,
         threads=threads,
     )
@@ -155,19 +224,19 @@ def make_input(shape: Shape) -> np.ndarray:
     return rng.standard_normal((shape.steps, shape.batch, shape.input_size)).astype(np.float32)
 
 
-def threads_used(model: fastlstm.LSTM, shape: Shape) -> int:
-    """The threads a call of ``model`` on ``shape`` runs on: the model's count or the global one, capped at the
-    cores (as the C++ side caps it), else the automatic choice for the problem size."""
-    requested = model.threads if model.threads is not None else fastlstm.get_num_threads()
-    if requested is None:
-        return model.automatic_threads(shape.steps, shape.batch)
-    return min(requested, os.cpu_count() or 1)
-
-
 # ---- peers ------------------------------------------------------------------------------------------------------
 
-#: A callable taking x (T, N, I) float32 and returning the output (T, N, num_directions * H) as a NumPy array.
+#: A callable taking x (T, N, I) float32 and returning the output (T, N, num_directions * H_out) as a NumPy array.
 Forward = Callable[[np.ndarray], np.ndarray]
+
+
+class Unsupported(Exception):
+    """Raised by a peer's builder for a model that the peer cannot express (such as ONNX and a projection)."""
+
+
+@contextlib.contextmanager
+def _no_thread_setting(threads: int) -> Iterator[None]:
+    yield
 
 
 @dataclass(frozen=True)
@@ -175,13 +244,28 @@ class Peer:
     """Another LSTM implementation to compare fastlstm with."""
 
     name: str
-    #: builds the peer's forward pass for the configuration and weights (``state_dict``) of a fastlstm model
-    build: Callable[[fastlstm.LSTM], Forward]
-    #: whether the peer can run here (its package is installed); unavailable peers are skipped and reported
-    is_available: Callable[[], bool]
+    #: the modules the peer imports, the runtime first (whose version the report shows); the peer is available
+    #: when all of them are installed, and skipped otherwise
+    modules: tuple[str, ...]
+    #: builds the peer's forward pass for the configuration and weights (``state_dict``) of a fastlstm model, running
+    #: on the given number of threads when the runtime takes it per model; raises Unsupported for a model it cannot
+    #: express
+    build: Callable[[fastlstm.LSTM, int], Forward]
+    #: a context in which the peer's calls run on the given number of threads, for runtimes where that is a
+    #: process-wide setting; it is entered around the correctness check and the timing
+    limit_threads: Callable[[int], ContextManager[Any]] = _no_thread_setting
+    #: a baseline to put numbers in perspective rather than a competitor: left out of "vs best peer"
+    baseline: bool = False
+
+    def is_available(self) -> bool:
+        return all(importlib.util.find_spec(module) is not None for module in self.modules)
+
+    @property
+    def version(self) -> str:
+        return importlib.metadata.version(self.modules[0])
 
 
-def _build_numpy(model: fastlstm.LSTM) -> Forward:
+def _build_numpy(model: fastlstm.LSTM, threads: int) -> Forward:
     # float32, not the reference's default float64: the fair baseline is the same arithmetic in plain NumPy.
     baseline = reference.LSTM(
         model.input_size,
@@ -197,8 +281,94 @@ def _build_numpy(model: fastlstm.LSTM) -> Forward:
     return lambda x: baseline(x)[0]
 
 
-NUMPY = Peer("numpy", build=_build_numpy, is_available=lambda: True)
-PEERS: tuple[Peer, ...] = (NUMPY,)
+def numpy_threads_limitable() -> bool:
+    """Whether NumPy's BLAS can be held to a thread count: that needs threadpoolctl."""
+    return importlib.util.find_spec("threadpoolctl") is not None
+
+
+def _numpy_threads(threads: int) -> ContextManager[Any]:
+    if not numpy_threads_limitable():
+        return contextlib.nullcontext()  # the report says that NumPy ran on its own thread count
+    import threadpoolctl
+
+    return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+
+
+def _build_torch(model: fastlstm.LSTM, threads: int) -> Forward:
+    import torch
+
+    module = torch.nn.LSTM(
+        model.input_size,
+        model.hidden_size,
+        model.num_layers,
+        bias=model.bias,
+        batch_first=model.batch_first,
+        bidirectional=model.bidirectional,
+        proj_size=model.proj_size,
+    )
+    module.load_state_dict({name: torch.from_numpy(value) for name, value in model.state_dict().items()})
+    module.eval()
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(x))[0].numpy()
+
+    return forward
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _onnx_bytes(model: fastlstm.LSTM) -> bytes:
+    try:
+        return lstm_to_onnx(model).SerializeToString()
+    except ValueError as error:  # a model that ONNX cannot express
+        raise Unsupported(str(error)) from None
+
+
+def _build_onnxruntime(model: fastlstm.LSTM, threads: int) -> Forward:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # a chain of LSTM nodes has nothing to run in parallel
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(_onnx_bytes(model), options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+def _build_openvino(model: fastlstm.LSTM, threads: int) -> Forward:
+    import openvino
+
+    core = openvino.Core()
+    config = {
+        "INFERENCE_NUM_THREADS": threads,
+        # Without it, CPUs with bf16 support (AMX, AVX512-BF16) compute in bf16, off by ~1e-3 from float32.
+        "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    compiled = core.compile_model(core.read_model(io.BytesIO(_onnx_bytes(model))), "CPU", config)
+    request = compiled.create_infer_request()
+    # share_inputs: the request reads x in place; the output is copied out, a new array as every other peer returns.
+    return lambda x: request.infer({0: x}, share_inputs=True)[0]
+
+
+NUMPY = Peer("numpy", ("numpy",), _build_numpy, limit_threads=_numpy_threads, baseline=True)
+PEERS: tuple[Peer, ...] = (
+    NUMPY,
+    Peer("torch", ("torch",), _build_torch, limit_threads=_torch_threads),
+    Peer("onnxruntime", ("onnxruntime", "onnx"), _build_onnxruntime),
+    Peer("openvino", ("openvino", "onnx"), _build_openvino),
+)
 
 
 def available_peers() -> list[Peer]:
@@ -239,28 +409,40 @@ def time_calls(forward: Forward, x: np.ndarray, repeat_seconds: float) -> Timing
     return Timing(statistics.median(times), min(times), len(times))
 
 
+def measure_peaks(isa: str, thread_counts: Sequence[int]) -> dict[int, float]:
+    """GFLOP/s of our FMA calibration kernel for ``isa`` at each thread count: the ceiling of "% peak"."""
+    return {threads: _core.fma_peak_gflops(isa, threads, seconds=PEAK_SECONDS) for threads in thread_counts}
+
+
 # ---- one shape --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PeerResult:
     peer: str
-    timing: Timing
-    #: output_difference of the peer's output from fastlstm's, measured before timing
-    max_abs_diff: float
+    #: the peer's time, or None when it cannot express the model (reported as "n/a")
+    timing: Timing | None
+    #: output_difference of the peer's output from fastlstm's, measured before timing (NaN when not measured)
+    max_abs_diff: float = math.nan
+    #: why the peer cannot express the model, when it cannot
+    unsupported: str = ""
+    baseline: bool = False
 
     @property
     def agrees(self) -> bool:
-        return self.max_abs_diff < TOLERANCE
+        """False only when the peer ran and its output differed from fastlstm's."""
+        return self.timing is None or self.max_abs_diff < TOLERANCE
 
 
 @dataclass(frozen=True)
 class Row:
-    """The results of one shape."""
+    """The results of one shape at one thread count."""
 
     shape: Shape
     isa: str
     threads: int
+    #: GFLOP/s of the FMA calibration kernel at this thread count
+    peak_gflops: float
     fastlstm: Timing
     peers: tuple[PeerResult, ...]
 
@@ -268,47 +450,76 @@ class Row:
     def gflops(self) -> float:
         return self.shape.flops / self.fastlstm.median_seconds / 1e9
 
-    def speedup(self, peer: PeerResult) -> float:
-        """How many times faster fastlstm is than ``peer``: peer median / fastlstm median."""
+    @property
+    def percent_of_peak(self) -> float:
+        return 100 * self.gflops / self.peak_gflops
+
+    def peer(self, name: str) -> PeerResult:
+        return next(result for result in self.peers if result.peer == name)
+
+    def speedup(self, peer: PeerResult) -> float | None:
+        """How many times faster fastlstm is than ``peer``: peer median / fastlstm median (None: not measured)."""
+        if peer.timing is None:
+            return None
         return peer.timing.median_seconds / self.fastlstm.median_seconds
+
+    @property
+    def best_peer(self) -> PeerResult | None:
+        """The fastest competitor measured on this row (baselines excluded), or None."""
+        measured = [peer for peer in self.peers if peer.timing is not None and not peer.baseline]
+        return min(measured, key=lambda peer: peer.timing.median_seconds, default=None)
 
     @property
     def agrees(self) -> bool:
         return all(peer.agrees for peer in self.peers)
 
 
-def measure_shape(shape: Shape, peers: Sequence[Peer], repeat_seconds: float, threads: int | None) -> Row:
-    """Build fastlstm and every peer for ``shape``, compare their outputs, then time each of them."""
+def measure_peer(
+    peer: Peer, model: fastlstm.LSTM, threads: int, x: np.ndarray, expected: np.ndarray, repeat_seconds: float
+) -> PeerResult:
+    """Build ``peer`` from ``model``, compare its output with ``expected``, then time it, on ``threads`` threads."""
+    try:
+        forward = peer.build(model, threads)
+    except Unsupported as reason:
+        return PeerResult(peer.name, None, unsupported=str(reason), baseline=peer.baseline)
+    with peer.limit_threads(threads):
+        difference = output_difference(forward(x), expected)
+        timing = time_calls(forward, x, repeat_seconds)
+    return PeerResult(peer.name, timing, difference, baseline=peer.baseline)
+
+
+def measure_shape(shape: Shape, threads: int, peak_gflops: float, peers: Sequence[Peer], repeat_seconds: float) -> Row:
+    """Build fastlstm for ``shape`` at ``threads`` threads and time it, then each peer (checked first)."""
     model = build_model(shape, threads)
     x = make_input(shape)
     run_fastlstm = fastlstm_forward(model)
     expected = run_fastlstm(x)
-    peer_forwards = [(peer.name, peer.build(model)) for peer in peers]
-    differences = [output_difference(forward(x), expected) for _, forward in peer_forwards]
-
     fastlstm_timing = time_calls(run_fastlstm, x, repeat_seconds)
-    peer_results = tuple(
-        PeerResult(name, time_calls(forward, x, repeat_seconds), difference)
-        for (name, forward), difference in zip(peer_forwards, differences)
-    )
-    return Row(shape, model.isa, threads_used(model, shape), fastlstm_timing, peer_results)
+    peer_results = tuple(measure_peer(peer, model, threads, x, expected, repeat_seconds) for peer in peers)
+    return Row(shape, model.isa, threads, peak_gflops, fastlstm_timing, peer_results)
 
 
 def measure(
     shapes: Sequence[Shape],
+    peaks: dict[int, float],
     peers: Sequence[Peer],
     repeat_seconds: float,
-    threads: int | None,
     progress: TextIO = sys.stderr,
 ) -> list[Row]:
-    """Measure every shape, printing a progress line per shape to ``progress``."""
+    """Measure every shape at every thread count of ``peaks`` (thread count -> peak GFLOP/s), printing a progress
+    line per row to ``progress``."""
+    plan = [(shape, threads) for shape in shapes for threads in peaks]
     rows = []
-    for number, shape in enumerate(shapes, start=1):
-        print(f"[{number}/{len(shapes)}] {shape.label} ...", end="", file=progress, flush=True)
+    for number, (shape, threads) in enumerate(plan, start=1):
+        print(f"[{number}/{len(plan)}] {shape.label}, {_threads_text(threads)} ...", end="", file=progress, flush=True)
         start = time.perf_counter()
-        rows.append(measure_shape(shape, peers, repeat_seconds, threads))
+        rows.append(measure_shape(shape, threads, peaks[threads], peers, repeat_seconds))
         print(f" {time.perf_counter() - start:.1f} s", file=progress, flush=True)
     return rows
+
+
+def _threads_text(threads: int) -> str:
+    return f"{threads} thread" + ("" if threads == 1 else "s")
 
 
 # ---- environment ------------------------------------------------------------------------------------------------
@@ -341,17 +552,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def environment(threads: int | None, peers: Sequence[Peer]) -> dict[str, Any]:
-    """Versions, machine and settings that the numbers depend on; ``threads`` as requested (None: automatic)."""
+def environment(peaks: dict[int, float], peers: Sequence[Peer]) -> dict[str, Any]:
+    """Versions, machine and settings that the numbers depend on."""
     return {
         "fastlstm": fastlstm.__version__,
         "isa": fastlstm.active_isa(),
         "available_isas": fastlstm.available_isas(),
-        "threads": threads if threads is not None else fastlstm.get_num_threads(),
+        "threads": list(peaks),
+        "fma_peak_gflops": {str(threads): gflops for threads, gflops in peaks.items()},
         "numpy": np.__version__,
         "blas": blas_info(),
+        "numpy_threads_limited": numpy_threads_limitable(),
         "blas_tuning_variables": {name: os.environ[name] for name in BLAS_TUNING_VARIABLES if name in os.environ},
-        "peers": [peer.name for peer in peers],
+        "peers": {peer.name: peer.version for peer in peers},
+        "baseline_peers": [peer.name for peer in peers if peer.baseline],
         "unavailable_peers": [peer.name for peer in PEERS if peer not in peers],
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -369,25 +583,29 @@ def _describe_blas(blas: list[dict[str, Any]] | None) -> str:
     if not blas:
         return "none found by threadpoolctl"
     return "; ".join(
-        f"{info['internal_api']} {info['version']}"
-        + (f" ({info['architecture']})" if info["architecture"] else "")
-        + f", {info['num_threads']} threads"
+        f"{info['internal_api']} {info['version']}" + (f" ({info['architecture']})" if info["architecture"] else "")
         for info in blas
     )
 
 
 def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
-    threads = env["threads"]
-    threads_text = "automatic, per shape (column 'threads')" if threads is None else f"{threads} per call"
+    peaks = ", ".join(f"{gflops:.1f} at {_threads_text(int(threads))}" for threads, gflops in env["fma_peak_gflops"].items())
+    peers = ", ".join(
+        f"{name} {version}" + (" (baseline)" if name in env["baseline_peers"] else "")
+        for name, version in env["peers"].items()
+    )
     lines = [
         f"fastlstm {env['fastlstm']}   ISA {env['isa']} (available: {', '.join(env['available_isas'])})"
-        f"   threads: {threads_text}",
-        f"numpy {env['numpy']}   BLAS: {_describe_blas(env['blas'])}",
+        f"   threads: {', '.join(map(str, env['threads']))} (each shape at each count, every implementation held to it)",
+        f"FMA peak GFLOP/s of this machine ({env['isa']} calibration kernel): {peaks}",
+        f"peers: {peers}   BLAS: {_describe_blas(env['blas'])}",
         f"python {env['python']}   {env['platform']}   {env['cpu']}, {env['cpu_count']} CPUs",
         f"timing: median of >= {MIN_RUNS} runs and >= {repeat_seconds:g} s per implementation, after a warm-up",
     ]
     if env["unavailable_peers"]:
         lines.append(f"peers not installed, skipped: {', '.join(env['unavailable_peers'])}")
+    if "numpy" in env["peers"] and not env["numpy_threads_limited"]:
+        lines.append("note: threadpoolctl is not installed, so NumPy's BLAS ran on its own thread count in every row")
     for name, value in env["blas_tuning_variables"].items():
         lines.append(f"note: {name}={value} is set; it can slow NumPy's BLAS (the baseline) on this machine")
     return lines
@@ -398,6 +616,10 @@ def _milliseconds(seconds: float) -> str:
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -405,32 +627,46 @@ class Column:
     left: bool = False  # text columns are left-aligned, numbers right-aligned
 
 
-def columns(peer_names: Sequence[str]) -> list[Column]:
-    """The table's columns; a new measurement (such as percent of FMA peak) is one more Column here."""
+def columns(peer_names: Sequence[str], competitors: Sequence[str], peer_times: bool) -> list[Column]:
+    """The table's columns: per peer its time (when ``peer_times``) and fastlstm's speed-up over it, and, when
+    ``competitors`` (peers other than baselines) are installed, the speed-up over the fastest of them."""
 
-    def peer_result(row: Row, name: str) -> PeerResult:
-        return next(result for result in row.peers if result.peer == name)
+    def peer_time(row: Row, name: str) -> str:
+        timing = row.peer(name).timing
+        return "n/a" if timing is None else _milliseconds(timing.median_seconds)
+
+    def best_speedup(row: Row) -> str:
+        best = row.best_peer
+        return "n/a" if best is None else _ratio(row.speedup(best))
+
+    def largest_difference(row: Row) -> str:
+        differences = [peer.max_abs_diff for peer in row.peers if peer.timing is not None]
+        if not differences:
+            return "-"
+        return f"{max(differences):.1e}" + ("" if row.agrees else " !")
 
     table = [
         Column("shape", lambda row: row.shape.label, left=True),
         Column("threads", lambda row: str(row.threads)),
         Column("fastlstm ms", lambda row: _milliseconds(row.fastlstm.median_seconds)),
         Column("GFLOP/s", lambda row: f"{row.gflops:.1f}"),
+        Column("% peak", lambda row: f"{row.percent_of_peak:.1f}"),
     ]
     for name in peer_names:
         # Default arguments bind this peer's name; a closure would see the loop's last one.
+        if peer_times:
+            table.append(Column(f"{name} ms", lambda row, name=name: peer_time(row, name)))
+        table.append(Column(f"vs {name}", lambda row, name=name: _ratio(row.speedup(row.peer(name)))))
+    if competitors:
         table += [
-            Column(f"{name} ms", lambda row, name=name: _milliseconds(peer_result(row, name).timing.median_seconds)),
-            Column(f"speed-up vs {name}", lambda row, name=name: f"{row.speedup(peer_result(row, name)):.2f}x"),
+            Column("vs best peer", best_speedup),
+            Column("best peer", lambda row: row.best_peer.peer if row.best_peer else "-", left=True),
         ]
-    table.append(
-        Column("max |diff|", lambda row: f"{max(p.max_abs_diff for p in row.peers):.1e}" + ("" if row.agrees else " !"))
-    )
+    table.append(Column("max |diff|", largest_difference))
     return table
 
 
-def format_table(rows: Sequence[Row], peer_names: Sequence[str]) -> list[str]:
-    table = columns(peer_names)
+def format_table(table: Sequence[Column], rows: Sequence[Row]) -> list[str]:
     cells = [[column.cell(row) for column in table] for row in rows]
     widths = [max([len(column.header), *(len(line[i]) for line in cells)]) for i, column in enumerate(table)]
 
@@ -445,49 +681,76 @@ def format_table(rows: Sequence[Row], peer_names: Sequence[str]) -> list[str]:
     return [line([column.header for column in table]), rule, *(line(texts) for texts in cells)]
 
 
-def footer_lines(rows: Sequence[Row]) -> list[str]:
+def table_lines(rows: Sequence[Row], env: dict[str, Any]) -> tuple[list[str], bool]:
+    """The table, with every peer's time if that fits in TABLE_WIDTH characters, else with the speed-ups only;
+    and whether the peers' times are in it."""
+    peer_names = list(env["peers"])
+    competitors = [name for name in peer_names if name not in env["baseline_peers"]]
+    lines = format_table(columns(peer_names, competitors, peer_times=True), rows)
+    if max(map(len, lines)) <= TABLE_WIDTH:
+        return lines, True
+    return format_table(columns(peer_names, competitors, peer_times=False), rows), False
+
+
+def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> list[str]:
+    competitors = [name for name in env["peers"] if name not in env["baseline_peers"]]
     lines = [
-        "GFLOP/s: 8*H*(I+H)*B*T per layer and direction / fastlstm median time.",
-        "speed-up vs X: X median time / fastlstm median time (higher: fastlstm is faster).",
-        f"max |diff|: largest output difference from any peer, checked before timing (limit {TOLERANCE:.0e}).",
+        "GFLOP/s: 2 flops per multiply-add of the gate products, 8*H*(I+H)*B*T per layer and direction, "
+        "/ fastlstm median time.   % peak: of the FMA peak at the row's thread count.",
+        "vs X: X median time / fastlstm median time (higher: fastlstm is faster)."
+        + ("" if peer_times else " The peers' times are in the JSON (--json)."),
     ]
+    if competitors:
+        lines.append(
+            f"vs best peer: the same over the fastest of {', '.join(competitors)} on the row (the baseline left out)."
+        )
+    lines.append(
+        f"max |diff|: largest output difference from any peer, checked before timing (limit {TOLERANCE:.0e})."
+    )
+    reasons: dict[str, list[str]] = {}
     for row in rows:
         for peer in row.peers:
+            if peer.timing is None and peer.peer not in reasons.get(peer.unsupported, []):
+                reasons.setdefault(peer.unsupported, []).append(peer.peer)
             if not peer.agrees:
                 difference = f"{peer.max_abs_diff:.3g} >= {TOLERANCE:.0e}"
-                lines.append(f"! {row.shape.label}: fastlstm and {peer.peer} differ by {difference}")
+                lines.append(f"! {row.shape.label}, {_threads_text(row.threads)}: fastlstm and {peer.peer} differ by {difference}")
+    for reason, names in reasons.items():
+        lines.append(f"n/a ({', '.join(names)}): {reason}")
     return lines
 
 
 def report(rows: Sequence[Row], env: dict[str, Any], repeat_seconds: float) -> str:
-    peer_names = env["peers"]
-    lines = [
-        *header_lines(env, repeat_seconds),
-        "",
-        *format_table(rows, peer_names),
-        "",
-        *footer_lines(rows),
-    ]
+    table, peer_times = table_lines(rows, env)
+    lines = [*header_lines(env, repeat_seconds), "", *table, "", *footer_lines(rows, env, peer_times)]
     return "\n".join(lines) + "\n"
 
 
+def _peer_record(row: Row, peer: PeerResult) -> dict[str, Any]:
+    if peer.timing is None:
+        return {"supported": False, "reason": peer.unsupported}
+    return {
+        "supported": True,
+        **asdict(peer.timing),
+        "max_abs_diff": peer.max_abs_diff,
+        "agrees": peer.agrees,
+        "speedup": row.speedup(peer),
+    }
+
+
 def _row_record(row: Row) -> dict[str, Any]:
+    best = row.best_peer
     return {
         "label": row.shape.label,
+        "key": row.shape.key,
         "shape": asdict(row.shape),
         "flops": row.shape.flops,
         "isa": row.isa,
         "threads": row.threads,
-        "fastlstm": {**asdict(row.fastlstm), "gflops": row.gflops},
-        "peers": {
-            peer.peer: {
-                **asdict(peer.timing),
-                "max_abs_diff": peer.max_abs_diff,
-                "agrees": peer.agrees,
-                "speedup": row.speedup(peer),
-            }
-            for peer in row.peers
-        },
+        "fma_peak_gflops": row.peak_gflops,
+        "fastlstm": {**asdict(row.fastlstm), "gflops": row.gflops, "percent_of_peak": row.percent_of_peak},
+        "peers": {peer.peer: _peer_record(row, peer) for peer in row.peers},
+        "best_peer": None if best is None else {"name": best.peer, "speedup": row.speedup(best)},
     }
 
 
@@ -500,10 +763,51 @@ def write_json(path: Path, rows: Sequence[Row], env: dict[str, Any], repeat_seco
             "max_runs": MAX_RUNS,
             "tolerance": TOLERANCE,
             "seed": SEED,
+            "peak_seconds": PEAK_SECONDS,
         },
         "rows": [_row_record(row) for row in rows],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+# ---- plot -------------------------------------------------------------------------------------------------------
+
+
+def plotting_available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def write_plot(path: Path, rows: Sequence[Row], env: dict[str, Any]) -> None:
+    """A horizontal bar chart of fastlstm's speed-up over each peer, one group of bars per (shape, threads), on a
+    log scale so that ratios around 1 (the runtimes) and far above (the NumPy baseline) both read well."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    peer_names = list(env["peers"])
+    bar_height = 0.8 / len(peer_names)
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.22 * len(rows) * len(peer_names)))
+    for index, name in enumerate(peer_names):
+        positions, values = [], []
+        for row_number, row in enumerate(rows):
+            speedup = row.speedup(row.peer(name))
+            if speedup is not None:
+                positions.append(row_number - 0.4 + (index + 0.5) * bar_height)
+                values.append(speedup)
+        bars = axes.barh(positions, values, height=bar_height, label=name, color=f"C{index}")
+        axes.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yticks(range(len(rows)), [f"{row.shape.label}, {_threads_text(row.threads)}" for row in rows], fontsize=8)
+    axes.set_ylim(len(rows) - 0.5, -0.5)  # first row at the top, as in the table
+    axes.set_xlabel("speed-up of fastlstm: peer median time / fastlstm median time (log scale; > 1: fastlstm faster)")
+    axes.set_title(f"fastlstm {env['fastlstm']} ({env['isa']}) vs peers on {env['cpu']}", fontsize=10)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(axis="x", which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 # ---- entry point ------------------------------------------------------------------------------------------------
@@ -512,19 +816,29 @@ def write_json(path: Path, rows: Sequence[Row], env: dict[str, Any], repeat_seco
 def run(
     shapes: Sequence[Shape],
     *,
+    thread_counts: Sequence[int] | None = None,
     repeat_seconds: float = 0.2,
     isa: str | None = None,
-    threads: int | None = None,
     json_path: Path | None = None,
+    plot_path: Path | None = None,
     out: TextIO = sys.stdout,
+    progress: TextIO = sys.stderr,
 ) -> int:
-    """Measure ``shapes``, print the report to ``out`` and optionally write JSON. Returns the exit status: 0, or 1
-    when some peer's output disagreed with fastlstm's."""
+    """Measure ``shapes`` at each of ``thread_counts`` (default: ``default_thread_counts()``), print the report to
+    ``out`` and optionally write JSON and a plot (which needs matplotlib). Returns the exit status: 0, or 1 when
+    some peer's output disagreed with fastlstm's."""
+    thread_counts = list(dict.fromkeys(thread_counts or default_thread_counts()))
+    check_thread_counts(thread_counts)
     peers = available_peers()
     with fastlstm.use_isa(isa) if isa else contextlib.nullcontext():
-        env = environment(threads, peers)
-        rows = measure(shapes, peers, repeat_seconds, threads)
+        print("measuring the FMA peak ...", end="", file=progress, flush=True)
+        peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
+        print(" done", file=progress, flush=True)
+        env = environment(peaks, peers)
+        rows = measure(shapes, peaks, peers, repeat_seconds, progress)
     out.write(report(rows, env, repeat_seconds))
     if json_path is not None:
         write_json(json_path, rows, env, repeat_seconds)
+    if plot_path is not None:
+        write_plot(plot_path, rows, env)
     return 0 if all(row.agrees for row in rows) else 1
