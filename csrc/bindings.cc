@@ -155,6 +155,18 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         py::arg("isa"), py::arg("threads"), py::arg("seconds"),
         "GFLOP/s of `threads` threads running the ISA's FMA calibration kernel for about `seconds`.");
 
+    m.def(
+        "read_bandwidth_gbs",
+        [](const std::string& isa, int threads, int64_t bytes_per_thread, double seconds) {
+            if (threads < 1 || bytes_per_thread < 1 || !(seconds > 0))
+                throw py::value_error("_core: threads >= 1, bytes_per_thread >= 1 and seconds > 0");
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            py::gil_scoped_release release;
+            return fastlstm::measure_read_bandwidth_gbs(kernels, threads, bytes_per_thread, seconds);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
+        "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
+
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),
              py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"))

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <vector>
 
+#include "fastlstm/aligned_buffer.h"
 #include "fastlstm/thread_pool.h"
 
 namespace fastlstm {
@@ -39,6 +40,33 @@ double measure_fma_peak_gflops(const KernelSet& kernels, int threads, double sec
             flops.fetch_add(kernels.fma_peak(iterations, &sinks[static_cast<std::size_t>(index)]));
         });
         best = std::max(best, static_cast<double>(flops.load()) / seconds_since(start) / 1e9);
+    }
+    return best;
+}
+
+double measure_read_bandwidth_gbs(const KernelSet& kernels, int threads, int64_t bytes_per_thread, double seconds) {
+    const int64_t floats = std::max<int64_t>(128, bytes_per_thread / 4 / 128 * 128);
+    std::vector<AlignedFloats> arrays;
+    for (int t = 0; t < threads; ++t) {
+        arrays.emplace_back(floats);
+        for (int64_t i = 0; i < floats; ++i) arrays.back().data()[i] = 1.0f;
+    }
+    // Passes per repetition: enough to read about 64 MiB per thread or to take seconds/8, whichever is less.
+    const int64_t passes = std::max<int64_t>(1, (int64_t{64} << 20) / (floats * 4));
+    std::vector<float> sinks(static_cast<std::size_t>(threads));
+    double best = 0.0;
+    const auto begin = std::chrono::steady_clock::now();
+    for (int repetition = 0; repetition < 8 || seconds_since(begin) < seconds; ++repetition) {
+        std::atomic<int64_t> bytes{0};
+        const auto start = std::chrono::steady_clock::now();
+        ThreadPool::shared().run(threads, [&](int index, int) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < passes; ++p) sum += kernels.read_sum(arrays[static_cast<std::size_t>(index)].data(), floats);
+            sinks[static_cast<std::size_t>(index)] = sum;
+            bytes.fetch_add(passes * floats * 4);
+        });
+        if (repetition > 0) best = std::max(best, static_cast<double>(bytes.load()) / seconds_since(start) / 1e9);
+        if (repetition > 64) break;
     }
     return best;
 }

@@ -1,4 +1,4 @@
-// A calibration kernel: the FMA throughput this core reaches with our vector width, for "percent of peak" in the
+// Calibration kernels. The first: the FMA throughput this core reaches with our vector width, for "percent of peak" in the
 // benchmark report. 12 independent accumulator chains cover an FMA latency of 4-6 cycles on 2 FMA ports; the loop
 // body holds nothing but FMAs. Include after the ISA's simd header and FASTLSTM_ISA_NAMESPACE.
 
@@ -20,6 +20,21 @@ inline int64_t fma_peak_loop(int64_t iterations, float* sink) {
     Simd::store(lanes, total);
     *sink = lanes[0];
     return iterations * kChains * Simd::kLanes * 2;
+}
+
+// A second calibration kernel: reads n floats (n a multiple of 8 vectors) with 8 independent accumulators and
+// returns their sum, so that the time of a call measures read bandwidth from wherever the array lives.
+inline float read_sum(const float* data, int64_t n) {
+    constexpr int kChains = 8;
+    V acc[kChains];
+    for (int j = 0; j < kChains; ++j) acc[j] = Simd::zero();
+    for (int64_t i = 0; i + kChains * Simd::kLanes <= n; i += kChains * Simd::kLanes)
+        for (int j = 0; j < kChains; ++j) acc[j] = Simd::add(acc[j], Simd::load(data + i + j * Simd::kLanes));
+    V total = acc[0];
+    for (int j = 1; j < kChains; ++j) total = Simd::add(total, acc[j]);
+    float lanes[Simd::kLanes];
+    Simd::store(lanes, total);
+    return lanes[0];
 }
 
 }  // namespace FASTLSTM_ISA_NAMESPACE

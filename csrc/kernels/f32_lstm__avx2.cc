@@ -27,4 +27,6 @@ void f32_tanh__avx2(int64_t n, const float* x, float* y) { avx2::tanh_array(n, x
 
 int64_t f32_fma_peak__avx2(int64_t iterations, float* sink) { return avx2::fma_peak_loop(iterations, sink); }
 
+float f32_read_sum__avx2(const float* data, int64_t n) { return avx2::read_sum(data, n); }
+
 }  // namespace fastlstm

@@ -27,4 +27,6 @@ void f32_tanh__avx512(int64_t n, const float* x, float* y) { avx512::tanh_array(
 
 int64_t f32_fma_peak__avx512(int64_t iterations, float* sink) { return avx512::fma_peak_loop(iterations, sink); }
 
+float f32_read_sum__avx512(const float* data, int64_t n) { return avx512::read_sum(data, n); }
+
 }  // namespace fastlstm

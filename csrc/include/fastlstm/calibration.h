@@ -9,4 +9,9 @@ namespace fastlstm {
 // once for about `seconds` (best of three). On a machine shared with other work it reads low, never high.
 double measure_fma_peak_gflops(const KernelSet& kernels, int threads, double seconds);
 
+// Read bandwidth in GB/s of `threads` threads of the shared pool, each reading its own array of
+// `bytes_per_thread` bytes over and over (best of several passes after a warm-up): from L1, L2, L3 or memory
+// depending on the size. This is what bounds a batch-1 LSTM step, which reads every recurrent weight once.
+double measure_read_bandwidth_gbs(const KernelSet& kernels, int threads, int64_t bytes_per_thread, double seconds);
+
 }  // namespace fastlstm

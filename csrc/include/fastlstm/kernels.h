@@ -57,6 +57,9 @@ using f32_activation_fn = void (*)(int64_t n, const float* x, float* y);
 // Returns the floating-point operations done; writes a result to *sink so that the work cannot be optimised away.
 using f32_fma_peak_fn = int64_t (*)(int64_t iterations, float* sink);
 
+// The bandwidth calibration kernel: the sum of data[0, n) (n a multiple of 128), read with independent chains.
+using f32_read_sum_fn = float (*)(const float* data, int64_t n);
+
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
     const char* isa;        // "portable", "avx2", "avx512"
@@ -66,6 +69,7 @@ struct KernelSet {
     f32_activation_fn sigmoid;
     f32_activation_fn tanh;
     f32_fma_peak_fn fma_peak;
+    f32_read_sum_fn read_sum;
 };
 
 // Declarations of every variant, from the table.
@@ -75,7 +79,8 @@ struct KernelSet {
     void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
     void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
     void f32_tanh__##suffix(int64_t, const float*, float*);                                                        \
-    int64_t f32_fma_peak__##suffix(int64_t, float*);
+    int64_t f32_fma_peak__##suffix(int64_t, float*);                                                               \
+    float f32_read_sum__##suffix(const float*, int64_t);
 #include "../../kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 
