@@ -1,11 +1,16 @@
-"""pytest-benchmark suite: one full forward call per round, for every quick shape of ``python -m fastlstm bench`` and
-every implementation (fastlstm at each kernel variant this CPU runs, and each installed peer). Results are grouped
-by shape so that the implementations of a shape appear side by side.
+"""pytest-benchmark suite: one full forward call per round, for every shape of ``python -m fastlstm bench`` (quick
+and full matrices: odd sizes, bidirectional and 2-layer models included), at 1 and 2 threads (as far as the machine
+has them), and every implementation: fastlstm at each kernel variant this CPU runs, and each installed peer, checked
+against the NumPy reference before it is timed. Results are grouped by shape and thread count so that the
+implementations appear side by side; extra_info holds flops, threads, implementation and GFLOP/s, and with
+``--benchmark-json`` each peer's ``fastlstm_speedup`` (see conftest).
 
-    python -m pytest benchmarks --benchmark-min-rounds=10
+    python -m pytest benchmarks --benchmark-min-rounds=10 [-k 1x100x128] [--benchmark-json FILE]
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -17,21 +22,31 @@ from fastlstm import bench
 IMPLEMENTATIONS = [f"fastlstm-{isa}" for isa in fastlstm.available_isas()] + [
     peer.name for peer in bench.available_peers()
 ]
+#: Every shape of the quick and the full matrix, each once.
+SHAPES = list(dict.fromkeys(bench.QUICK_SHAPES + bench.FULL_SHAPES))
+THREAD_COUNTS = [threads for threads in (1, 2) if threads <= (os.cpu_count() or 1)]
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-@pytest.mark.parametrize("shape", bench.QUICK_SHAPES, ids=lambda shape: shape.key)
+@pytest.mark.parametrize("threads", THREAD_COUNTS, ids=lambda threads: f"{threads}t")
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda shape: shape.key)
 def test_forward(
-    benchmark, shape: bench.Shape, implementation: str, subject, x: np.ndarray, reference_output: np.ndarray
+    benchmark,
+    shape: bench.Shape,
+    threads: int,
+    implementation: str,
+    subject,
+    x: np.ndarray,
+    reference_output: np.ndarray,
 ) -> None:
-    difference = bench.output_difference(subject.forward(x), reference_output)
-    assert difference < bench.TOLERANCE, f"{implementation} differs from the NumPy reference by {difference:.3g}"
-
-    benchmark.group = shape.label
+    benchmark.group = f"{shape.label}, {threads} thread(s)"
     benchmark.extra_info.update(
-        shape=shape.label, implementation=implementation, isa=subject.isa, threads=subject.threads, flops=shape.flops
+        shape=shape.key, implementation=implementation, isa=subject.isa, threads=threads, flops=shape.flops
     )
-    benchmark(subject.forward, x)
+    with subject.limit_threads():
+        difference = bench.output_difference(subject.forward(x), reference_output)
+        assert difference < bench.TOLERANCE, f"{implementation} differs from the NumPy reference by {difference:.3g}"
+        benchmark(subject.forward, x)
     # The rate needs the median, known only now. --benchmark-disable runs the call once untimed and keeps no stats.
     if benchmark.stats is not None:
         benchmark.extra_info["gflops"] = shape.flops / benchmark.stats.stats.median / 1e9

@@ -27,6 +27,7 @@ import re
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ SEED = 0
 #: call of a few microseconds does not loop for the whole repeat time.
 MIN_RUNS = 5
 MAX_RUNS = 10_000
+#: Warm-up before timing, as a fraction of the timing's repeat_seconds (see time_calls).
+WARM_UP_FRACTION = 0.25
 #: Seconds of the FMA calibration kernel per thread count, for "% peak".
 PEAK_SECONDS = 0.3
 #: Widest table (characters) that keeps every peer's time; a wider one shows only the speed-ups (times stay in JSON).
@@ -132,7 +135,8 @@ class Shape:
 QUICK_SHAPES: tuple[Shape, ...] = (
     Shape(1, 1, 256, 256),  # one step: call overhead
     Shape(1, 100, 128, 128),
-    Shape(1, 100, 256, 256, bidirectional=True),  # a streaming model: latency of the recurrence
+    Shape(1, 100, 256, 256),  # a streaming model: latency of the recurrence
+    Shape(1, 100, 256, 256, bidirectional=True),
     Shape(8, 100, 256, 256),
     Shape(64, 50, 256, 256),  # a batch: throughput
 )
@@ -234,9 +238,9 @@ class Unsupported(Exception):
     """Raised by a peer's builder for a model that the peer cannot express (such as ONNX and a projection)."""
 
 
-@contextlib.contextmanager
-def _no_thread_setting(threads: int) -> Iterator[None]:
-    yield
+def _no_thread_setting(threads: int) -> ContextManager[None]:
+    """For runtimes that take their thread count when built."""
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,10 @@ def _numpy_threads(threads: int) -> ContextManager[Any]:
 
 def _build_torch(model: fastlstm.LSTM, threads: int) -> Forward:
     import torch
+
+    # With a projection, torch says once that it falls back from oneDNN to its own implementation; that is what it
+    # runs, and the warning would only cut into the progress lines.
+    warnings.filterwarnings("ignore", "LSTM with projections is not supported with oneDNN", UserWarning)
 
     module = torch.nn.LSTM(
         model.input_size,
@@ -398,9 +406,14 @@ class Timing:
 
 
 def time_calls(forward: Forward, x: np.ndarray, repeat_seconds: float) -> Timing:
-    """Time ``forward(x)`` after one warm-up call (first touch of buffers, thread start-up, BLAS initialisation)
-    until at least MIN_RUNS runs and ``repeat_seconds`` of running, or MAX_RUNS runs."""
+    """Time ``forward(x)`` until at least MIN_RUNS runs and ``repeat_seconds`` of running, or MAX_RUNS runs, after
+    a warm-up of at least one call and WARM_UP_FRACTION of ``repeat_seconds``: the first calls pay for first touch
+    of buffers and BLAS initialisation, and a runtime whose thread count just changed (torch's OpenMP team) stays
+    slow for a few more while its threads settle."""
+    warm_up_end = time.perf_counter() + WARM_UP_FRACTION * repeat_seconds
     forward(x)
+    while time.perf_counter() < warm_up_end:
+        forward(x)
     times: list[float] = []
     while len(times) < MIN_RUNS or (sum(times) < repeat_seconds and len(times) < MAX_RUNS):
         start = time.perf_counter()
@@ -589,14 +602,16 @@ def _describe_blas(blas: list[dict[str, Any]] | None) -> str:
 
 
 def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
-    peaks = ", ".join(f"{gflops:.1f} at {_threads_text(int(threads))}" for threads, gflops in env["fma_peak_gflops"].items())
+    peaks = ", ".join(
+        f"{gflops:.1f} at {_threads_text(int(threads))}" for threads, gflops in env["fma_peak_gflops"].items()
+    )
     peers = ", ".join(
         f"{name} {version}" + (" (baseline)" if name in env["baseline_peers"] else "")
         for name, version in env["peers"].items()
     )
     lines = [
-        f"fastlstm {env['fastlstm']}   ISA {env['isa']} (available: {', '.join(env['available_isas'])})"
-        f"   threads: {', '.join(map(str, env['threads']))} (each shape at each count, every implementation held to it)",
+        f"fastlstm {env['fastlstm']}   ISA {env['isa']} (available: {', '.join(env['available_isas'])})   threads: "
+        f"{', '.join(map(str, env['threads']))} (each shape at each count, every implementation held to it)",
         f"FMA peak GFLOP/s of this machine ({env['isa']} calibration kernel): {peaks}",
         f"peers: {peers}   BLAS: {_describe_blas(env['blas'])}",
         f"python {env['python']}   {env['platform']}   {env['cpu']}, {env['cpu_count']} CPUs",
@@ -695,8 +710,8 @@ def table_lines(rows: Sequence[Row], env: dict[str, Any]) -> tuple[list[str], bo
 def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> list[str]:
     competitors = [name for name in env["peers"] if name not in env["baseline_peers"]]
     lines = [
-        "GFLOP/s: 2 flops per multiply-add of the gate products, 8*H*(I+H)*B*T per layer and direction, "
-        "/ fastlstm median time.   % peak: of the FMA peak at the row's thread count.",
+        "GFLOP/s: 2 flops per multiply-add of the gate products (8*H*(I+H)*B*T per layer and direction without a "
+        "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count.",
         "vs X: X median time / fastlstm median time (higher: fastlstm is faster)."
         + ("" if peer_times else " The peers' times are in the JSON (--json)."),
     ]
@@ -714,7 +729,8 @@ def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> 
                 reasons.setdefault(peer.unsupported, []).append(peer.peer)
             if not peer.agrees:
                 difference = f"{peer.max_abs_diff:.3g} >= {TOLERANCE:.0e}"
-                lines.append(f"! {row.shape.label}, {_threads_text(row.threads)}: fastlstm and {peer.peer} differ by {difference}")
+                where = f"{row.shape.label}, {_threads_text(row.threads)}"
+                lines.append(f"! {where}: fastlstm and {peer.peer} differ by {difference}")
     for reason, names in reasons.items():
         lines.append(f"n/a ({', '.join(names)}): {reason}")
     return lines
@@ -778,32 +794,42 @@ def plotting_available() -> bool:
 
 
 def write_plot(path: Path, rows: Sequence[Row], env: dict[str, Any]) -> None:
-    """A horizontal bar chart of fastlstm's speed-up over each peer, one group of bars per (shape, threads), on a
-    log scale so that ratios around 1 (the runtimes) and far above (the NumPy baseline) both read well."""
+    """A horizontal bar chart of fastlstm's speed-up over each peer, one group of bars per (shape, threads). Bars
+    grow from 1 (as fast) to the right where fastlstm is faster and to the left where it is slower, on a log scale
+    so that ratios near 1 (the runtimes) and far above (the NumPy baseline) both read well."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     peer_names = list(env["peers"])
     bar_height = 0.8 / len(peer_names)
-    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.22 * len(rows) * len(peer_names)))
+    figure, axes = plt.subplots(figsize=(10, 1.5 + 0.2 * len(rows) * len(peer_names)))
+    shown = [1.0]  # every speed-up drawn, and 1, to leave room for the labels at the bars' ends
     for index, name in enumerate(peer_names):
-        positions, values = [], []
+        positions, speedups = [], []
         for row_number, row in enumerate(rows):
             speedup = row.speedup(row.peer(name))
-            if speedup is not None:
+            if speedup is not None:  # n/a: the peer cannot express this model
                 positions.append(row_number - 0.4 + (index + 0.5) * bar_height)
-                values.append(speedup)
-        bars = axes.barh(positions, values, height=bar_height, label=name, color=f"C{index}")
-        axes.bar_label(bars, fmt="%.2f", padding=2, fontsize=7)
+                speedups.append(speedup)
+        shown += speedups
+        widths = [speedup - 1 for speedup in speedups]
+        bars = axes.barh(positions, widths, left=1, height=bar_height, label=name, color=f"C{index}")
+        axes.bar_label(bars, labels=[f"{speedup:.2f}" for speedup in speedups], padding=2, fontsize=7)
     axes.axvline(1.0, color="black", linewidth=0.8)
     axes.set_xscale("log")
+    axes.set_xlim(min(shown) / 1.3, max(shown) * 1.4)
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_yticks(range(len(rows)), [f"{row.shape.label}, {_threads_text(row.threads)}" for row in rows], fontsize=8)
     axes.set_ylim(len(rows) - 0.5, -0.5)  # first row at the top, as in the table
-    axes.set_xlabel("speed-up of fastlstm: peer median time / fastlstm median time (log scale; > 1: fastlstm faster)")
-    axes.set_title(f"fastlstm {env['fastlstm']} ({env['isa']}) vs peers on {env['cpu']}", fontsize=10)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.set_xlabel("speed-up of fastlstm: peer median time / fastlstm median time (> 1: fastlstm is faster)")
+    title = f"fastlstm {env['fastlstm']} ({env['isa']}) vs peers, {env['cpu']}, {env['cpu_count']} CPUs"
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes.grid(axis="x", which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -1,0 +1,142 @@
+"""Export of a ``fastlstm.LSTM`` to ONNX: the graph that runs the same function in any ONNX runtime.
+
+The graph has one input and one output, named by ``INPUT_NAME`` and ``OUTPUT_NAME``:
+
+* input: float32 x of shape (T, N, input_size), or (N, T, input_size) when the model is ``batch_first``, with T and
+  N symbolic, so one export serves every batch size and sequence length;
+* output: the last layer's sequence, float32 (T, N, num_directions * hidden_size) (or (N, T, ...) with
+  ``batch_first``), exactly what ``model(x)[0]`` returns.
+
+The initial states are zeros and the final states are not outputs, as in ``model(x)`` without ``state``.
+
+Each layer is one ONNX ``LSTM`` node (opset ``OPSET``, time-major ``layout=0``, directions "forward" or
+"bidirectional"), whose default activations (sigmoid, tanh, tanh) are those of ``torch.nn.LSTM``. Two things differ
+from PyTorch's parameters and are converted here:
+
+* gate order: PyTorch packs the 4H rows of a weight as i, f, g, o; ONNX as i, o, f, c (c is PyTorch's g);
+* stacking: ONNX holds both directions of a layer in one tensor, forward first: W (D, 4H, I), R (D, 4H, H) and
+  B (D, 8H) = [input bias, recurrent bias] per direction.
+
+An ONNX ``LSTM`` outputs Y of shape (T, D, N, H); the next layer (and the graph's output) needs (T, N, D*H), which
+a Transpose to (T, N, D, H) and a Reshape give, as ``torch.onnx.export`` does for ``torch.nn.LSTM``.
+
+A projection (``proj_size > 0``, LSTMP) has no ONNX equivalent: the ``LSTM`` operator's P input holds peephole
+weights, a different thing. ``onnx`` is an optional dependency, imported only when exporting.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .lstm import LSTM
+
+#: The default ONNX operator set of the exported graphs: the first with the LSTM ``layout`` attribute is 14; 17 is
+#: read by every current runtime.
+OPSET = 17
+#: Names of the graph's input and output.
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+
+#: For each ONNX gate (i, o, f, c), the index of the same gate in PyTorch's order (i, f, g, o).
+_ONNX_GATES_FROM_TORCH = (0, 3, 1, 2)
+
+
+def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
+    """The ONNX model computing ``model(x)[0]`` for a ``fastlstm.LSTM`` (see the module's documentation for the
+    graph's input and output). Raises ValueError for a model with ``proj_size > 0``, which ONNX cannot express, or
+    an ``opset`` below 14, and ImportError when the ``onnx`` package is not installed."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if model.proj_size > 0:
+        raise ValueError(
+            f"lstm_to_onnx: a projection (proj_size={model.proj_size}) cannot be expressed in ONNX: "
+            "the LSTM operator has no projection of h (its P input is for peephole weights)"
+        )
+    if opset < 14:
+        raise ValueError(f"lstm_to_onnx: expected opset >= 14 (the LSTM operator's layout attribute), got {opset}")
+
+    hidden = model.hidden_size
+    directions = model.num_directions
+    parameters = model.state_dict()
+    nodes = []
+    initializers = [
+        # Transpose Y (T, D, N, H) to (T, N, D, H), then Reshape to (T, N, D*H): 0 keeps a dimension, -1 infers it.
+        numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge_directions_shape"),
+    ]
+
+    def add_initializer(name: str, tensors: list[np.ndarray]) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(np.stack(tensors), np.float32), name))
+        return name
+
+    if model.batch_first:
+        nodes.append(helper.make_node("Transpose", [INPUT_NAME], ["time_major_input"], perm=[1, 0, 2]))
+        layer_input = "time_major_input"
+    else:
+        layer_input = INPUT_NAME
+
+    for layer in range(model.num_layers):
+        suffixes = [f"_l{layer}" + ("_reverse" if direction else "") for direction in range(directions)]
+        w = add_initializer(f"W_l{layer}", [_onnx_gates(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
+        r = add_initializer(f"R_l{layer}", [_onnx_gates(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
+        if model.bias:
+            b = add_initializer(
+                f"B_l{layer}",
+                [
+                    np.concatenate(
+                        [_onnx_gates(parameters[f"bias_ih{s}"], hidden), _onnx_gates(parameters[f"bias_hh{s}"], hidden)]
+                    )
+                    for s in suffixes
+                ],
+            )
+        else:
+            b = ""  # an omitted optional input: the operator's biases are zeros
+        nodes.append(
+            helper.make_node(
+                "LSTM",
+                [layer_input, w, r, b],
+                [f"Y_l{layer}"],  # Y_h and Y_c, the final states, are left out
+                name=f"lstm_l{layer}",
+                hidden_size=hidden,
+                direction="bidirectional" if model.bidirectional else "forward",
+                layout=0,
+            )
+        )
+        last = layer == model.num_layers - 1
+        layer_output = OUTPUT_NAME if last and not model.batch_first else f"sequence_l{layer}"
+        nodes += [
+            helper.make_node("Transpose", [f"Y_l{layer}"], [f"Y_l{layer}_by_batch"], perm=[0, 2, 1, 3]),
+            helper.make_node("Reshape", [f"Y_l{layer}_by_batch", "merge_directions_shape"], [layer_output]),
+        ]
+        layer_input = layer_output
+
+    if model.batch_first:
+        nodes.append(helper.make_node("Transpose", [layer_input], [OUTPUT_NAME], perm=[1, 0, 2]))
+
+    outer_axes = ["N", "T"] if model.batch_first else ["T", "N"]
+    graph = helper.make_graph(
+        nodes,
+        "fastlstm_lstm",
+        inputs=[helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [*outer_axes, model.input_size])],
+        outputs=[helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [*outer_axes, directions * hidden])],
+        initializer=initializers,
+    )
+    graph.doc_string = repr(model)
+    # The IR version that goes with the operator set, rather than the newest the onnx package knows, so that
+    # runtimes older than the package read the file.
+    exported = helper.make_model_gen_version(
+        graph, producer_name="fastlstm", opset_imports=[helper.make_opsetid("", opset)]
+    )
+    onnx.checker.check_model(exported)
+    return exported
+
+
+def _onnx_gates(tensor: np.ndarray, hidden: int) -> np.ndarray:
+    """A weight (4H, K) or bias (4H,) with its gate blocks reordered from PyTorch's i, f, g, o to ONNX's i, o, f, c."""
+    blocks = tensor.reshape(4, hidden, *tensor.shape[1:])
+    return blocks[list(_ONNX_GATES_FROM_TORCH)].reshape(tensor.shape)

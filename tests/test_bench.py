@@ -1,0 +1,140 @@
+"""``python -m fastlstm bench``: the command runs end to end on a tiny shape, its report and JSON hold what they
+promise, and its arguments are checked. Nothing here measures speed: repeat times are as short as allowed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastlstm import __main__ as cli
+from fastlstm import bench
+
+HEADER_COLUMNS = ["shape", "threads", "fastlstm ms", "GFLOP/s", "% peak", "vs numpy", "max |diff|"]
+
+
+def test_command_reports_and_writes_json(tmp_path):
+    json_path = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "fastlstm", "bench", "--shapes", "1x3x8", "--threads", "1"]
+    command += ["--repeat-seconds", "0.01", "--json", str(json_path)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+
+    lines = finished.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("shape"))
+    for column in HEADER_COLUMNS:
+        assert column in header
+    assert any(line.startswith("B=1 T=3 I=H=8 ") for line in lines)
+    assert "[1/1] B=1 T=3 I=H=8, 1 thread" in finished.stderr  # progress
+
+    document = json.loads(json_path.read_text())
+    installed = [peer.name for peer in bench.available_peers()]
+    assert list(document["environment"]["peers"]) == installed
+    [row] = document["rows"]
+    assert row["key"] == "1x3x8" and row["threads"] == 1
+    assert row["fastlstm"]["gflops"] > 0 and row["fastlstm"]["percent_of_peak"] > 0
+    assert set(row["peers"]) == set(installed)
+    for name in installed:
+        assert row["peers"][name]["agrees"], f"{name}: {row['peers'][name]}"
+
+
+def _build_nothing(model, threads):
+    raise bench.Unsupported("never: cannot express anything")
+
+
+#: A peer that cannot express any model, to see how the report shows one.
+NEVER = bench.Peer("never", ("numpy",), _build_nothing)
+
+
+def test_a_peer_that_cannot_express_the_model_is_not_applicable(tmp_path):
+    peers = [bench.NUMPY, NEVER]
+    row = bench.measure_shape(bench.Shape(1, 2, 8, 8), threads=1, peak_gflops=1.0, peers=peers, repeat_seconds=0)
+    numpy_result, unsupported = row.peers
+    assert numpy_result.agrees and numpy_result.timing is not None
+    assert unsupported.timing is None and unsupported.agrees and row.agrees
+    assert row.best_peer is None  # the baseline does not count as the best peer
+
+    env = {**bench.environment({1: 1.0}, [bench.NUMPY]), "peers": {"numpy": "1", "never": "1"}}
+    text = bench.report([row], env, repeat_seconds=0)
+    table_row = next(line for line in text.splitlines() if line.startswith("B=1 T=2 I=H=8"))
+    assert table_row.split()[-4:-1] == ["n/a", "n/a", "-"]  # vs never, vs best peer, best peer
+    assert "n/a (never): never: cannot express anything" in text
+
+    json_path = tmp_path / "bench.json"
+    bench.write_json(json_path, [row], env, repeat_seconds=0)
+    record = json.loads(json_path.read_text())["rows"][0]
+    assert record["peers"]["never"] == {"supported": False, "reason": "never: cannot express anything"}
+    assert record["best_peer"] is None
+
+
+def test_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    row = bench.measure_shape(bench.Shape(1, 2, 8, 8), 1, 1.0, [bench.NUMPY], repeat_seconds=0)
+    path = tmp_path / "plot.png"
+    bench.write_plot(path, [row], bench.environment({1: 1.0}, [bench.NUMPY]))
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_without_matplotlib_exits_2_before_measuring(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(bench, "plotting_available", lambda: False)
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: pytest.fail("measured"))
+    assert cli.main(["bench", "--plot", str(tmp_path / "plot.png")]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+def test_flops():
+    assert bench.Shape(2, 3, 5, 7).flops == 2 * 4 * 7 * (5 + 7) * 2 * 3
+    # layer 2 of a bidirectional model reads both directions; a projection P=4 shrinks h and adds 4*H per step
+    layers = 2 * (4 * 7 * (5 + 7)) + 2 * (4 * 7 * (14 + 7))
+    assert bench.Shape(1, 1, 5, 7, num_layers=2, bidirectional=True).flops == 2 * layers
+    projected = 2 * ((4 * 7 * (5 + 4) + 4 * 7) + (4 * 7 * (8 + 4) + 4 * 7))
+    assert bench.Shape(1, 1, 5, 7, num_layers=2, bidirectional=True, proj_size=4).flops == 2 * projected
+
+
+def test_parse_shapes_reads_every_key():
+    shapes = list(dict.fromkeys(bench.QUICK_SHAPES + bench.FULL_SHAPES)) + [bench.Shape(2, 3, 40, 64, 3, True, 16)]
+    assert bench.parse_shapes(",".join(shape.key for shape in shapes)) == shapes
+    assert bench.parse_shapes(" 8x100x256 , 1x2x3x4") == [bench.Shape(8, 100, 256, 256), bench.Shape(1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("8x100", "got '8x100'"),
+        ("8x100x256,", "got ''"),
+        ("8x-1x256", "got '8x-1x256'"),
+        ("8x100x256x", "got '8x100x256x'"),
+        ("B8x100x256", "got 'B8x100x256'"),
+        ("8x100x256-L2-L3", "at most once"),
+        ("8x100x256-bidir-bidir", "at most once"),
+        ("8x100x256-fast", "got '8x100x256-fast'"),
+        ("0x100x256", ">= 1, got '0x100x256'"),
+        ("1x100x256-L0", ">= 1, got '1x100x256-L0'"),
+        ("1x100x256-P256", "projection must be smaller"),
+    ],
+)
+def test_parse_shapes_names_the_bad_item(text, message):
+    with pytest.raises(ValueError, match=message.replace("|", r"\|").replace("(", r"\(")):
+        bench.parse_shapes(text)
+
+
+def test_thread_counts(capsys):
+    cpus = os.cpu_count() or 1
+    assert bench.default_thread_counts() == ([1, cpus] if cpus > 1 else [1])
+    assert cli.build_parser().parse_args(["bench", "--threads", "1,1"]).threads == [1]
+    for bad in ["0", "1,x", "", f"{cpus + 1}"]:
+        with pytest.raises(SystemExit) as stopped:
+            cli.build_parser().parse_args(["bench", "--threads", bad])
+        assert stopped.value.code == 2
+    assert f"between 1 and {cpus}" in capsys.readouterr().err
+
+
+def test_output_difference_flags_broken_outputs():
+    expected = np.zeros((2, 1, 3))
+    assert bench.output_difference(np.zeros((2, 1, 4), np.float32), expected) == math.inf
+    assert math.isnan(bench.output_difference(np.full((2, 1, 3), np.nan, np.float32), expected))

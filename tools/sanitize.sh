@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds fastlstm with AddressSanitizer + UndefinedBehaviorSanitizer (CMake option FASTLSTM_SANITIZE) and runs the
+# test suite against that build. Everything goes under one work directory (default /tmp/fastlstm-asan, or $1):
+#   venv/   a virtual environment of its own: the sanitized build must never replace a developer's install
+#   src/    a copy of the repository, so that the build never writes into the work tree (or its build/ dirs)
+#   build/  the CMake build directory (kept, so a second run only recompiles what changed)
+# Extra arguments after the directory go to pytest, e.g.  tools/sanitize.sh /tmp/asan --ignore=tests/test_parity.py
+# Needs GCC with libasan/libubsan (Debian: gcc), Python >= 3.10, and PyPI for the test and torch packages.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="$(mkdir -p "${1:-/tmp/fastlstm-asan}" && cd "${1:-/tmp/fastlstm-asan}" && pwd)"
+shift $(( $# > 0 ? 1 : 0 ))
+venv="$work/venv" src="$work/src" build="$work/build"
+
+# 1. The environment: the test extra, plus the peers the tests import (pyproject's "peers" extra without
+#    openvino, which no test uses): torch pinned for test_parity.py, onnx and onnxruntime for test_onnx_export.py.
+#    scikit-build-core and pybind11 are installed too so the build below can run without build isolation.
+if [[ ! -x "$venv/bin/python" ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+fi
+"$venv/bin/pip" install -q numpy pytest hypothesis threadpoolctl pytest-benchmark "scikit-build-core>=0.11" \
+  "pybind11>=3.0" torch==2.13.0 "onnx>=1.16" "onnxruntime>=1.18"
+
+# 2. A copy of the sources (without build trees or virtual environments) and a non-editable sanitized install.
+#    RelWithDebInfo: optimised like a release, with -g so that sanitizer stacks have file:line.
+rm -rf "$src" && mkdir -p "$src"   # tar, not rsync: rsync is not on every machine; mtimes are kept for CMake
+tar -C "$repo" --exclude=./build --exclude=./.venv --exclude=./.git -cf - . | tar -C "$src" -xf -
+"$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps "$src" \
+  -Ccmake.define.FASTLSTM_SANITIZE=ON -Ccmake.build-type=RelWithDebInfo -Cbuild-dir="$build"
+
+# 3. The tests. The sanitizer runtimes must come first in the process (python itself is not instrumented), hence
+#    LD_PRELOAD of GCC's libasan and libubsan, the same runtimes the extension was linked against.
+#    detect_leaks=0: CPython and torch keep allocations until exit by design; leak reports would be noise.
+#    halt_on_error / abort_on_error: the first report stops the run with the stack, not a later crash.
+#    UBSAN print_stacktrace=1: UBSan reports come with a stack like ASan's.
+#    Run from the copy's root: tests/ has no __init__.py and the package lives in src/, so `import fastlstm`
+#    resolves to the venv's site-packages (the sanitized build); conftest imports it, and we check it below.
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:symbolize=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+export PYTHONFAULTHANDLER=1
+cd "$src"
+"$venv/bin/python" - <<'PY'
+import fastlstm, fastlstm._core as core, sys
+print("fastlstm from", fastlstm.__file__, "| _core", core.__file__, "| ISAs", core.supported_isas())
+if "site-packages" not in core.__file__:
+    sys.exit("sanitize.sh: fastlstm does not resolve to the sanitized install")
+PY
+start=$(date +%s)
+status=0
+"$venv/bin/python" -m pytest tests -x -q -p no:cacheprovider "$@" || status=$?
+echo "sanitize.sh: pytest exit $status after $(( $(date +%s) - start )) s"
+exit "$status"
