@@ -64,6 +64,7 @@ bool cpu_runs_avx512() {
 const KernelSet kKernelSets[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check)                                       \
     {#isa,                    hidden_block,         f32_gemm_panels__##suffix, f32_lstm_step__##suffix, \
+     f32_lstm_step_look_ahead__##suffix,                                                                    \
      f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_fma_peak__##suffix, f32_read_sum__##suffix},
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT

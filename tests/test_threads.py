@@ -77,3 +77,35 @@ def test_automatic_threads_follow_problem_size():
     cores = os.cpu_count()
     assert large.automatic_threads(steps=100, batch=1) == min(cores, 16)
     assert bidirectional.automatic_threads(steps=100, batch=1) == min(cores, 2)
+
+
+# Batch 1 runs the look-ahead step, which computes the input projection of the next 8 steps while it steps (the
+# longer of the input and recurrent sums continues alone, the other stops); a batch of 3 runs the plain step and a
+# chunked matrix product. Both keep each element's order of operations, so they agree bitwise: checked across
+# chunk boundaries, in both directions, with an input narrower and wider than the hidden state, a projection, a
+# given state (so the first step's recurrent product is not skipped), and a layer whose hidden panels are not all
+# full.
+@pytest.mark.parametrize("steps", [1, 7, 8, 9, 16, 17, 63])
+@pytest.mark.parametrize(
+    "input_size, hidden, layers, bidirectional, proj",
+    [(9, 40, 1, False, 0), (70, 33, 2, True, 0), (31, 64, 1, True, 17), (3, 255, 1, False, 0)],
+)
+@pytest.mark.parametrize("given_state", [False, True])
+def test_look_ahead_step_matches_the_batched_kernels(
+    isa, rng, steps, input_size, hidden, layers, bidirectional, proj, given_state
+):
+    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=7)
+    x = rng.standard_normal((steps, 3, input_size)).astype(np.float32)
+    state = None
+    if given_state:
+        h0 = rng.standard_normal((layers * model.num_directions, 3, proj or hidden)).astype(np.float32)
+        c0 = rng.standard_normal((layers * model.num_directions, 3, hidden)).astype(np.float32)
+        state = (h0, c0)
+    for threads in (1, 2):
+        output, (h_n, c_n) = model(x, state, threads=threads)
+        for row in range(3):
+            row_state = None if state is None else (state[0][:, row : row + 1], state[1][:, row : row + 1])
+            alone, (h_alone, c_alone) = model(x[:, row : row + 1], row_state, threads=threads)
+            np.testing.assert_array_equal(output[:, row : row + 1], alone)
+            np.testing.assert_array_equal(h_n[:, row : row + 1], h_alone)
+            np.testing.assert_array_equal(c_n[:, row : row + 1], c_alone)

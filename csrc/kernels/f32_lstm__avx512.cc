@@ -8,6 +8,7 @@
 #include "f32_fma_peak-inl.h"
 #include "f32_gemm_panels-inl.h"
 #include "f32_lstm_step-inl.h"
+#include "f32_lstm_step_look_ahead-inl.h"
 
 namespace fastlstm {
 
@@ -20,6 +21,11 @@ void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, in
 }
 
 void f32_lstm_step__avx512(const LstmStepArgs& args) { avx512::lstm_step<6, 24>(args); }
+
+// Batch 1 with the next steps' input projection interleaved: slots of 2 panels (8 recurrent + 8 look-ahead accumulators).
+void f32_lstm_step_look_ahead__avx512(const LstmStepArgs& args, const LookAheadProjection& ahead) {
+    avx512::lstm_step_look_ahead<2>(args, ahead);
+}
 
 void f32_sigmoid__avx512(int64_t n, const float* x, float* y) { avx512::sigmoid_array(n, x, y); }
 

@@ -9,6 +9,31 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
+// The cell update of one row and one panel from its four gate pre-activations z (i, f, g, o):
+// i, f, o = sigmoid, g = tanh; c = f * c + i * g; h = o * tanh(c). Units past hidden_size are neither read nor
+// written.
+inline void finish_cells(const LstmStepArgs& a, const V z[4], int64_t row, int64_t panel) {
+    constexpr int64_t L = Simd::kLanes;
+    const int64_t unit = panel * L;
+    const int64_t units = a.hidden_size - unit < L ? a.hidden_size - unit : L;
+    float* c_ptr = a.c + row * a.c_stride + unit;
+    float* h_ptr = a.h_out + row * a.h_out_stride + unit;
+    const V input_gate = sigmoid_f32(z[0]);
+    const V forget_gate = sigmoid_f32(z[1]);
+    const V candidate = tanh_f32(z[2]);
+    const V output_gate = sigmoid_f32(z[3]);
+    const V c_prev = units == L ? Simd::load(c_ptr) : Simd::load_first(c_ptr, units);
+    const V c = Simd::fmadd(forget_gate, c_prev, Simd::mul(input_gate, candidate));
+    const V h = Simd::mul(output_gate, tanh_f32(c));
+    if (units == L) {
+        Simd::store(c_ptr, c);
+        Simd::store(h_ptr, h);
+    } else {
+        Simd::store_first(c_ptr, c, units);
+        Simd::store_first(h_ptr, h, units);
+    }
+}
+
 template <int kRows, int kPanels>
 inline void lstm_step_tile(const LstmStepArgs& a, int64_t panel, int64_t row) {
     constexpr int64_t L = Simd::kLanes;
@@ -31,26 +56,7 @@ inline void lstm_step_tile(const LstmStepArgs& a, int64_t panel, int64_t row) {
             }
     }
     for (int r = 0; r < kRows; ++r)
-        for (int p = 0; p < kPanels; ++p) {
-            const int64_t unit = (panel + p) * L;
-            const int64_t units = a.hidden_size - unit < L ? a.hidden_size - unit : L;
-            float* c_ptr = a.c + (row + r) * a.c_stride + unit;
-            float* h_ptr = a.h_out + (row + r) * a.h_out_stride + unit;
-            const V input_gate = sigmoid_f32(acc[r][p][0]);
-            const V forget_gate = sigmoid_f32(acc[r][p][1]);
-            const V candidate = tanh_f32(acc[r][p][2]);
-            const V output_gate = sigmoid_f32(acc[r][p][3]);
-            const V c_prev = units == L ? Simd::load(c_ptr) : Simd::load_first(c_ptr, units);
-            const V c = Simd::fmadd(forget_gate, c_prev, Simd::mul(input_gate, candidate));
-            const V h = Simd::mul(output_gate, tanh_f32(c));
-            if (units == L) {
-                Simd::store(c_ptr, c);
-                Simd::store(h_ptr, h);
-            } else {
-                Simd::store_first(c_ptr, c, units);
-                Simd::store_first(h_ptr, h, units);
-            }
-        }
+        for (int p = 0; p < kPanels; ++p) finish_cells(a, acc[r][p], row + r, panel + p);
 }
 
 // A tile of kRows rows over `count` panels from `panel`: kPanels at a time, then one at a time.

@@ -57,4 +57,24 @@ void f32_lstm_step__portable(const LstmStepArgs& a) {
     }
 }
 
+// The reference of the look-ahead step: the step, then the pieces one by one, each element summed as
+// f32_gemm_panels__portable sums it (from the bias, k ascending), so the results are the same bitwise.
+void f32_lstm_step_look_ahead__portable(const LstmStepArgs& a, const LookAheadProjection& ahead) {
+    f32_lstm_step__portable(a);
+    for (int64_t piece = ahead.piece_begin; piece < ahead.piece_end; ++piece) {
+        const int64_t panel = a.panel_begin + piece / 4;
+        const int64_t column = panel * kPanelWidth + (piece % 4) * kHiddenBlock;
+        const float* weights = ahead.input_panels + panel * ahead.input_size * kPanelWidth + (piece % 4) * kHiddenBlock;
+        for (int64_t r = 0; r < ahead.rows; ++r) {
+            float part[kHiddenBlock];
+            for (int64_t j = 0; j < kHiddenBlock; ++j) part[j] = ahead.bias[column + j];
+            for (int64_t k = 0; k < ahead.input_size; ++k) {
+                const float x = ahead.x[r * ahead.x_stride + k];
+                for (int64_t j = 0; j < kHiddenBlock; ++j) part[j] += x * weights[k * kPanelWidth + j];
+            }
+            for (int64_t j = 0; j < kHiddenBlock; ++j) ahead.gates_in[r * ahead.gates_in_stride + column + j] = part[j];
+        }
+    }
+}
+
 }  // namespace fastlstm

@@ -49,6 +49,30 @@ struct LstmStepArgs {
 };
 using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
 
+// Look-ahead input projection, for batch 1. There a step streams the recurrent weights from cache with one
+// multiply-add per weight loaded, and the cache's bandwidth, not the FMA units, bounds it; the input projection is
+// the opposite (each weight feeds many rows, so it is FMA-bound). The look-ahead step runs the two interleaved:
+// besides step t it computes pieces of the input projection of the next kLookAheadSteps steps, so that loads and
+// multiply-adds overlap. A piece is one gate of one hidden panel over all `rows` upcoming steps: piece j is gate
+// j % 4 of panel panel_begin + j / 4 (panel_begin of the step), i.e. hidden_block columns of the gate panels.
+// The pieces come out bitwise equal to f32_gemm_panels on the same columns (same order of operations), so
+// results do not depend on whether, or how, the projection was interleaved.
+constexpr int64_t kLookAheadSteps = 8;
+struct LookAheadProjection {
+    int64_t piece_begin;  // pieces [piece_begin, piece_end) of the upcoming steps, done during this step
+    int64_t piece_end;
+    int64_t rows;  // upcoming steps, 1 .. kLookAheadSteps
+    const float* x;  // their inputs: row r at x + r * x_stride, input_size floats
+    int64_t x_stride;
+    int64_t input_size;
+    const float* input_panels;  // gate panels of w_ih (all panels of the layer)
+    const float* bias;          // fused bias in panel order
+    float* gates_in;            // row r of the upcoming steps' projection at gates_in + r * gates_in_stride
+    int64_t gates_in_stride;
+};
+// One step as f32_lstm_step_fn (args.batch must be 1) plus the pieces of `ahead`.
+using f32_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const LookAheadProjection& ahead);
+
 // y[i] = sigmoid(x[i]) or tanh(x[i]) for i in [0, n): the activations the step kernel inlines, as arrays, so that
 // their accuracy can be tested on their own.
 using f32_activation_fn = void (*)(int64_t n, const float* x, float* y);
@@ -66,6 +90,7 @@ struct KernelSet {
     int64_t hidden_block;   // hidden units per gate panel; fixes the packed layout
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
+    f32_lstm_step_look_ahead_fn lstm_step_look_ahead;
     f32_activation_fn sigmoid;
     f32_activation_fn tanh;
     f32_fma_peak_fn fma_peak;
@@ -77,6 +102,7 @@ struct KernelSet {
     void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,         \
                                    const float*, float*, int64_t);                                                 \
     void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
+    void f32_lstm_step_look_ahead__##suffix(const LstmStepArgs&, const LookAheadProjection&);                      \
     void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
     void f32_tanh__##suffix(int64_t, const float*, float*);                                                        \
     int64_t f32_fma_peak__##suffix(int64_t, float*);                                                               \
