@@ -4,8 +4,9 @@ of shapes and thread counts, with a correctness check before any peer is timed.
 For every shape, one fastlstm model is built with a fixed seed; every peer is built from that model's configuration
 and ``state_dict``, so all of them compute the same function on the same random input. Each shape is measured at
 each requested thread count: fastlstm calls with ``threads=`` that count, and every peer is limited to it. Each
-implementation is timed with ``time.perf_counter`` over whole calls (one warm-up, then at least ``MIN_RUNS`` runs
-and ``repeat_seconds`` of running) and summarised by its median, which a noisy shared machine disturbs least.
+implementation is timed with ``time.perf_counter`` over whole calls (after a warm-up, at least ``MIN_RUNS`` runs and
+``repeat_seconds`` of running, the implementations of a row taking turns in ``ROUNDS`` rounds) and summarised by its
+median, which a noisy shared machine disturbs least.
 
 To compare with another runtime, add a ``Peer`` to ``PEERS``: a name, the modules it needs, a builder that turns a
 fastlstm model and a thread count into a callable ``x -> output`` of that runtime, and, for a runtime whose thread
@@ -49,8 +50,13 @@ SEED = 0
 #: call of a few microseconds does not loop for the whole repeat time.
 MIN_RUNS = 5
 MAX_RUNS = 10_000
-#: Warm-up before timing, as a fraction of the timing's repeat_seconds (see time_calls).
-WARM_UP_FRACTION = 0.25
+#: Rounds in which the implementations of a row take turns, and the untimed warm-up of each turn as a fraction of
+#: its timed part (see time_interleaved).
+ROUNDS = 4
+WARM_UP_FRACTION = 0.5
+#: Idle time before each turn. Measured: onnxruntime's spinning workers made the next 10 calls of a 2-thread
+#: fastlstm 2.3x slower with no pause, and not at all after 10 ms.
+SETTLE_SECONDS = 0.05
 #: Seconds of the FMA calibration kernel per thread count, for "% peak".
 PEAK_SECONDS = 0.3
 #: Widest table (characters) that keeps every peer's time; a wider one shows only the speed-ups (times stay in JSON).
@@ -405,21 +411,36 @@ class Timing:
     runs: int
 
 
-def time_calls(forward: Forward, x: np.ndarray, repeat_seconds: float) -> Timing:
-    """Time ``forward(x)`` until at least MIN_RUNS runs and ``repeat_seconds`` of running, or MAX_RUNS runs, after
-    a warm-up of at least one call and WARM_UP_FRACTION of ``repeat_seconds``: the first calls pay for first touch
-    of buffers and BLAS initialisation, and a runtime whose thread count just changed (torch's OpenMP team) stays
-    slow for a few more while its threads settle."""
-    warm_up_end = time.perf_counter() + WARM_UP_FRACTION * repeat_seconds
-    forward(x)
-    while time.perf_counter() < warm_up_end:
-        forward(x)
-    times: list[float] = []
-    while len(times) < MIN_RUNS or (sum(times) < repeat_seconds and len(times) < MAX_RUNS):
-        start = time.perf_counter()
-        forward(x)
-        times.append(time.perf_counter() - start)
-    return Timing(statistics.median(times), min(times), len(times))
+def time_interleaved(forwards: dict[str, Forward], x: np.ndarray, repeat_seconds: float) -> dict[str, Timing]:
+    """Time each of ``forwards`` on ``x`` for at least ``repeat_seconds`` and MIN_RUNS runs (at most MAX_RUNS),
+    in ROUNDS rounds that take the implementations in turn (in a rotating order): a slow spell of the shared machine
+    then falls on all of them alike instead of on whichever was being timed, so their ratios hold. Each turn starts
+    with SETTLE_SECONDS of sleep, for the worker threads of the previous runtime, which spin on the cores for a
+    while after their last call, to go idle; then untimed calls, at least one and WARM_UP_FRACTION of the turn's
+    time: the first calls pay for caches that the previous implementation filled, for first touch of buffers, and
+    for a thread count that just changed (torch's OpenMP team)."""
+    names = list(forwards)
+    turn_seconds = repeat_seconds / ROUNDS
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(ROUNDS):
+        rotated = names[round_number % len(names) :] + names[: round_number % len(names)]
+        for name in rotated:
+            forward, runs = forwards[name], times[name]
+            time.sleep(SETTLE_SECONDS)
+            warm_up_end = time.perf_counter() + WARM_UP_FRACTION * turn_seconds
+            forward(x)
+            while time.perf_counter() < warm_up_end:
+                forward(x)
+            # This turn's share of the runs: the rest of MIN_RUNS spread over the rounds left.
+            minimum_runs = max(1, math.ceil((MIN_RUNS - len(runs)) / (ROUNDS - round_number)))
+            turn_end = time.perf_counter() + turn_seconds
+            done = 0
+            while done < minimum_runs or (time.perf_counter() < turn_end and len(runs) < MAX_RUNS):
+                start = time.perf_counter()
+                forward(x)
+                runs.append(time.perf_counter() - start)
+                done += 1
+    return {name: Timing(statistics.median(runs), min(runs), len(runs)) for name, runs in times.items()}
 
 
 def measure_peaks(isa: str, thread_counts: Sequence[int]) -> dict[int, float]:
@@ -487,29 +508,33 @@ class Row:
         return all(peer.agrees for peer in self.peers)
 
 
-def measure_peer(
-    peer: Peer, model: fastlstm.LSTM, threads: int, x: np.ndarray, expected: np.ndarray, repeat_seconds: float
-) -> PeerResult:
-    """Build ``peer`` from ``model``, compare its output with ``expected``, then time it, on ``threads`` threads."""
-    try:
-        forward = peer.build(model, threads)
-    except Unsupported as reason:
-        return PeerResult(peer.name, None, unsupported=str(reason), baseline=peer.baseline)
-    with peer.limit_threads(threads):
-        difference = output_difference(forward(x), expected)
-        timing = time_calls(forward, x, repeat_seconds)
-    return PeerResult(peer.name, timing, difference, baseline=peer.baseline)
-
-
 def measure_shape(shape: Shape, threads: int, peak_gflops: float, peers: Sequence[Peer], repeat_seconds: float) -> Row:
-    """Build fastlstm for ``shape`` at ``threads`` threads and time it, then each peer (checked first)."""
+    """Build fastlstm for ``shape`` at ``threads`` threads and every peer from it; check each peer's output against
+    fastlstm's; then time them all, taking turns (time_interleaved), each peer held to ``threads`` threads."""
     model = build_model(shape, threads)
     x = make_input(shape)
-    run_fastlstm = fastlstm_forward(model)
-    expected = run_fastlstm(x)
-    fastlstm_timing = time_calls(run_fastlstm, x, repeat_seconds)
-    peer_results = tuple(measure_peer(peer, model, threads, x, expected, repeat_seconds) for peer in peers)
-    return Row(shape, model.isa, threads, peak_gflops, fastlstm_timing, peer_results)
+    forwards = {"fastlstm": fastlstm_forward(model)}
+    expected = forwards["fastlstm"](x)
+    unsupported: dict[str, str] = {}
+    differences: dict[str, float] = {}
+    with contextlib.ExitStack() as limits:
+        for peer in peers:
+            try:
+                forward = peer.build(model, threads)
+            except Unsupported as reason:
+                unsupported[peer.name] = str(reason)
+                continue
+            limits.enter_context(peer.limit_threads(threads))
+            differences[peer.name] = output_difference(forward(x), expected)
+            forwards[peer.name] = forward
+        timings = time_interleaved(forwards, x, repeat_seconds)
+    peer_results = tuple(
+        PeerResult(peer.name, None, unsupported=unsupported[peer.name], baseline=peer.baseline)
+        if peer.name in unsupported
+        else PeerResult(peer.name, timings[peer.name], differences[peer.name], baseline=peer.baseline)
+        for peer in peers
+    )
+    return Row(shape, model.isa, threads, peak_gflops, timings["fastlstm"], peer_results)
 
 
 def measure(
@@ -615,7 +640,8 @@ def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
         f"FMA peak GFLOP/s of this machine ({env['isa']} calibration kernel): {peaks}",
         f"peers: {peers}   BLAS: {_describe_blas(env['blas'])}",
         f"python {env['python']}   {env['platform']}   {env['cpu']}, {env['cpu_count']} CPUs",
-        f"timing: median of >= {MIN_RUNS} runs and >= {repeat_seconds:g} s per implementation, after a warm-up",
+        f"timing: median of >= {MIN_RUNS} runs and >= {repeat_seconds:g} s per implementation, after a warm-up, "
+        f"the implementations of a row taking turns in {ROUNDS} rounds",
     ]
     if env["unavailable_peers"]:
         lines.append(f"peers not installed, skipped: {', '.join(env['unavailable_peers'])}")
