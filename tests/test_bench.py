@@ -15,7 +15,7 @@ import pytest
 from fastlstm import __main__ as cli
 from fastlstm import bench
 
-HEADER_COLUMNS = ["shape", "threads", "fastlstm ms", "GFLOP/s", "% peak", "vs numpy", "max |diff|"]
+HEADER_COLUMNS = ["shape", "threads", "fastlstm ms", "GFLOP/s", "% peak", "% bound", "vs numpy", "max |diff|"]
 
 
 def test_command_reports_and_writes_json(tmp_path):
@@ -94,6 +94,34 @@ def test_flops():
     assert bench.Shape(1, 1, 5, 7, num_layers=2, bidirectional=True).flops == 2 * layers
     projected = 2 * ((4 * 7 * (5 + 4) + 4 * 7) + (4 * 7 * (8 + 4) + 4 * 7))
     assert bench.Shape(1, 1, 5, 7, num_layers=2, bidirectional=True, proj_size=4).flops == 2 * projected
+
+
+def test_weight_traffic_and_working_set():
+    # One layer, I=5, H=7, T=3: input weights 4*7*5 once, recurrent 4*7*7 for the 2 steps after the first, float32.
+    assert bench.Shape(1, 3, 5, 7).weight_traffic_bytes == 4 * (4 * 7 * 5 + 4 * 7 * 7 * 2)
+    # Two directions count twice; the second layer reads 2*H inputs; a projection P=4 (h 4 wide) is read every step.
+    shape = bench.Shape(1, 3, 5, 7, num_layers=2, bidirectional=True, proj_size=4)
+    per_direction = [4 * 7 * 5 + 4 * 7 * 4 * 2 + 4 * 7 * 3, 4 * 7 * 8 + 4 * 7 * 4 * 2 + 4 * 7 * 3]
+    assert shape.weight_traffic_bytes == 4 * 2 * sum(per_direction)
+    # Working set: a thread's share of the largest layer; directions on their own threads; no recurrent at T=1.
+    largest = 4 * 7 * 8 + 4 * 7 * 4 + 4 * 7
+    assert shape.working_set_bytes(1) == 4 * largest
+    assert shape.working_set_bytes(2) == 4 * largest
+    assert bench.Shape(1, 3, 5, 7).working_set_bytes(2) == 4 * (4 * 7 * 5 + 4 * 7 * 7) // 2
+    assert bench.Shape(1, 1, 5, 7).working_set_bytes(1) == 4 * 4 * 7 * 5
+
+
+def test_batch_one_rows_get_a_bound(tmp_path):
+    rows = bench.measure([bench.Shape(1, 4, 8, 8), bench.Shape(2, 4, 8, 8)], {1: 100.0}, [bench.NUMPY], 0.0)
+    assert rows[0].bandwidth_gbs > 0 and 0 < rows[0].percent_of_bound
+    expected = max(rows[0].shape.flops / 100e9, rows[0].shape.weight_traffic_bytes / (rows[0].bandwidth_gbs * 1e9))
+    assert rows[0].bound_seconds == expected
+    assert rows[1].bandwidth_gbs is None and rows[1].percent_of_bound is None
+    json_path = tmp_path / "rows.json"
+    bench.write_json(json_path, rows, bench.environment({1: 100.0}, [bench.NUMPY]), 0.0)
+    first, second = json.loads(json_path.read_text())["rows"]
+    assert first["batch1_bound"]["percent_of_bound"] == rows[0].percent_of_bound
+    assert second["batch1_bound"] is None
 
 
 def test_parse_shapes_reads_every_key():

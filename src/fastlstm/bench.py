@@ -30,6 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ContextManager, TextIO
@@ -59,6 +60,8 @@ WARM_UP_FRACTION = 0.5
 SETTLE_SECONDS = 0.05
 #: Seconds of the FMA calibration kernel per thread count, for "% peak".
 PEAK_SECONDS = 0.3
+#: Seconds of the read-bandwidth calibration kernel per working set, for the batch-1 bound ("% bound").
+BANDWIDTH_SECONDS = 0.1
 #: Widest table (characters) that keeps every peer's time; a wider one shows only the speed-ups (times stay in JSON).
 TABLE_WIDTH = 160
 #: Environment variables that pin OpenBLAS to another core type or cache size than the machine's; they can make
@@ -136,6 +139,36 @@ class Shape:
             multiply_adds += self.proj_size * self.hidden_size
             total += 2 * multiply_adds * self.batch * self.steps * self.num_directions
         return total
+
+    def _layer_weights(self, layer: int) -> tuple[int, int, int]:
+        """Floats of one direction's input, recurrent and projection weights in ``layer``."""
+        layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
+        hidden = self.hidden_size
+        return 4 * hidden * layer_input, 4 * hidden * self.output_size, self.proj_size * hidden
+
+    @property
+    def weight_traffic_bytes(self) -> int:
+        """The fewest bytes of float32 weights that must reach the cores in one call: every layer and direction's
+        input weights once (a perfect kernel would reuse them for all steps) and its recurrent and projection
+        weights at every step (h_t is known only after step t), but for the first recurrent product, which the
+        zero initial state makes zero. At batch 1 this traffic, not the arithmetic, bounds the time."""
+        total = 0
+        for layer in range(self.num_layers):
+            input_weights, recurrent, projection = self._layer_weights(layer)
+            steps_with_product = max(0, self.steps - 1)
+            total += 4 * self.num_directions * (input_weights + recurrent * steps_with_product + projection * self.steps)
+        return total
+
+    def working_set_bytes(self, threads: int) -> int:
+        """The weights one of ``threads`` threads keeps reading: its share of one layer and direction's weights (the
+        largest layer; the recurrent ones only if there is more than one step). The two directions run on
+        different threads when there are several."""
+        sharing = max(1, threads // 2) if self.bidirectional and threads > 1 else threads
+        largest = 0
+        for layer in range(self.num_layers):
+            input_weights, recurrent, projection = self._layer_weights(layer)
+            largest = max(largest, input_weights + projection + (recurrent if self.steps > 1 else 0))
+        return 4 * largest // sharing
 
 
 QUICK_SHAPES: tuple[Shape, ...] = (
@@ -479,6 +512,9 @@ class Row:
     peak_gflops: float
     fastlstm: Timing
     peers: tuple[PeerResult, ...]
+    #: batch 1 only: GB/s that ``threads`` threads read from a working set of ``shape.working_set_bytes(threads)``
+    #: per thread, with our calibration kernel (None for larger batches)
+    bandwidth_gbs: float | None = None
 
     @property
     def gflops(self) -> float:
@@ -487,6 +523,22 @@ class Row:
     @property
     def percent_of_peak(self) -> float:
         return 100 * self.gflops / self.peak_gflops
+
+    @property
+    def bound_seconds(self) -> float | None:
+        """Batch 1: the least time the call can take on this machine, the larger of its arithmetic at the FMA peak
+        and its weight traffic (Shape.weight_traffic_bytes) at the measured read bandwidth of the cache that holds
+        the weights (both can proceed at once)."""
+        if self.bandwidth_gbs is None:
+            return None
+        arithmetic = self.shape.flops / (self.peak_gflops * 1e9)
+        traffic = self.shape.weight_traffic_bytes / (self.bandwidth_gbs * 1e9)
+        return max(arithmetic, traffic)
+
+    @property
+    def percent_of_bound(self) -> float | None:
+        bound = self.bound_seconds
+        return None if bound is None else 100 * bound / self.fastlstm.median_seconds
 
     def peer(self, name: str) -> PeerResult:
         return next(result for result in self.peers if result.peer == name)
@@ -508,7 +560,13 @@ class Row:
         return all(peer.agrees for peer in self.peers)
 
 
-def measure_shape(shape: Shape, threads: int, peak_gflops: float, peers: Sequence[Peer], repeat_seconds: float) -> Row:
+def measure_shape(
+    shape: Shape,
+    threads: int,
+    peak_gflops: float,
+    peers: Sequence[Peer],
+    repeat_seconds: float,
+) -> Row:
     """Build fastlstm for ``shape`` at ``threads`` threads and every peer from it; check each peer's output against
     fastlstm's; then time them all, taking turns (time_interleaved), each peer held to ``threads`` threads."""
     model = build_model(shape, threads)
@@ -545,13 +603,27 @@ def measure(
     progress: TextIO = sys.stderr,
 ) -> list[Row]:
     """Measure every shape at every thread count of ``peaks`` (thread count -> peak GFLOP/s), printing a progress
-    line per row to ``progress``."""
+    line per row to ``progress``. Batch-1 rows also get the read bandwidth of their working set (Row.bound_seconds),
+    measured before and after the row."""
     plan = [(shape, threads) for shape in shapes for threads in peaks]
+    bandwidths: dict[tuple[int, int], float] = {}
     rows = []
     for number, (shape, threads) in enumerate(plan, start=1):
         print(f"[{number}/{len(plan)}] {shape.label}, {_threads_text(threads)} ...", end="", file=progress, flush=True)
         start = time.perf_counter()
-        rows.append(measure_shape(shape, threads, peaks[threads], peers, repeat_seconds))
+        key = (threads, shape.working_set_bytes(threads))
+
+        def measure_bandwidth() -> None:
+            # The best of every measurement of this working set: a slow spell of the shared machine makes one read
+            # low, which would make the bound look reachable when it is not.
+            if shape.batch == 1:
+                gbs = _core.read_bandwidth_gbs(fastlstm.active_isa(), threads, key[1], seconds=BANDWIDTH_SECONDS)
+                bandwidths[key] = max(gbs, bandwidths.get(key, 0.0))
+
+        measure_bandwidth()
+        row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
+        measure_bandwidth()
+        rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[key] if shape.batch == 1 else None))
         print(f" {time.perf_counter() - start:.1f} s", file=progress, flush=True)
     return rows
 
@@ -692,6 +764,7 @@ def columns(peer_names: Sequence[str], competitors: Sequence[str], peer_times: b
         Column("fastlstm ms", lambda row: _milliseconds(row.fastlstm.median_seconds)),
         Column("GFLOP/s", lambda row: f"{row.gflops:.1f}"),
         Column("% peak", lambda row: f"{row.percent_of_peak:.1f}"),
+        Column("% bound", lambda row: "-" if row.percent_of_bound is None else f"{row.percent_of_bound:.1f}"),
     ]
     for name in peer_names:
         # Default arguments bind this peer's name; a closure would see the loop's last one.
@@ -738,6 +811,9 @@ def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> 
     lines = [
         "GFLOP/s: 2 flops per multiply-add of the gate products (8*H*(I+H)*B*T per layer and direction without a "
         "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count.",
+        "% bound (batch 1): the least possible time / fastlstm median time; the least possible time is the larger of "
+        "the arithmetic at the FMA peak and the weights that must be read (input weights once, recurrent ones every "
+        "step after the first) at the read bandwidth measured for the row's per-thread share of a layer's weights.",
         "vs X: X median time / fastlstm median time (higher: fastlstm is faster)."
         + ("" if peer_times else " The peers' times are in the JSON (--json)."),
     ]
@@ -791,6 +867,15 @@ def _row_record(row: Row) -> dict[str, Any]:
         "threads": row.threads,
         "fma_peak_gflops": row.peak_gflops,
         "fastlstm": {**asdict(row.fastlstm), "gflops": row.gflops, "percent_of_peak": row.percent_of_peak},
+        "batch1_bound": None
+        if row.bandwidth_gbs is None
+        else {
+            "read_bandwidth_gbs": row.bandwidth_gbs,
+            "working_set_bytes_per_thread": row.shape.working_set_bytes(row.threads),
+            "weight_traffic_bytes": row.shape.weight_traffic_bytes,
+            "bound_seconds": row.bound_seconds,
+            "percent_of_bound": row.percent_of_bound,
+        },
         "peers": {peer.peer: _peer_record(row, peer) for peer in row.peers},
         "best_peer": None if best is None else {"name": best.peer, "speedup": row.speedup(best)},
     }
@@ -806,6 +891,7 @@ def write_json(path: Path, rows: Sequence[Row], env: dict[str, Any], repeat_seco
             "tolerance": TOLERANCE,
             "seed": SEED,
             "peak_seconds": PEAK_SECONDS,
+            "bandwidth_seconds": BANDWIDTH_SECONDS,
         },
         "rows": [_row_record(row) for row in rows],
     }
