@@ -80,18 +80,22 @@ inline void lstm_step_rows(const LstmStepArgs& a, int64_t panel, int64_t count, 
         lstm_step_rows<kMaxRows - 1, kMaxAccumulators>(a, panel, count, row, rows);
 }
 
-// Panels are the outer loop, so that their weights are reused by every row block while in cache; rows go in blocks
-// of up to kMaxRows, each block handed to the tile of exactly its height. Small batches take panels in pairs and
-// two panels per tile (8 accumulator chains even for one row); larger ones take one panel at a time (measured 5%
-// faster at B = 64 than pairs) in tall tiles, where each weight load feeds more rows.
+// Panels are the outer loop, so that their weights are reused by every row block while in cache. Rows go in as few
+// blocks of at most kMaxRows as possible, of balanced heights (8 rows: 4 + 4, not 6 + 2, whose short tile feeds
+// only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512), each block
+// handed to the tile of exactly its height. Small batches take panels in pairs and two panels per tile (8
+// accumulator chains even for one row); larger ones take one panel at a time (measured 5% faster at B = 64 than
+// pairs) in tall tiles, where each weight load feeds more rows.
 template <int kMaxRows, int kMaxAccumulators>
 inline void lstm_step(const LstmStepArgs& a) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
+    const int64_t blocks = (a.batch + kMaxRows - 1) / kMaxRows;
     for (int64_t panel = a.panel_begin; panel < a.panel_end; panel += group) {
         const int64_t count = a.panel_end - panel < group ? a.panel_end - panel : group;
-        for (int64_t row = 0; row < a.batch; row += kMaxRows) {
-            const int64_t rows = a.batch - row < kMaxRows ? a.batch - row : kMaxRows;
+        for (int64_t block = 0; block < blocks; ++block) {
+            const int64_t row = a.batch * block / blocks;
+            const int64_t rows = a.batch * (block + 1) / blocks - row;
             lstm_step_rows<kMaxRows, kMaxAccumulators>(a, panel, count, row, rows);
         }
     }
