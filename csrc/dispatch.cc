@@ -62,9 +62,9 @@ bool cpu_runs_avx512() {
 #endif
 
 const KernelSet kKernelSets[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check)                                       \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, cpu_check)                   \
     {#isa,                    hidden_block,         f32_gemm_panels__##suffix, f32_lstm_step__##suffix, \
-     f32_lstm_step_look_ahead__##suffix,                                                                    \
+     f32_lstm_step_look_ahead__##suffix,            look_ahead_batches,                                     \
      f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_fma_peak__##suffix, f32_read_sum__##suffix},
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
@@ -72,7 +72,7 @@ const KernelSet kKernelSets[] = {
 
 using CpuCheck = bool (*)();
 const CpuCheck kCpuChecks[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check) cpu_check,
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, cpu_check) cpu_check,
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };

@@ -152,21 +152,22 @@ struct PackedLstm::Team {
 struct PackedLstm::Workspace {
     AlignedFloats gates_in;  // two chunks of chunk_floats each
     int64_t chunk_floats = 0;
-    bool look_ahead = false;  // batch 1 with the look-ahead step, chunks of kLookAheadSteps
+    bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead); room for its chunks and others
     AlignedFloats hidden_scratch;
 };
 
-// Batch 1 runs the look-ahead step (kernels.h), whose chunks are kLookAheadSteps steps: the next chunk's input
-// projection is computed during the current one's steps. That re-reads the input weights every 8 steps instead of
-// once per 256, which pays while a thread's input and recurrent weights stay in cache together; past
-// kLookAheadBytes per thread they do not (measured at H = 1024, 32 MiB on one core: 1.8x slower than without).
+// Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
+// kLookAheadSteps steps: the next chunk's input projection is computed during the current one's steps. That
+// re-reads the input weights every 8 steps instead of once per 256 rows, which pays while a thread's input and
+// recurrent weights stay in cache together; past kLookAheadBytes per thread they do not (measured at H = 1024,
+// 32 MiB on one core: 1.8x slower than without).
 bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
     const LstmGeometry& g = geometry_;
     const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
     int64_t widest_input = g.input_size;
     if (g.num_layers > 1) widest_input = std::max(widest_input, g.layer_input_size(1));
     const int64_t weight_bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
-    return batch == 1 && weight_bytes / per_direction <= kLookAheadBytes;
+    return batch >= 1 && batch <= kernels_.look_ahead_batches && weight_bytes / per_direction <= kLookAheadBytes;
 }
 
 int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const {
@@ -176,11 +177,15 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) c
 }
 
 // Scratch for running `batch` rows, or `other_batch` rows (0: none), whichever needs more. The input projection
-// has room for two chunks: with look-ahead, the one being stepped through and the next.
+// has room for two chunks: with look-ahead, the one being stepped through and the next. A planned look-ahead can
+// still fall back to plain chunks (an input whose rows are not evenly spaced), so there is room for those too.
 PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch,
                                                 bool look_ahead) const {
-    const int64_t rows = std::max(chunk_steps(steps, batch, look_ahead) * batch,
-                                  chunk_steps(steps, other_batch, look_ahead) * other_batch);
+    int64_t rows = 0;
+    for (const int64_t b : {batch, other_batch}) {
+        rows = std::max(rows, chunk_steps(steps, b, false) * b);
+        if (look_ahead) rows = std::max(rows, chunk_steps(steps, b, true) * b);
+    }
     Workspace workspace;
     workspace.look_ahead = look_ahead;
     workspace.gates_in = AlignedFloats(2 * rows * gate_width());
@@ -254,16 +259,17 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     // product with 0 is NaN.
     if (zero_start && cell.recurrent_finite) step.recurrent_size = 0;
 
-    const bool look_ahead = workspace.look_ahead;
+    // The pieces of the look-ahead step take the upcoming rows as evenly spaced in memory: true of one row per
+    // step, and of a time-major input.
+    const bool look_ahead = workspace.look_ahead && (B == 1 || in.time_stride == B * in.batch_stride);
     const int64_t chunk = chunk_steps(T, B, look_ahead);
     const int64_t width = gate_width();
     LookAheadProjection ahead;
     ahead.input_size = g.layer_input_size(layer);
     ahead.input_panels = cell.input_panels.data();
     ahead.bias = cell.bias.data();
-    ahead.x_stride = in.time_stride;
+    ahead.x_stride = B == 1 ? in.time_stride : in.batch_stride;
     ahead.gates_in_stride = width;
-    const int64_t pieces = 4 * (panel_end - panel_begin);
     // Chunk n covers steps [t_begin, t_end) (walking backwards in the reverse direction); its input projection is
     // in half n % 2 of the workspace.
     auto chunk_range = [&](int64_t n, int64_t* t_begin, int64_t* t_end) {
@@ -278,13 +284,14 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
         if (!look_ahead || n == 0)
             project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, panel_begin, panel_end, gates_in);
         // The next chunk's pieces, spread evenly over this chunk's steps (at most one per slot of panels).
-        int64_t pieces_per_step = 0;
+        int64_t pieces = 0, pieces_per_step = 0;
         if (look_ahead && (n + 1) * chunk < T) {
             int64_t next_begin, next_end;
             chunk_range(n + 1, &next_begin, &next_end);
-            ahead.rows = next_end - next_begin;
+            ahead.rows = (next_end - next_begin) * B;
             ahead.x = in.data + next_begin * in.time_stride;
             ahead.gates_in = workspace.gates_in.data() + ((n + 1) % 2) * workspace.chunk_floats;
+            pieces = ceil_div(ahead.rows, kLookAheadPieceRows) * 4 * (panel_end - panel_begin);
             pieces_per_step = ceil_div(pieces, t_end - t_begin);
         }
         for (int64_t i = 0; i < t_end - t_begin; ++i) {

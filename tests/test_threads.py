@@ -79,33 +79,38 @@ def test_automatic_threads_follow_problem_size():
     assert bidirectional.automatic_threads(steps=100, batch=1) == min(cores, 2)
 
 
-# Batch 1 runs the look-ahead step, which computes the input projection of the next 8 steps while it steps (the
-# longer of the input and recurrent sums continues alone, the other stops); a batch of 3 runs the plain step and a
-# chunked matrix product. Both keep each element's order of operations, so they agree bitwise: checked across
+# Batches 1 to 3 run the look-ahead step, which computes the input projection of the next 8 steps while it steps
+# (the longer of the input and recurrent sums continues alone, the other stops); a batch of 5 runs the plain step
+# and a chunked matrix product. Both keep each element's order of operations, so they agree bitwise: checked across
 # chunk boundaries, in both directions, with an input narrower and wider than the hidden state, a projection, a
-# given state (so the first step's recurrent product is not skipped), and a layer whose hidden panels are not all
-# full.
+# given state (so the first step's recurrent product is not skipped), a layer whose hidden panels are not all
+# full, and batch-first input (whose rows are not evenly spaced, so batches 2 and 3 fall back to plain chunks).
 @pytest.mark.parametrize("steps", [1, 7, 8, 9, 16, 17, 63])
 @pytest.mark.parametrize(
     "input_size, hidden, layers, bidirectional, proj",
     [(9, 40, 1, False, 0), (70, 33, 2, True, 0), (31, 64, 1, True, 17), (3, 255, 1, False, 0)],
 )
 @pytest.mark.parametrize("given_state", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
 def test_look_ahead_step_matches_the_batched_kernels(
-    isa, rng, steps, input_size, hidden, layers, bidirectional, proj, given_state
+    isa, rng, steps, input_size, hidden, layers, bidirectional, proj, given_state, batch_first
 ):
-    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=7)
-    x = rng.standard_normal((steps, 3, input_size)).astype(np.float32)
+    model = fastlstm.LSTM(
+        input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, batch_first=batch_first, seed=7
+    )
+    x = rng.standard_normal((steps, 5, input_size)).astype(np.float32)
     state = None
     if given_state:
-        h0 = rng.standard_normal((layers * model.num_directions, 3, proj or hidden)).astype(np.float32)
-        c0 = rng.standard_normal((layers * model.num_directions, 3, hidden)).astype(np.float32)
+        h0 = rng.standard_normal((layers * model.num_directions, 5, proj or hidden)).astype(np.float32)
+        c0 = rng.standard_normal((layers * model.num_directions, 5, hidden)).astype(np.float32)
         state = (h0, c0)
+    as_input = (lambda a: np.ascontiguousarray(a.transpose(1, 0, 2))) if batch_first else (lambda a: a)
     for threads in (1, 2):
-        output, (h_n, c_n) = model(x, state, threads=threads)
-        for row in range(3):
-            row_state = None if state is None else (state[0][:, row : row + 1], state[1][:, row : row + 1])
-            alone, (h_alone, c_alone) = model(x[:, row : row + 1], row_state, threads=threads)
-            np.testing.assert_array_equal(output[:, row : row + 1], alone)
-            np.testing.assert_array_equal(h_n[:, row : row + 1], h_alone)
-            np.testing.assert_array_equal(c_n[:, row : row + 1], c_alone)
+        output, (h_n, c_n) = model(as_input(x), state, threads=threads)
+        output = as_input(output)  # back to time-major
+        for rows in (slice(0, 1), slice(1, 3), slice(2, 5)):
+            part_state = None if state is None else (state[0][:, rows], state[1][:, rows])
+            part, (h_part, c_part) = model(as_input(np.ascontiguousarray(x[:, rows])), part_state, threads=threads)
+            np.testing.assert_array_equal(output[:, rows], as_input(part))
+            np.testing.assert_array_equal(h_n[:, rows], h_part)
+            np.testing.assert_array_equal(c_n[:, rows], c_part)

@@ -22,9 +22,10 @@ void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int6
 
 void f32_lstm_step__avx2(const LstmStepArgs& args) { avx2::lstm_step<3, 12>(args); }
 
-// Batch 1 with the next steps' input projection interleaved: slots of 1 panel (4 recurrent + 8 look-ahead accumulators of the 16 registers).
+// Batch 1 with the next steps' input projection interleaved: slots of 1 panel (4 recurrent + 8 look-ahead
+// accumulators of the 16 registers).
 void f32_lstm_step_look_ahead__avx2(const LstmStepArgs& args, const LookAheadProjection& ahead) {
-    avx2::lstm_step_look_ahead<1>(args, ahead);
+    avx2::lstm_step_look_ahead<1, 1>(args, ahead);
 }
 
 void f32_sigmoid__avx2(int64_t n, const float* x, float* y) { avx2::sigmoid_array(n, x, y); }

@@ -22,9 +22,10 @@ void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, in
 
 void f32_lstm_step__avx512(const LstmStepArgs& args) { avx512::lstm_step<6, 24>(args); }
 
-// Batch 1 with the next steps' input projection interleaved: slots of 2 panels (8 recurrent + 8 look-ahead accumulators).
+// Batches 1 and 2 with the next steps' input projection interleaved: batch 1 in slots of 2 panels (8 recurrent + 8
+// look-ahead accumulators), batch 2 in slots of 1 panel (8 + 8).
 void f32_lstm_step_look_ahead__avx512(const LstmStepArgs& args, const LookAheadProjection& ahead) {
-    avx512::lstm_step_look_ahead<2>(args, ahead);
+    avx512::lstm_step_look_ahead<2, 2>(args, ahead);
 }
 
 void f32_sigmoid__avx512(int64_t n, const float* x, float* y) { avx512::sigmoid_array(n, x, y); }

@@ -49,28 +49,35 @@ struct LstmStepArgs {
 };
 using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
 
-// Look-ahead input projection, for batch 1. There a step streams the recurrent weights from cache with one
-// multiply-add per weight loaded, and the cache's bandwidth, not the FMA units, bounds it; the input projection is
-// the opposite (each weight feeds many rows, so it is FMA-bound). The look-ahead step runs the two interleaved:
-// besides step t it computes pieces of the input projection of the next kLookAheadSteps steps, so that loads and
-// multiply-adds overlap. A piece is one gate of one hidden panel over all `rows` upcoming steps: piece j is gate
-// j % 4 of panel panel_begin + j / 4 (panel_begin of the step), i.e. hidden_block columns of the gate panels.
-// The pieces come out bitwise equal to f32_gemm_panels on the same columns (same order of operations), so
-// results do not depend on whether, or how, the projection was interleaved.
+// Look-ahead input projection, for small batches (1 to kLookAheadMaxBatch rows). There a step streams the recurrent
+// weights from cache with few multiply-adds per weight loaded, and the cache's bandwidth, not the FMA units, bounds
+// it; the input projection is the opposite (each weight feeds many rows, so it is FMA-bound). The look-ahead step
+// runs the two interleaved: besides step t it computes pieces of the input projection of the next kLookAheadSteps
+// steps, so that loads and multiply-adds overlap.
+// The upcoming chunk's rows (step-major: row s*batch + b is batch row b of upcoming step s) are cut into groups
+// of kLookAheadPieceRows rows; a piece is one gate of one hidden panel over one group, i.e. hidden_block
+// columns of the gate panels: piece j is group j / (4*P), gate j % 4 of panel panel_begin + (j % (4*P)) / 4, where
+// P = panel_end - panel_begin (the step's panels). The pieces come out bitwise equal to f32_gemm_panels on the same
+// columns (same order of operations), so results do not depend on whether, or how, the projection was interleaved.
+// 8 steps of 1 or 2 rows hold one piece per slot of the step kernels (a slot being two panels of the recurrent
+// product for batch 1 and one for batch 2). Batch 3 ran no faster with it (pieces of 12 rows, measured at H = 255)
+// and is left to the plain step, which already feeds 3 multiply-adds per weight loaded.
 constexpr int64_t kLookAheadSteps = 8;
+constexpr int64_t kLookAheadMaxBatch = 2;
+constexpr int64_t kLookAheadPieceRows = 8;
 struct LookAheadProjection {
-    int64_t piece_begin;  // pieces [piece_begin, piece_end) of the upcoming steps, done during this step
+    int64_t piece_begin;  // pieces [piece_begin, piece_end) of the upcoming chunk, done during this step
     int64_t piece_end;
-    int64_t rows;  // upcoming steps, 1 .. kLookAheadSteps
-    const float* x;  // their inputs: row r at x + r * x_stride, input_size floats
+    int64_t rows;     // rows of the upcoming chunk: its steps times the batch
+    const float* x;   // their inputs: row r at x + r * x_stride, input_size floats
     int64_t x_stride;
     int64_t input_size;
     const float* input_panels;  // gate panels of w_ih (all panels of the layer)
     const float* bias;          // fused bias in panel order
-    float* gates_in;            // row r of the upcoming steps' projection at gates_in + r * gates_in_stride
+    float* gates_in;            // row r of the upcoming chunk's projection at gates_in + r * gates_in_stride
     int64_t gates_in_stride;
 };
-// One step as f32_lstm_step_fn (args.batch must be 1) plus the pieces of `ahead`.
+// One step as f32_lstm_step_fn (args.batch at most kLookAheadMaxBatch) plus the pieces of `ahead`.
 using f32_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const LookAheadProjection& ahead);
 
 // y[i] = sigmoid(x[i]) or tanh(x[i]) for i in [0, n): the activations the step kernel inlines, as arrays, so that
@@ -91,6 +98,7 @@ struct KernelSet {
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
     f32_lstm_step_look_ahead_fn lstm_step_look_ahead;
+    int64_t look_ahead_batches;  // lstm_step_look_ahead takes batches 1 .. look_ahead_batches
     f32_activation_fn sigmoid;
     f32_activation_fn tanh;
     f32_fma_peak_fn fma_peak;
@@ -98,7 +106,7 @@ struct KernelSet {
 };
 
 // Declarations of every variant, from the table.
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, suffix, cpu_check)                                             \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, cpu_check)                         \
     void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,         \
                                    const float*, float*, int64_t);                                                 \
     void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
