@@ -69,13 +69,17 @@ def test_thread_settings_are_checked_and_applied():
 
 
 def test_automatic_threads_follow_problem_size():
-    small = fastlstm.LSTM(16, 16)
+    # One thread per 2^13 multiply-adds of a recurrent step (4 * H * H per row), at most the cores.
+    small = fastlstm.LSTM(32, 32)
+    medium = fastlstm.LSTM(64, 64)
     large = fastlstm.LSTM(512, 512)
     bidirectional = fastlstm.LSTM(16, 16, bidirectional=True)
-    assert small.automatic_threads(steps=100, batch=1) == 1
-    assert large.automatic_threads(steps=0, batch=1) == 1
     cores = os.cpu_count()
-    assert large.automatic_threads(steps=100, batch=1) == min(cores, 16)
+    assert small.automatic_threads(steps=100, batch=1) == 1
+    assert small.automatic_threads(steps=100, batch=16) == min(cores, 8)
+    assert medium.automatic_threads(steps=100, batch=1) == min(cores, 2)
+    assert large.automatic_threads(steps=0, batch=1) == 1
+    assert large.automatic_threads(steps=100, batch=1) == min(cores, 128)
     assert bidirectional.automatic_threads(steps=100, batch=1) == min(cores, 2)
 
 
