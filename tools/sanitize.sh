@@ -20,7 +20,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
 fi
-"$venv/bin/pip" install -q numpy pytest hypothesis threadpoolctl pytest-benchmark "scikit-build-core>=0.11" \
+"$venv/bin/pip" install -q numpy pytest hypothesis threadpoolctl pytest-benchmark matplotlib "scikit-build-core>=0.11" \
   "pybind11>=3.0" torch==2.13.0 "onnx>=1.16" "onnxruntime>=1.18"
 
 # 2. A copy of the sources (without build trees or virtual environments) and a non-editable sanitized install.
