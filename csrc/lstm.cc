@@ -25,8 +25,8 @@ constexpr int64_t kGates = 4;
 // whole-sequence projection back from memory.
 constexpr int64_t kProjectionRows = 256;
 
-// Input and recurrent weights of a layer and direction, per thread, up to which batch 1 looks ahead: a quarter of
-// a 32 MiB L3 (see looks_ahead).
+// Input and recurrent weights of a layer and direction, per thread, up to which small batches look ahead: a quarter
+// of a 32 MiB L3 (see looks_ahead).
 constexpr int64_t kLookAheadBytes = int64_t{8} << 20;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -150,9 +150,9 @@ struct PackedLstm::Team {
 
 // Per-group scratch: the input projection of a chunk of steps, and o * tanh(c) before the projection.
 struct PackedLstm::Workspace {
-    AlignedFloats gates_in;  // two chunks of chunk_floats each
+    AlignedFloats gates_in;  // one chunk of the plain step, or two of chunk_floats for the look-ahead step
     int64_t chunk_floats = 0;
-    bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead); room for its chunks and others
+    bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
     AlignedFloats hidden_scratch;
 };
 
@@ -177,19 +177,19 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) c
 }
 
 // Scratch for running `batch` rows, or `other_batch` rows (0: none), whichever needs more. The input projection
-// has room for two chunks: with look-ahead, the one being stepped through and the next. A planned look-ahead can
-// still fall back to plain chunks (an input whose rows are not evenly spaced), so there is room for those too.
+// has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
+// next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
 PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch,
                                                 bool look_ahead) const {
-    int64_t rows = 0;
+    int64_t plain_rows = 0, look_ahead_rows = 0;
     for (const int64_t b : {batch, other_batch}) {
-        rows = std::max(rows, chunk_steps(steps, b, false) * b);
-        if (look_ahead) rows = std::max(rows, chunk_steps(steps, b, true) * b);
+        plain_rows = std::max(plain_rows, chunk_steps(steps, b, false) * b);
+        if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true) * b);
     }
     Workspace workspace;
     workspace.look_ahead = look_ahead;
-    workspace.gates_in = AlignedFloats(2 * rows * gate_width());
-    workspace.chunk_floats = rows * gate_width();
+    workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
+    workspace.chunk_floats = look_ahead_rows * gate_width();
     if (geometry_.proj_size > 0)
         workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
     return workspace;
@@ -270,8 +270,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     ahead.bias = cell.bias.data();
     ahead.x_stride = B == 1 ? in.time_stride : in.batch_stride;
     ahead.gates_in_stride = width;
-    // Chunk n covers steps [t_begin, t_end) (walking backwards in the reverse direction); its input projection is
-    // in half n % 2 of the workspace.
+    // Chunk n covers steps [t_begin, t_end) (walking backwards in the reverse direction); with look-ahead its input
+    // projection is in half n % 2 of the workspace.
     auto chunk_range = [&](int64_t n, int64_t* t_begin, int64_t* t_end) {
         const int64_t done = n * chunk;
         *t_begin = reverse ? std::max<int64_t>(0, T - done - chunk) : done;
@@ -280,7 +280,7 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     for (int64_t n = 0; n * chunk < T; ++n) {
         int64_t t_begin, t_end;
         chunk_range(n, &t_begin, &t_end);
-        float* gates_in = workspace.gates_in.data() + (n % 2) * workspace.chunk_floats;
+        float* gates_in = workspace.gates_in.data() + (look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (!look_ahead || n == 0)
             project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, panel_begin, panel_end, gates_in);
         // The next chunk's pieces, spread evenly over this chunk's steps (at most one per slot of panels).
