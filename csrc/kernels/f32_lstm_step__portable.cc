@@ -61,14 +61,12 @@ void f32_lstm_step__portable(const LstmStepArgs& a) {
 // f32_gemm_panels__portable sums it (from the bias, k ascending), so the results are the same bitwise.
 void f32_lstm_step_look_ahead__portable(const LstmStepArgs& a, const LookAheadProjection& ahead) {
     f32_lstm_step__portable(a);
-    const int64_t per_group = 4 * (a.panel_end - a.panel_begin);
-    const int64_t piece_rows = kLookAheadPieceRows;
     for (int64_t piece = ahead.piece_begin; piece < ahead.piece_end; ++piece) {
-        const int64_t panel = a.panel_begin + (piece % per_group) / 4;
-        const int64_t column = panel * kPanelWidth + (piece % 4) * kHiddenBlock;
-        const float* weights = ahead.input_panels + panel * ahead.input_size * kPanelWidth + (piece % 4) * kHiddenBlock;
-        const int64_t first_row = piece / per_group * piece_rows;
-        for (int64_t r = first_row; r < std::min(ahead.rows, first_row + piece_rows); ++r) {
+        const LookAheadPieceSpot spot = look_ahead_piece_spot(a, ahead, piece);
+        const int64_t column = spot.panel * kPanelWidth + spot.gate * kHiddenBlock;
+        const float* weights =
+            ahead.input_panels + spot.panel * ahead.input_size * kPanelWidth + spot.gate * kHiddenBlock;
+        for (int64_t r = spot.first_row; r < spot.first_row + spot.rows; ++r) {
             float part[kHiddenBlock];
             for (int64_t j = 0; j < kHiddenBlock; ++j) part[j] = ahead.bias[column + j];
             for (int64_t k = 0; k < ahead.input_size; ++k) {

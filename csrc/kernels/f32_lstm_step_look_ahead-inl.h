@@ -12,7 +12,7 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
-// Where a piece lies (kernels.h): its first row in the upcoming chunk, its rows, its column and its weights.
+// A piece (kernels.h) with its column in the gate panels and its input weights.
 struct LookAheadPiece {
     int64_t first_row;
     int64_t rows;
@@ -20,19 +20,12 @@ struct LookAheadPiece {
     const float* weights;
 };
 
-inline LookAheadPiece look_ahead_piece(const LstmStepArgs& a, const LookAheadProjection& ahead, int64_t piece,
-                                       int64_t piece_rows) {
+inline LookAheadPiece look_ahead_piece(const LstmStepArgs& a, const LookAheadProjection& ahead, int64_t piece) {
     constexpr int64_t L = Simd::kLanes;
     constexpr int64_t kWidth = 4 * L;
-    const int64_t per_group = 4 * (a.panel_end - a.panel_begin);
-    const int64_t panel = a.panel_begin + (piece % per_group) / 4;
-    const int64_t gate = piece % 4;
-    LookAheadPiece spot;
-    spot.first_row = piece / per_group * piece_rows;
-    spot.rows = ahead.rows - spot.first_row < piece_rows ? ahead.rows - spot.first_row : piece_rows;
-    spot.column = panel * kWidth + gate * L;
-    spot.weights = ahead.input_panels + panel * ahead.input_size * kWidth + gate * L;
-    return spot;
+    const LookAheadPieceSpot spot = look_ahead_piece_spot(a, ahead, piece);
+    return {spot.first_row, spot.rows, spot.panel * kWidth + spot.gate * L,
+            ahead.input_panels + spot.panel * ahead.input_size * kWidth + spot.gate * L};
 }
 
 // kPanels recurrent panels from `panel` for kRows batch rows (kPanels = 0: none), and a piece of kPieceRows rows.
@@ -104,7 +97,7 @@ inline void lstm_step_look_ahead_rows(const LstmStepArgs& a, const LookAheadProj
     for (int64_t panel = a.panel_begin; panel < a.panel_end; panel += kPanels) {
         const bool whole = a.panel_end - panel >= kPanels;
         if (piece < ahead.piece_end) {
-            const LookAheadPiece spot = look_ahead_piece(a, ahead, piece++, kPieceRows);
+            const LookAheadPiece spot = look_ahead_piece(a, ahead, piece++);
             if (whole)
                 lstm_slot_with_piece_rows<kRows, kPanels, kPieceRows>(a, ahead, panel, spot);
             else
@@ -114,10 +107,9 @@ inline void lstm_step_look_ahead_rows(const LstmStepArgs& a, const LookAheadProj
         } else {
             lstm_step_tile<kRows, 1>(a, panel, 0);
         }
-        if (!whole) break;  // the last, partial slot: panel_end - panel < kPanels, all of it done above
     }
     for (; piece < ahead.piece_end; ++piece)
-        lstm_slot_with_piece_rows<kRows, 0, kPieceRows>(a, ahead, 0, look_ahead_piece(a, ahead, piece, kPieceRows));
+        lstm_slot_with_piece_rows<kRows, 0, kPieceRows>(a, ahead, 0, look_ahead_piece(a, ahead, piece));
 }
 
 // Batch 1 in slots of kPanelsOneRow panels; batch 2 (when kMaxBatch allows) in slots of one panel.

@@ -131,14 +131,9 @@ class Shape:
         """Floating-point operations of one call: per layer, direction, batch row and step, the 4H gate
         pre-activations take (I_layer + H_out) multiply-adds each and a projection P*H more (2 flops per
         multiply-add). The element-wise cell arithmetic is O(H) per step and left out, as is usual for GEMM-bound
-        kernels."""
-        total = 0
-        for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
-            multiply_adds = 4 * self.hidden_size * (layer_input + self.output_size)
-            multiply_adds += self.proj_size * self.hidden_size
-            total += 2 * multiply_adds * self.batch * self.steps * self.num_directions
-        return total
+        kernels. One multiply-add per weight of every layer and direction, per batch row and step."""
+        weights = sum(sum(self._layer_weights(layer)) for layer in range(self.num_layers))
+        return 2 * weights * self.batch * self.steps * self.num_directions
 
     def _layer_weights(self, layer: int) -> tuple[int, int, int]:
         """Floats of one direction's input, recurrent and projection weights in ``layer``."""
@@ -152,12 +147,12 @@ class Shape:
         input weights once (a perfect kernel would reuse them for all steps) and its recurrent and projection
         weights at every step (h_t is known only after step t), but for the first recurrent product, which the
         zero initial state makes zero. At batch 1 this traffic, not the arithmetic, bounds the time."""
+        steps_with_product = max(0, self.steps - 1)
         total = 0
         for layer in range(self.num_layers):
             input_weights, recurrent, projection = self._layer_weights(layer)
-            steps_with_product = max(0, self.steps - 1)
-            total += 4 * self.num_directions * (input_weights + recurrent * steps_with_product + projection * self.steps)
-        return total
+            total += input_weights + recurrent * steps_with_product + projection * self.steps
+        return 4 * self.num_directions * total
 
     def working_set_bytes(self, threads: int) -> int:
         """The weights one of ``threads`` threads keeps reading: its share of one layer and direction's weights (the
@@ -611,21 +606,22 @@ def measure(
     for number, (shape, threads) in enumerate(plan, start=1):
         print(f"[{number}/{len(plan)}] {shape.label}, {_threads_text(threads)} ...", end="", file=progress, flush=True)
         start = time.perf_counter()
-        key = (threads, shape.working_set_bytes(threads))
-
-        def measure_bandwidth() -> None:
-            # The best of every measurement of this working set: a slow spell of the shared machine makes one read
-            # low, which would make the bound look reachable when it is not.
-            if shape.batch == 1:
-                gbs = _core.read_bandwidth_gbs(fastlstm.active_isa(), threads, key[1], seconds=BANDWIDTH_SECONDS)
-                bandwidths[key] = max(gbs, bandwidths.get(key, 0.0))
-
-        measure_bandwidth()
-        row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
-        measure_bandwidth()
-        rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[key] if shape.batch == 1 else None))
+        if shape.batch != 1:
+            rows.append(measure_shape(shape, threads, peaks[threads], peers, repeat_seconds))
+        else:
+            # The best of every measurement of this working set, before and after the row: a slow spell of the
+            # shared machine makes one read low, which would make the bound look reachable when it is not.
+            key = (threads, shape.working_set_bytes(threads))
+            readings = [bandwidths.get(key, 0.0), _read_bandwidth(*key)]
+            row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
+            bandwidths[key] = max(*readings, _read_bandwidth(*key))
+            rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[key]))
         print(f" {time.perf_counter() - start:.1f} s", file=progress, flush=True)
     return rows
+
+
+def _read_bandwidth(threads: int, bytes_per_thread: int) -> float:
+    return _core.read_bandwidth_gbs(fastlstm.active_isa(), threads, bytes_per_thread, seconds=BANDWIDTH_SECONDS)
 
 
 def _threads_text(threads: int) -> str:

@@ -77,6 +77,25 @@ struct LookAheadProjection {
     float* gates_in;            // row r of the upcoming chunk's projection at gates_in + r * gates_in_stride
     int64_t gates_in_stride;
 };
+// Where piece `piece` lies (see above): its panel and gate, and its rows [first_row, first_row + rows) of the
+// upcoming chunk. Every variant and the driver's count of pieces follow this one mapping.
+struct LookAheadPieceSpot {
+    int64_t panel;
+    int64_t gate;
+    int64_t first_row;
+    int64_t rows;
+};
+inline LookAheadPieceSpot look_ahead_piece_spot(const LstmStepArgs& a, const LookAheadProjection& ahead,
+                                                int64_t piece) {
+    const int64_t per_group = 4 * (a.panel_end - a.panel_begin);
+    LookAheadPieceSpot spot;
+    spot.panel = a.panel_begin + (piece % per_group) / 4;
+    spot.gate = piece % 4;
+    spot.first_row = piece / per_group * kLookAheadPieceRows;
+    const int64_t left = ahead.rows - spot.first_row;
+    spot.rows = left < kLookAheadPieceRows ? left : kLookAheadPieceRows;
+    return spot;
+}
 // One step as f32_lstm_step_fn (args.batch at most kLookAheadMaxBatch) plus the pieces of `ahead`.
 using f32_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const LookAheadProjection& ahead);
 
