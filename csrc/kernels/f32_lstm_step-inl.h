@@ -51,7 +51,8 @@ inline void lstm_step_tile(const LstmStepArgs& a, int64_t panel, int64_t row) {
         for (int r = 0; r < kRows; ++r) h[r] = Simd::set1(a.h_prev[(row + r) * a.h_prev_stride + k]);
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g) {
-                const V w = Simd::load(weights + p * K * kWidth + k * kWidth + g * L);
+                V w = Simd::load(weights + p * K * kWidth + k * kWidth + g * L);
+                if constexpr (kRows > 1) w = Simd::pinned(w);  // loaded once for all rows
                 for (int r = 0; r < kRows; ++r) acc[r][p][g] = Simd::fmadd(h[r], w, acc[r][p][g]);
             }
     }

@@ -55,13 +55,14 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
             for (int r = 0; r < kRows; ++r) h[r] = Simd::set1(a.h_prev[r * a.h_prev_stride + k]);
             for (int p = 0; p < kPanels; ++p)
                 for (int g = 0; g < 4; ++g) {
-                    const V w = Simd::load(recurrent + p * recurrent_k * kWidth + k * kWidth + g * L);
+                    V w = Simd::load(recurrent + p * recurrent_k * kWidth + k * kWidth + g * L);
+                    if constexpr (kRows > 1) w = Simd::pinned(w);  // loaded once for all rows
                     for (int r = 0; r < kRows; ++r) acc[r][p][g] = Simd::fmadd(h[r], w, acc[r][p][g]);
                 }
         }
     };
     auto piece_k_step = [&](int64_t k) {
-        const V w = Simd::load(spot.weights + k * kWidth);
+        const V w = Simd::pinned(Simd::load(spot.weights + k * kWidth));  // loaded once for all rows
         for (int r = 0; r < kPieceRows; ++r) part[r] = Simd::fmadd(Simd::set1(x[r * ahead.x_stride + k]), w, part[r]);
     };
     const int64_t shared_k = recurrent_k < input_k ? recurrent_k : input_k;
