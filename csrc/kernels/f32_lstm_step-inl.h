@@ -81,6 +81,26 @@ inline void lstm_step_rows(const LstmStepArgs& a, int64_t panel, int64_t count, 
         lstm_step_rows<kMaxRows - 1, kMaxAccumulators>(a, panel, count, row, rows);
 }
 
+// The accumulators of a tile start from its rows of gates_in, which the input projection wrote a few steps ago and
+// which may have left L2 since (a chunk of 4 steps is 2 MiB at B = 64, H = 512): loaded at the tile's start, they
+// would stall its first multiply-adds. So each tile first asks for the gates_in lines of the tile after it, which
+// are in L1 by the time they are needed (step-only time 2% lower at B = 64, H = 512, interleaved A/B).
+inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t group, int64_t block,
+                                   int64_t blocks) {
+    constexpr int64_t kWidth = 4 * Simd::kLanes;
+    constexpr int64_t kFloatsPerLine = 16;
+    const bool last_block = block + 1 == blocks;
+    const int64_t next_panel = last_block ? panel + group : panel;
+    if (next_panel >= a.panel_end) return;
+    const int64_t next_block = last_block ? 0 : block + 1;
+    const int64_t row_begin = a.batch * next_block / blocks;
+    const int64_t row_end = a.batch * (next_block + 1) / blocks;
+    const int64_t panels = a.panel_end - next_panel < group ? a.panel_end - next_panel : group;
+    for (int64_t r = row_begin; r < row_end; ++r)
+        for (int64_t f = 0; f < panels * kWidth; f += kFloatsPerLine)
+            Simd::prefetch(a.gates_in + r * a.gates_in_stride + next_panel * kWidth + f);
+}
+
 // Panels are the outer loop, so that their weights are reused by every row block while in cache. Rows go in as few
 // blocks of at most kMaxRows as possible, of balanced heights (8 rows: 4 + 4, not 6 + 2, whose short tile feeds
 // only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512), each block
@@ -97,6 +117,7 @@ inline void lstm_step(const LstmStepArgs& a) {
         for (int64_t block = 0; block < blocks; ++block) {
             const int64_t row = a.batch * block / blocks;
             const int64_t rows = a.batch * (block + 1) / blocks - row;
+            prefetch_next_gates_in(a, panel, group, block, blocks);
             lstm_step_rows<kMaxRows, kMaxAccumulators>(a, panel, count, row, rows);
         }
     }
