@@ -109,13 +109,21 @@ def test_weight_traffic_and_working_set():
     assert shape.working_set_bytes(2) == 4 * largest
     assert bench.Shape(1, 3, 5, 7).working_set_bytes(2) == 4 * (4 * 7 * 5 + 4 * 7 * 7) // 2
     assert bench.Shape(1, 1, 5, 7).working_set_bytes(1) == 4 * 4 * 7 * 5
+    # Recurrent set: a thread's share of the largest layer's recurrent and projection weights.
+    assert shape.recurrent_set_bytes(1) == 4 * (4 * 7 * 4 + 4 * 7)
+    assert bench.Shape(1, 3, 5, 7).recurrent_set_bytes(2) == 4 * (4 * 7 * 7) // 2
+    assert bench.Shape(1, 1, 5, 7).recurrent_set_bytes(1) == 0
+    assert bench.Shape(1, 3, 5, 7).input_traffic_bytes == 4 * 4 * 7 * 5
+    assert bench.Shape(1, 3, 5, 7).recurrent_traffic_bytes == 4 * 4 * 7 * 7 * 2
 
 
 def test_batch_one_rows_get_a_bound(tmp_path):
     rows = bench.measure([bench.Shape(1, 4, 8, 8), bench.Shape(2, 4, 8, 8)], {1: 100.0}, [bench.NUMPY], 0.0)
-    assert rows[0].bandwidth_gbs > 0 and 0 < rows[0].percent_of_bound
-    expected = max(rows[0].shape.flops / 100e9, rows[0].shape.weight_traffic_bytes / (rows[0].bandwidth_gbs * 1e9))
-    assert rows[0].bound_seconds == expected
+    row = rows[0]
+    assert row.bandwidth_gbs > 0 and row.recurrent_bandwidth_gbs > 0 and 0 < row.percent_of_bound
+    traffic = (row.shape.input_traffic_bytes / (row.bandwidth_gbs * 1e9)
+               + row.shape.recurrent_traffic_bytes / (row.recurrent_bandwidth_gbs * 1e9))
+    assert row.bound_seconds == max(row.shape.flops / 100e9, traffic)
     assert rows[1].bandwidth_gbs is None and rows[1].percent_of_bound is None
     json_path = tmp_path / "rows.json"
     bench.write_json(json_path, rows, bench.environment({1: 100.0}, [bench.NUMPY]), 0.0)

@@ -142,28 +142,52 @@ class Shape:
         return 4 * hidden * layer_input, 4 * hidden * self.output_size, self.proj_size * hidden
 
     @property
-    def weight_traffic_bytes(self) -> int:
-        """The fewest bytes of float32 weights that must reach the cores in one call: every layer and direction's
-        input weights once (a perfect kernel would reuse them for all steps) and its recurrent and projection
-        weights at every step (h_t is known only after step t), but for the first recurrent product, which the
-        zero initial state makes zero. At batch 1 this traffic, not the arithmetic, bounds the time."""
+    def input_traffic_bytes(self) -> int:
+        """Bytes of float32 input weights that must reach the cores in one call: every layer and direction's once
+        (a perfect kernel would reuse them for all steps)."""
+        return 4 * self.num_directions * sum(self._layer_weights(layer)[0] for layer in range(self.num_layers))
+
+    @property
+    def recurrent_traffic_bytes(self) -> int:
+        """Bytes of float32 recurrent and projection weights that must reach the cores in one call: at every step
+        (h_t is known only after step t), but for the first recurrent product, which the zero initial state makes
+        zero."""
         steps_with_product = max(0, self.steps - 1)
         total = 0
         for layer in range(self.num_layers):
-            input_weights, recurrent, projection = self._layer_weights(layer)
-            total += input_weights + recurrent * steps_with_product + projection * self.steps
+            _, recurrent, projection = self._layer_weights(layer)
+            total += recurrent * steps_with_product + projection * self.steps
         return 4 * self.num_directions * total
 
-    def working_set_bytes(self, threads: int) -> int:
-        """The weights one of ``threads`` threads keeps reading: its share of one layer and direction's weights (the
-        largest layer; the recurrent ones only if there is more than one step). The two directions run on
-        different threads when there are several."""
+    @property
+    def weight_traffic_bytes(self) -> int:
+        """The fewest bytes of weights that must reach the cores in one call. At batch 1 this traffic, not the
+        arithmetic, bounds the time."""
+        return self.input_traffic_bytes + self.recurrent_traffic_bytes
+
+    def _thread_share(self, threads: int, floats: int) -> int:
+        # The two directions run on different threads when there are several.
         sharing = max(1, threads // 2) if self.bidirectional and threads > 1 else threads
+        return 4 * floats // sharing
+
+    def working_set_bytes(self, threads: int) -> int:
+        """The weights one of ``threads`` threads reads: its share of one layer and direction's weights (the largest
+        layer; the recurrent ones only if there is more than one step)."""
         largest = 0
         for layer in range(self.num_layers):
             input_weights, recurrent, projection = self._layer_weights(layer)
             largest = max(largest, input_weights + projection + (recurrent if self.steps > 1 else 0))
-        return 4 * largest // sharing
+        return self._thread_share(threads, largest)
+
+    def recurrent_set_bytes(self, threads: int) -> int:
+        """The weights one of ``threads`` threads re-reads at every step: its share of one layer and direction's
+        recurrent and projection weights (the largest layer; the recurrent ones only if there is more than one
+        step). A kernel that keeps only these in cache streams them from the level that holds this much."""
+        largest = 0
+        for layer in range(self.num_layers):
+            _, recurrent, projection = self._layer_weights(layer)
+            largest = max(largest, projection + (recurrent if self.steps > 1 else 0))
+        return self._thread_share(threads, largest)
 
 
 QUICK_SHAPES: tuple[Shape, ...] = (
@@ -508,8 +532,10 @@ class Row:
     fastlstm: Timing
     peers: tuple[PeerResult, ...]
     #: batch 1 only: GB/s that ``threads`` threads read from a working set of ``shape.working_set_bytes(threads)``
-    #: per thread, with our calibration kernel (None for larger batches)
+    #: per thread (all weights), and of ``shape.recurrent_set_bytes(threads)`` (the weights re-read every step),
+    #: with our calibration kernel (None for larger batches)
     bandwidth_gbs: float | None = None
+    recurrent_bandwidth_gbs: float | None = None
 
     @property
     def gflops(self) -> float:
@@ -522,12 +548,14 @@ class Row:
     @property
     def bound_seconds(self) -> float | None:
         """Batch 1: the least time the call can take on this machine, the larger of its arithmetic at the FMA peak
-        and its weight traffic (Shape.weight_traffic_bytes) at the measured read bandwidth of the cache that holds
-        the weights (both can proceed at once)."""
-        if self.bandwidth_gbs is None:
+        and its weight traffic (both can proceed at once): the input weights (Shape.input_traffic_bytes) at the
+        read bandwidth measured for all of a thread's weights, plus the recurrent ones (recurrent_traffic_bytes) at
+        the bandwidth measured for just those, the level they could stay in if nothing else did."""
+        if self.bandwidth_gbs is None or self.recurrent_bandwidth_gbs is None:
             return None
         arithmetic = self.shape.flops / (self.peak_gflops * 1e9)
-        traffic = self.shape.weight_traffic_bytes / (self.bandwidth_gbs * 1e9)
+        traffic = (self.shape.input_traffic_bytes / (self.bandwidth_gbs * 1e9)
+                   + self.shape.recurrent_traffic_bytes / (self.recurrent_bandwidth_gbs * 1e9))
         return max(arithmetic, traffic)
 
     @property
@@ -609,18 +637,22 @@ def measure(
         if shape.batch != 1:
             rows.append(measure_shape(shape, threads, peaks[threads], peers, repeat_seconds))
         else:
-            # The best of every measurement of this working set, before and after the row: a slow spell of the
+            # The best of every measurement of each working set, before and after the row: a slow spell of the
             # shared machine makes one read low, which would make the bound look reachable when it is not.
-            key = (threads, shape.working_set_bytes(threads))
-            readings = [bandwidths.get(key, 0.0), _read_bandwidth(*key)]
+            keys = [(threads, shape.working_set_bytes(threads)), (threads, max(1, shape.recurrent_set_bytes(threads)))]
+            for key in keys:
+                bandwidths[key] = max(bandwidths.get(key, 0.0), _read_bandwidth(*key))
             row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
-            bandwidths[key] = max(*readings, _read_bandwidth(*key))
-            rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[key]))
+            for key in keys:
+                bandwidths[key] = max(bandwidths[key], _read_bandwidth(*key))
+            rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[keys[0]],
+                                            recurrent_bandwidth_gbs=bandwidths[keys[1]]))
         print(f" {time.perf_counter() - start:.1f} s", file=progress, flush=True)
     return rows
 
 
 def _read_bandwidth(threads: int, bytes_per_thread: int) -> float:
+    time.sleep(SETTLE_SECONDS)  # after a runtime's timing: its worker threads may still spin on the cores
     return _core.read_bandwidth_gbs(fastlstm.active_isa(), threads, bytes_per_thread, seconds=BANDWIDTH_SECONDS)
 
 
@@ -808,8 +840,9 @@ def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> 
         "GFLOP/s: 2 flops per multiply-add of the gate products (8*H*(I+H)*B*T per layer and direction without a "
         "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count.",
         "% bound (batch 1): the least possible time / fastlstm median time; the least possible time is the larger of "
-        "the arithmetic at the FMA peak and the weights that must be read (input weights once, recurrent ones every "
-        "step after the first) at the read bandwidth measured for the row's per-thread share of a layer's weights.",
+        "the arithmetic at the FMA peak and the weights that must be read: input weights once, at the read bandwidth "
+        "measured for a thread's share of a layer's weights, and recurrent ones every step after the first, at the "
+        "bandwidth measured for its share of those alone.",
         "vs X: X median time / fastlstm median time (higher: fastlstm is faster)."
         + ("" if peer_times else " The peers' times are in the JSON (--json)."),
     ]
@@ -868,6 +901,10 @@ def _row_record(row: Row) -> dict[str, Any]:
         else {
             "read_bandwidth_gbs": row.bandwidth_gbs,
             "working_set_bytes_per_thread": row.shape.working_set_bytes(row.threads),
+            "recurrent_read_bandwidth_gbs": row.recurrent_bandwidth_gbs,
+            "recurrent_set_bytes_per_thread": row.shape.recurrent_set_bytes(row.threads),
+            "input_traffic_bytes": row.shape.input_traffic_bytes,
+            "recurrent_traffic_bytes": row.shape.recurrent_traffic_bytes,
             "weight_traffic_bytes": row.shape.weight_traffic_bytes,
             "bound_seconds": row.bound_seconds,
             "percent_of_bound": row.percent_of_bound,
