@@ -15,6 +15,7 @@ from . import reference
 from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
 from ._threads import get_num_threads, set_num_threads
+from ._torch import from_torch
 from .lstm import LSTM, LSTMCell
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "active_isa",
     "available_isas",
+    "from_torch",
     "get_num_threads",
     "reference",
     "set_num_threads",

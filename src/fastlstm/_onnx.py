@@ -26,6 +26,7 @@ weights, a different thing. ``onnx`` is an optional dependency, imported only wh
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -140,3 +141,13 @@ def _onnx_gates(tensor: np.ndarray, hidden: int) -> np.ndarray:
     """A weight (4H, K) or bias (4H,) with its gate blocks reordered from PyTorch's i, f, g, o to ONNX's i, o, f, c."""
     blocks = tensor.reshape(4, hidden, *tensor.shape[1:])
     return blocks[list(_ONNX_GATES_FROM_TORCH)].reshape(tensor.shape)
+
+
+def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET) -> onnx.ModelProto:
+    """``lstm_to_onnx(model, opset=opset)``, also written to ``path`` unless it is None."""
+    import onnx
+
+    exported = lstm_to_onnx(model, opset=opset)
+    if path is not None:
+        onnx.save(exported, os.fspath(path))
+    return exported

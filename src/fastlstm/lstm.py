@@ -8,7 +8,9 @@ import numpy as np
 from . import _core
 from ._isa import active_isa
 from ._threads import get_num_threads
+from ._checks import check_bool
 from ._module import LSTMBase, LSTMCellBase
+from ._onnx import OPSET as ONNX_OPSET
 
 _DTYPE_POLICY = """
     dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
@@ -70,6 +72,21 @@ class LSTM(LSTMBase):
         """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""
         return self._packed.automatic_threads(steps, batch)
 
+    def to_torch(self, *, module: bool = False):
+        """The parameters as float32 torch tensors with ``torch.nn.LSTM``'s names (for ``load_state_dict``), or
+        with ``module=True`` a new ``torch.nn.LSTM`` in eval mode with this model's options and parameters."""
+        from ._torch import to_torch_module, to_torch_state_dict
+
+        return to_torch_module(self) if check_bool(module, "module") else to_torch_state_dict(self)
+
+    def to_onnx(self, path=None, *, opset: int = ONNX_OPSET):
+        """This model as an ONNX graph (one ``LSTM`` node per layer, see ``fastlstm._onnx``) computing
+        ``model(x)[0]`` with zero initial states, T and N free; saved to ``path`` when given, and returned as an
+        ``onnx.ModelProto``. Needs the ``onnx`` package; a projection (proj_size > 0) has no ONNX form."""
+        from ._onnx import save_onnx
+
+        return save_onnx(self, path, opset=opset)
+
 
 class LSTMCell(LSTMCellBase):
     __doc__ = (
@@ -82,3 +99,10 @@ class LSTMCell(LSTMCellBase):
         + _DTYPE_POLICY
     )
     _lstm_class = LSTM
+
+    def to_torch(self, *, module: bool = False):
+        """The parameters as float32 torch tensors with ``torch.nn.LSTMCell``'s names, or with ``module=True`` a new
+        ``torch.nn.LSTMCell`` in eval mode holding them."""
+        from ._torch import to_torch_module, to_torch_state_dict
+
+        return to_torch_module(self) if check_bool(module, "module") else to_torch_state_dict(self)
