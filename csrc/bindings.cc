@@ -82,21 +82,14 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
     lstm.pack_cell(layer, direction, weights);
 }
 
-std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
-                                                       const std::optional<FloatArray>& h0,
-                                                       const std::optional<FloatArray>& c0, int threads) {
+// The output for x, from the states h0, c0 (null: zeros) to h_n, c_n (which may be h0, c0 themselves).
+FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first, const float* h0, const float* c0,
+                       float* h_n, float* c_n, int threads) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
-    if (x.ndim() != 3 || x.shape(2) != g.input_size) throw py::value_error("_core: x has the wrong shape");
     const int64_t T = batch_first ? x.shape(1) : x.shape(0);
     const int64_t B = batch_first ? x.shape(0) : x.shape(1);
-    const int64_t states = g.num_layers * g.num_directions;
-    if (h0) require_shape(*h0, {states, B, g.output_size()}, "h0");
-    if (c0) require_shape(*c0, {states, B, g.hidden_size}, "c0");
-
     const int64_t y_width = g.num_directions * g.output_size();
     FloatArray y(batch_first ? std::vector<py::ssize_t>{B, T, y_width} : std::vector<py::ssize_t>{T, B, y_width});
-    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
-    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
 
     fastlstm::ForwardArgs args;
     args.steps = T;
@@ -107,17 +100,50 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     args.y = y.mutable_data();
     args.y_time_stride = batch_first ? y_width : B * y_width;
     args.y_batch_stride = batch_first ? T * y_width : y_width;
-    args.h0 = h0 ? h0->data() : nullptr;
-    args.c0 = c0 ? c0->data() : nullptr;
-    args.h_n = h_n.mutable_data();
-    args.c_n = c_n.mutable_data();
+    args.h0 = h0;
+    args.c0 = c0;
+    args.h_n = h_n;
+    args.c_n = c_n;
     args.state_rows = B;
     if (threads < 0) throw py::value_error("_core: threads must be >= 0");
     {
         py::gil_scoped_release release;
         lstm.forward(args, threads);
     }
+    return y;
+}
+
+void require_input(const PackedLstm& lstm, const FloatArray& x) {
+    if (x.ndim() != 3 || x.shape(2) != lstm.geometry().input_size) throw py::value_error("_core: x has the wrong shape");
+}
+
+std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
+                                                       const std::optional<FloatArray>& h0,
+                                                       const std::optional<FloatArray>& c0, int threads) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    require_input(lstm, x);
+    const int64_t B = batch_first ? x.shape(0) : x.shape(1);
+    const int64_t states = g.num_layers * g.num_directions;
+    if (h0) require_shape(*h0, {states, B, g.output_size()}, "h0");
+    if (c0) require_shape(*c0, {states, B, g.hidden_size}, "c0");
+    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
+    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
+    FloatArray y = run_forward(lstm, x, batch_first, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr,
+                               h_n.mutable_data(), c_n.mutable_data(), threads);
     return {y, h_n, c_n};
+}
+
+// The same with the state (h, c) read and written in place: what a stream keeps between its calls.
+FloatArray forward_in_place(const PackedLstm& lstm, const FloatArray& x, bool batch_first, FloatArray& h,
+                            FloatArray& c, int threads) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    require_input(lstm, x);
+    const int64_t B = batch_first ? x.shape(0) : x.shape(1);
+    const int64_t states = g.num_layers * g.num_directions;
+    require_shape(h, {states, B, g.output_size()}, "h");
+    require_shape(c, {states, B, g.hidden_size}, "c");
+    if (!h.writeable() || !c.writeable()) throw py::value_error("_core: the state must be writeable");
+    return run_forward(lstm, x, batch_first, h.data(), c.data(), h.mutable_data(), c.mutable_data(), threads);
 }
 
 FloatArray activation(const std::string& isa, const std::string& function, const FloatArray& x) {
@@ -175,6 +201,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def("pack_cell", &pack_cell, py::arg("layer"), py::arg("direction"), py::arg("w_ih").noconvert(),
              py::arg("w_hh").noconvert(), py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(),
              py::arg("w_hr").noconvert(), "Packs the weights of one layer and direction (PyTorch layout).")
+        .def("forward_in_place", &forward_in_place, py::arg("x").noconvert(), py::arg("batch_first"),
+             py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("threads"))
         .def("forward", &forward, py::arg("x").noconvert(), py::arg("batch_first"), py::arg("h0").noconvert(),
              py::arg("c0").noconvert(), py::arg("threads"),
              "Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).\n"

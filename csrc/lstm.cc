@@ -80,6 +80,7 @@ int hardware_threads() {
 void copy_columns(const float* src, int64_t src_stride, int64_t rows, int64_t begin, int64_t end, float* dst,
                   int64_t dst_stride) {
     const std::size_t bytes = static_cast<std::size_t>(end - begin) * sizeof(float);
+    if (src == dst && src_stride == dst_stride) return;  // a state updated in place (streams)
     for (int64_t r = 0; r < rows; ++r) {
         if (src)
             std::memcpy(dst + r * dst_stride + begin, src + r * src_stride + begin, bytes);

@@ -15,12 +15,14 @@ from . import reference
 from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
 from ._threads import get_num_threads, set_num_threads
+from ._stream import Stream
 from ._torch import from_torch
 from .lstm import LSTM, LSTMCell
 
 __all__ = [
     "LSTM",
     "LSTMCell",
+    "Stream",
     "__version__",
     "active_isa",
     "available_isas",

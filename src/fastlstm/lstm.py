@@ -11,6 +11,7 @@ from ._threads import get_num_threads
 from ._checks import check_bool
 from ._module import LSTMBase, LSTMCellBase
 from ._onnx import OPSET as ONNX_OPSET
+from ._stream import Stream
 
 _DTYPE_POLICY = """
     dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
@@ -71,6 +72,12 @@ class LSTM(LSTMBase):
     def automatic_threads(self, steps: int, batch: int) -> int:
         """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""
         return self._packed.automatic_threads(steps, batch)
+
+    def stream(self, batch_size: int) -> Stream:
+        """A ``fastlstm.Stream``: the state of ``batch_size`` sequences kept between calls, starting from zeros, for
+        inputs that arrive a step (``stream.step(x_t)``) or a chunk (``stream.feed(chunk)``) at a time; chunks of
+        any sizes give bitwise the result of one call. Unidirectional models only."""
+        return Stream(self, batch_size)
 
     def to_torch(self, *, module: bool = False):
         """The parameters as float32 torch tensors with ``torch.nn.LSTM``'s names (for ``load_state_dict``), or

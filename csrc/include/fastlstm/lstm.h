@@ -48,6 +48,7 @@ struct ForwardArgs {
     float* y = nullptr;
     int64_t y_time_stride = 0;
     int64_t y_batch_stride = 0;
+    // h0 / c0 may be null (zeros) or the very arrays h_n / c_n (a state updated in place); no other overlap.
     const float* h0 = nullptr;
     const float* c0 = nullptr;
     float* h_n = nullptr;
