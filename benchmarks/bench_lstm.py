@@ -50,3 +50,27 @@ def test_forward(
     # The rate needs the median, known only now. --benchmark-disable runs the call once untimed and keeps no stats.
     if benchmark.stats is not None:
         benchmark.extra_info["gflops"] = shape.flops / benchmark.stats.stats.median / 1e9
+
+
+#: Variable lengths: the same padded batch without lengths, with every row at full length, and with lengths drawn
+#: uniformly from 1..T (about half the steps valid). The issue's bound: lengths cost at most 1.2x the padded call.
+LENGTHS_SHAPES = [bench.Shape(64, 100, 256, 256), bench.Shape(8, 100, 512, 512), bench.Shape(1, 100, 256, 256)]
+
+
+@pytest.mark.parametrize("lengths", ["padded", "full", "random"])
+@pytest.mark.parametrize("threads", THREAD_COUNTS, ids=lambda threads: f"{threads}t")
+@pytest.mark.parametrize("shape", LENGTHS_SHAPES, ids=lambda shape: shape.key)
+def test_lengths(benchmark, shape: bench.Shape, threads: int, lengths: str) -> None:
+    model = fastlstm.LSTM(shape.input_size, shape.hidden_size, seed=0, threads=threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((shape.steps, shape.batch, shape.input_size)).astype(np.float32)
+    row_lengths = {
+        "padded": None,
+        "full": np.full(shape.batch, shape.steps),
+        "random": rng.integers(1, shape.steps + 1, shape.batch),
+    }[lengths]
+    benchmark.group = f"lengths {shape.label}, {threads} thread(s)"
+    benchmark.extra_info.update(shape=shape.key, threads=threads, lengths=lengths)
+    if row_lengths is not None:
+        benchmark.extra_info["valid_fraction"] = float(row_lengths.sum() / (shape.batch * shape.steps))
+    benchmark(model, x, lengths=row_lengths)

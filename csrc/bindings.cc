@@ -83,8 +83,10 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
 }
 
 // The output for x, from the states h0, c0 (null: zeros) to h_n, c_n (which may be h0, c0 themselves).
+using LengthArray = py::array_t<int64_t, py::array::c_style>;
+
 FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first, const float* h0, const float* c0,
-                       float* h_n, float* c_n, int threads) {
+                       float* h_n, float* c_n, int threads, const LengthArray* lengths = nullptr) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     const int64_t T = batch_first ? x.shape(1) : x.shape(0);
     const int64_t B = batch_first ? x.shape(0) : x.shape(1);
@@ -105,6 +107,12 @@ FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_f
     args.h_n = h_n;
     args.c_n = c_n;
     args.state_rows = B;
+    if (lengths) {
+        if (lengths->ndim() != 1 || lengths->shape(0) != B) throw py::value_error("_core: lengths has the wrong shape");
+        for (int64_t b = 0; b < B; ++b)
+            if (lengths->data()[b] < 0 || lengths->data()[b] > T) throw py::value_error("_core: lengths out of range");
+        args.lengths = lengths->data();
+    }
     if (threads < 0) throw py::value_error("_core: threads must be >= 0");
     {
         py::gil_scoped_release release;
@@ -119,7 +127,8 @@ void require_input(const PackedLstm& lstm, const FloatArray& x) {
 
 std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
                                                        const std::optional<FloatArray>& h0,
-                                                       const std::optional<FloatArray>& c0, int threads) {
+                                                       const std::optional<FloatArray>& c0, int threads,
+                                                       const std::optional<LengthArray>& lengths) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     require_input(lstm, x);
     const int64_t B = batch_first ? x.shape(0) : x.shape(1);
@@ -129,7 +138,7 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
     FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
     FloatArray y = run_forward(lstm, x, batch_first, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr,
-                               h_n.mutable_data(), c_n.mutable_data(), threads);
+                               h_n.mutable_data(), c_n.mutable_data(), threads, lengths ? &*lengths : nullptr);
     return {y, h_n, c_n};
 }
 
@@ -204,7 +213,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def("forward_in_place", &forward_in_place, py::arg("x").noconvert(), py::arg("batch_first"),
              py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("threads"))
         .def("forward", &forward, py::arg("x").noconvert(), py::arg("batch_first"), py::arg("h0").noconvert(),
-             py::arg("c0").noconvert(), py::arg("threads"),
+             py::arg("c0").noconvert(), py::arg("threads"), py::arg("lengths").noconvert() = py::none(),
              "Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).\n"
              "x is (T, B, I), or (B, T, I) when batch_first.")
         .def("automatic_threads", &PackedLstm::automatic_threads, py::arg("steps"), py::arg("batch"),

@@ -155,6 +155,7 @@ struct PackedLstm::Workspace {
     int64_t chunk_floats = 0;
     bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
     AlignedFloats hidden_scratch;
+    AlignedFloats h_prev_scratch;  // packed rows: h_prev of a reverse step at which rows start (batch x output)
 };
 
 // Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
@@ -197,8 +198,9 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
 }
 
 // gates_in[(t - t_begin) * batch + b] = bias + in[t, b] . w_ih^T for t in [t_begin, t_end), over the columns of
-// panels [panel_begin, panel_end): one matrix product when the sequence is time-major in memory, one per batch row
-// (each over all the chunk's steps) otherwise.
+// panels [panel_begin, panel_end): one matrix product when the sequence is time-major in memory or packed (where
+// the rows of step t start at row step_offsets[t] - step_offsets[t_begin]), one per batch row (each over all the
+// chunk's steps) otherwise.
 void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                                 int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
                                 float* gates_in) const {
@@ -209,7 +211,12 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
     const float* panels = cell.input_panels.data() + panel_begin * layer_input_size * panel_width;
     const float* bias = cell.bias.data() + panel_begin * panel_width;
     float* out = gates_in + panel_begin * panel_width;
-    const float* first = in.data + t_begin * in.time_stride;
+    const float* first = in.step(t_begin);
+    if (in.step_offsets) {  // packed rows: the chunk's rows are contiguous
+        kernels_.gemm_panels(in.step_offsets[t_end] - in.step_offsets[t_begin], columns, layer_input_size, first,
+                             in.batch_stride, panels, panel_width, bias, out, width);
+        return;
+    }
     if (in.time_stride == batch * in.batch_stride) {
         kernels_.gemm_panels((t_end - t_begin) * batch, columns, layer_input_size, first, in.batch_stride, panels,
                              panel_width, bias, out, width);
@@ -233,10 +240,17 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     const int64_t cell_index = layer * g.num_directions + direction;
     const PackedCell& cell = cells_[cell_index];
     const bool reverse = direction == 1;
+    // Packed rows (variable lengths): step t runs the first rows_at(t) rows, which sit at row offsets[t] of in, out
+    // and (from the chunk's first step) gates_in.
+    const int64_t* offsets = args.step_offsets;
+    auto rows_at = [&](int64_t t) { return offsets ? offsets[t + 1] - offsets[t] : B; };
+    auto out_step = [&](int64_t t) { return out + (offsets ? offsets[t] * out_batch_stride : t * out_time_stride); };
 
     int64_t panel_begin, panel_end, proj_begin, proj_end;
     share(num_panels(), team.index, team.size, &panel_begin, &panel_end);
     share(ceil_div(g.proj_size, block), team.index, team.size, &proj_begin, &proj_end);
+    int64_t column_begin, column_end;  // this member's columns of h, for copies of whole rows of h
+    share(out_size, team.index, team.size, &column_begin, &column_end);
 
     float* c = args.c_n + cell_index * args.state_rows * H;
     const float* c0 = args.c0 ? args.c0 + cell_index * args.state_rows * H : nullptr;
@@ -250,7 +264,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     step.panel_end = panel_end;
     const bool zero_start = args.h0 == nullptr;
     static const float kZero[1] = {0.0f};
-    step.h_prev = zero_start ? kZero : args.h0 + cell_index * args.state_rows * out_size;
+    const float* h0 = zero_start ? nullptr : args.h0 + cell_index * args.state_rows * out_size;
+    step.h_prev = zero_start ? kZero : h0;
     step.h_prev_stride = zero_start ? 0 : out_size;
     step.gates_in_stride = gate_width();
     step.recurrent_panels = cell.recurrent_panels.data();
@@ -262,7 +277,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
 
     // The pieces of the look-ahead step take the upcoming rows as evenly spaced in memory: true of one row per
     // step, and of a time-major input.
-    const bool look_ahead = workspace.look_ahead && (B == 1 || in.time_stride == B * in.batch_stride);
+    const bool look_ahead =
+        workspace.look_ahead && !offsets && (B == 1 || in.time_stride == B * in.batch_stride);
     const int64_t chunk = chunk_steps(T, B, look_ahead);
     const int64_t width = gate_width();
     LookAheadProjection ahead;
@@ -297,8 +313,22 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
         }
         for (int64_t i = 0; i < t_end - t_begin; ++i) {
             const int64_t t = reverse ? t_end - 1 - i : t_begin + i;
-            float* h_dst = out + t * out_time_stride + direction * out_size;
-            step.gates_in = gates_in + (t - t_begin) * B * width;
+            const int64_t rows = rows_at(t);
+            if (offsets && reverse && t + 1 < T && rows > rows_at(t + 1)) {
+                // Rows [rows_at(t + 1), rows) start their reverse pass here, from their initial state: gather it
+                // under the others' h_{t+1}. Once per distinct length.
+                float* scratch = workspace.h_prev_scratch.data();
+                const int64_t running = rows_at(t + 1);
+                copy_columns(step.h_prev, step.h_prev_stride, running, column_begin, column_end, scratch, out_size);
+                copy_columns(h0 ? h0 + running * out_size : nullptr, out_size, rows - running, column_begin,
+                             column_end, scratch + running * out_size, out_size);
+                team.sync();
+                step.h_prev = scratch;
+                step.h_prev_stride = out_size;
+            }
+            float* h_dst = out_step(t) + direction * out_size;
+            step.batch = rows;
+            step.gates_in = gates_in + (offsets ? offsets[t] - offsets[t_begin] : (t - t_begin) * B) * width;
             step.h_out = g.proj_size > 0 ? workspace.hidden_scratch.data() : h_dst;
             step.h_out_stride = g.proj_size > 0 ? H : out_batch_stride;
             if (pieces_per_step > 0) {
@@ -310,7 +340,7 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
             }
             if (g.proj_size > 0) {
                 team.sync();
-                kernels_.gemm_panels(B, std::min(g.proj_size, proj_end * block) - proj_begin * block, H,
+                kernels_.gemm_panels(rows, std::min(g.proj_size, proj_end * block) - proj_begin * block, H,
                                      workspace.hidden_scratch.data(), H,
                                      cell.projection_panels.data() + proj_begin * block * H, block, nullptr,
                                      h_dst + proj_begin * block, out_batch_stride);
@@ -321,14 +351,26 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
             step.recurrent_size = out_size;
         }
     }
-    // h_n: the last h written (or h0 when T = 0); complete since the last sync.
+    // h_n: each row's last h (h0 for a row without steps); complete since the last sync.
     float* h_n = args.h_n + cell_index * args.state_rows * out_size;
-    int64_t column_begin, column_end;
-    share(out_size, team.index, team.size, &column_begin, &column_end);
-    if (T > 0)
-        copy_columns(step.h_prev, step.h_prev_stride, B, column_begin, column_end, h_n, out_size);
-    else
-        copy_columns(zero_start ? nullptr : step.h_prev, out_size, B, column_begin, column_end, h_n, out_size);
+    if (!offsets) {
+        if (T > 0)
+            copy_columns(step.h_prev, step.h_prev_stride, B, column_begin, column_end, h_n, out_size);
+        else
+            copy_columns(h0, out_size, B, column_begin, column_end, h_n, out_size);
+        return;
+    }
+    // Packed rows: the reverse direction ends every running row at t = 0; the forward one ends row b at its last
+    // step, the last t that runs more than b rows.
+    int64_t t_last = T - 1;
+    for (int64_t b = 0; b < B; ++b) {
+        if (!reverse)
+            while (t_last >= 0 && rows_at(t_last) <= b) --t_last;
+        const int64_t t_end_of_row = reverse ? (T > 0 && rows_at(0) > b ? 0 : -1) : t_last;
+        const float* last = t_end_of_row >= 0 ? out_step(t_end_of_row) + b * out_batch_stride + direction * out_size
+                                              : (h0 ? h0 + b * out_size : nullptr);
+        copy_columns(last, out_size, 1, column_begin, column_end, h_n + b * out_size, out_size);
+    }
 }
 
 // All layers. With two groups, group 0 runs the forward and group 1 the reverse direction of each layer at the
@@ -340,8 +382,9 @@ void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const
     const int64_t layer_width = g.num_directions * g.output_size();
     const int64_t buffer_time_stride = args.state_rows * layer_width;  // layer buffers hold all rows of the call
     for (int64_t layer = 0; layer < g.num_layers; ++layer) {
-        const Sequence in = layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride}
-                                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width};
+        const Sequence in = layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride, args.step_offsets}
+                                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width,
+                                                  args.step_offsets};
         const bool last = layer == g.num_layers - 1;
         float* out = last ? args.y : layer_buffers[layer % 2];
         const int64_t out_time_stride = last ? args.y_time_stride : buffer_time_stride;
@@ -368,6 +411,7 @@ int PackedLstm::automatic_threads(int64_t steps, int64_t batch) const {
 }
 
 void PackedLstm::forward(const ForwardArgs& args, int threads) const {
+    if (args.lengths) return forward_lengths(args, threads);
     // More threads than cores would make every barrier wait for a descheduled thread.
     threads = threads <= 0 ? automatic_threads(args.steps, args.batch) : std::min(threads, hardware_threads());
     const LstmGeometry& g = geometry_;
@@ -379,9 +423,12 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
     // the hidden units (and the directions), so that each core streams only its share of the weights: at B = 64,
     // H = 256 (1 MiB of recurrent weights) on 2 cores with 1 MiB of L2 each, that ran 1.06x faster than the
     // batch split (17.6 -> 16.7 ms), the barrier per step costing little next to a step of 64 rows.
+    // Packed rows (variable lengths) change the batch from step to step: always split the hidden units there.
+    const bool packed = args.step_offsets != nullptr;
     const int64_t recurrent_bytes = 16 * g.hidden_size * g.output_size();
-    const bool split_batch = threads > 1 && B >= 4 * threads && recurrent_bytes <= (int64_t{1} << 18);
-    const bool look_ahead = looks_ahead(B, threads);
+    const bool split_batch =
+        !packed && threads > 1 && B >= 4 * threads && recurrent_bytes <= (int64_t{1} << 18);
+    const bool look_ahead = !packed && looks_ahead(B, threads);
 
     // Workspace, allocated before any thread starts so that an allocation failure is an exception of this thread.
     // With a batch split, slot s serves the rows of member s; slot 0 also serves the whole batch, since the pool
@@ -393,10 +440,12 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
         int64_t row_begin = 0, row_end = B;
         if (split_batch) share(B, s, threads, &row_begin, &row_end);
         workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, look_ahead));
+        if (packed) workspaces.back().h_prev_scratch = AlignedFloats(B * g.output_size());
     }
+    const int64_t buffer_rows = packed ? args.step_offsets[args.steps] : args.steps * B;
     AlignedFloats buffers[2];
     for (int64_t i = 0; i < std::min<int64_t>(g.num_layers - 1, 2); ++i)
-        buffers[i] = AlignedFloats(args.steps * B * layer_width);
+        buffers[i] = AlignedFloats(buffer_rows * layer_width);
     float* const layer_buffers[2] = {buffers[0].data(), buffers[1].data()};
 
     SpinBarrier everyone_barrier, group_barriers[2];
@@ -429,6 +478,91 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
             run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers);
         }
     });
+}
+
+// Rows of different lengths. Ordered by decreasing length (a stable order), the rows still running at step t are a
+// prefix of the batch; gathered step after step into packed rows, each step's rows are contiguous, a chunk of steps
+// is one matrix product of exactly its valid rows, and a finished row costs nothing. The packed run computes each
+// row as the plain one would (the same kernels on the same rows), then its output goes back to the caller's layout,
+// zero past each row's length.
+void PackedLstm::forward_lengths(const ForwardArgs& args, int threads) const {
+    const LstmGeometry& g = geometry_;
+    const int64_t B = args.batch, I = g.input_size, H = g.hidden_size, out_size = g.output_size();
+    const int64_t width = g.num_directions * out_size;
+    const int64_t states = g.num_layers * g.num_directions;
+
+    // All rows of one length: the plain run over that many steps (it may look ahead, and splits the batch when
+    // that pays), then zeros.
+    const int64_t shortest = B > 0 ? *std::min_element(args.lengths, args.lengths + B) : 0;
+    if (B > 0 && *std::max_element(args.lengths, args.lengths + B) == shortest) {
+        ForwardArgs plain = args;
+        plain.steps = shortest;
+        plain.lengths = nullptr;
+        forward(plain, threads);
+        for (int64_t t = shortest; t < args.steps; ++t)
+            for (int64_t b = 0; b < B; ++b)
+                std::memset(args.y + t * args.y_time_stride + b * args.y_batch_stride, 0, width * sizeof(float));
+        return;
+    }
+
+    std::vector<int64_t> order(B);  // order[rank] = the caller's row
+    for (int64_t b = 0; b < B; ++b) order[b] = b;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return args.lengths[a] > args.lengths[b]; });
+    const int64_t T = B > 0 ? args.lengths[order[0]] : 0;
+    std::vector<int64_t> offsets(T + 1, 0);
+    for (int64_t t = 0, running = B; t < T; ++t) {
+        while (running > 0 && args.lengths[order[running - 1]] <= t) --running;
+        offsets[t + 1] = offsets[t] + running;
+    }
+    const int64_t rows = offsets[T];
+
+    // All allocations before any work.
+    AlignedFloats x(rows * I), y(rows * width), h0(args.h0 ? states * B * out_size : 0),
+        c0(args.c0 ? states * B * H : 0), h_n(states * B * out_size), c_n(states * B * H);
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t rank = 0; rank < offsets[t + 1] - offsets[t]; ++rank)
+            std::memcpy(x.data() + (offsets[t] + rank) * I, args.x + t * args.x_time_stride + order[rank] * args.x_batch_stride,
+                        I * sizeof(float));
+    // States: (layers*directions, rows, size), rows reordered.
+    auto reorder_states = [&](const float* from, int64_t from_rows, float* to, int64_t to_rows, int64_t size,
+                              bool to_ranked) {
+        for (int64_t s = 0; s < states; ++s)
+            for (int64_t rank = 0; rank < B; ++rank) {
+                const int64_t from_row = to_ranked ? order[rank] : rank, to_row = to_ranked ? rank : order[rank];
+                std::memcpy(to + (s * to_rows + to_row) * size, from + (s * from_rows + from_row) * size,
+                            size * sizeof(float));
+            }
+    };
+    if (args.h0) reorder_states(args.h0, args.state_rows, h0.data(), B, out_size, true);
+    if (args.c0) reorder_states(args.c0, args.state_rows, c0.data(), B, H, true);
+
+    ForwardArgs packed;
+    packed.steps = T;
+    packed.batch = B;
+    packed.x = x.data();
+    packed.x_batch_stride = I;
+    packed.y = y.data();
+    packed.y_batch_stride = width;
+    packed.h0 = args.h0 ? h0.data() : nullptr;
+    packed.c0 = args.c0 ? c0.data() : nullptr;
+    packed.h_n = h_n.data();
+    packed.c_n = c_n.data();
+    packed.state_rows = B;
+    packed.step_offsets = offsets.data();
+    forward(packed, threads);
+
+    for (int64_t t = 0; t < args.steps; ++t) {
+        const int64_t running = t < T ? offsets[t + 1] - offsets[t] : 0;
+        for (int64_t rank = 0; rank < B; ++rank) {
+            float* dst = args.y + t * args.y_time_stride + order[rank] * args.y_batch_stride;
+            if (rank < running)
+                std::memcpy(dst, y.data() + (offsets[t] + rank) * width, width * sizeof(float));
+            else
+                std::memset(dst, 0, width * sizeof(float));
+        }
+    }
+    reorder_states(h_n.data(), B, args.h_n, args.state_rows, out_size, false);
+    reorder_states(c_n.data(), B, args.c_n, args.state_rows, H, false);
 }
 
 }  // namespace fastlstm

@@ -146,10 +146,18 @@ class LSTMBase:
     # ---- calls ------------------------------------------------------------------------------------------------
 
     def __call__(
-        self, x: Any, state: tuple[Any, Any] | None = None, *, threads: int | None = None
+        self,
+        x: Any,
+        state: tuple[Any, Any] | None = None,
+        *,
+        lengths: Any = None,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Run the LSTM over a sequence; returns ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` does. ``threads``
-        overrides the model's and the global thread count for this call."""
+        """Run the LSTM over a sequence; returns ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` does. ``lengths``
+        (N,) integers in [0, T] gives each row's own length, as a packed sequence does in PyTorch: row b is the
+        first lengths[b] steps, its output is zero past them, its final state is that after its last step (the
+        initial state for length 0), and the reverse direction starts at its last step. ``threads`` overrides the
+        model's and the global thread count for this call."""
         threads = check_threads(threads, "threads")
         x = real_array(x, "x")
         features = self.input_size
@@ -185,9 +193,12 @@ class LSTMBase:
                 h0, c0 = h0[:, None, :], c0[:, None, :]
             h0, c0 = self._convert(h0), self._convert(c0)
 
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, unbatched, batch, x3.shape[1] if batch_first else x3.shape[0])
+
         if threads is None:
             threads = self.threads
-        y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads)
+        y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads, lengths)
         if unbatched:
             y, h_n, c_n = y[:, 0, :], h_n[:, 0, :], c_n[:, 0, :]
         return y, (h_n, c_n)
@@ -202,6 +213,20 @@ class LSTMBase:
         with np.errstate(over="ignore"):
             return np.ascontiguousarray(array, dtype=self._dtype)
 
+    @staticmethod
+    def _check_lengths(lengths: Any, unbatched: bool, batch: int, steps: int) -> np.ndarray:
+        if unbatched:
+            raise ValueError("lengths: needs a batched x, (T, N, I) or batch-first (N, T, I); got an unbatched x (T, I)")
+        array = np.asarray(lengths)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"lengths: expected integers, got dtype {array.dtype}")
+        check_shape(array, (batch,), "lengths", hint="one length per batch row")
+        if array.size and (array.min() < 0 or array.max() > steps):
+            raise ValueError(
+                f"lengths: expected values in [0, T={steps}], got values from {array.min()} to {array.max()}"
+            )
+        return np.ascontiguousarray(array, dtype=np.int64)
+
     def _run(
         self,
         x: np.ndarray,
@@ -209,10 +234,12 @@ class LSTMBase:
         h0: np.ndarray | None,
         c0: np.ndarray | None,
         threads: int | None,
+        lengths: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Forward pass on a C-contiguous 3-D x ((N, T, I) when batch_first, else (T, N, I)) and optional
         contiguous states (num_layers*num_directions, N, size); returns (output, h_n, c_n) in the same layouts.
-        threads: the count asked for by the call or the model, None when neither did."""
+        threads: the count asked for by the call or the model, None when neither did. lengths: checked (N,) int64
+        or None."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

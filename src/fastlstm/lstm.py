@@ -64,10 +64,10 @@ class LSTM(LSTMBase):
         """The kernel variant this model's weights are packed for."""
         return self._packed.isa
 
-    def _run(self, x, batch_first, h0, c0, threads):
+    def _run(self, x, batch_first, h0, c0, threads, lengths=None):
         if threads is None:
             threads = get_num_threads()
-        return self._packed.forward(x, batch_first, h0, c0, 0 if threads is None else threads)
+        return self._packed.forward(x, batch_first, h0, c0, 0 if threads is None else threads, lengths)
 
     def automatic_threads(self, steps: int, batch: int) -> int:
         """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""

@@ -42,12 +42,33 @@ class LSTM(LSTMBase):
     def dtype(self) -> np.dtype:
         return self._dtype
 
-    def _run(self, x, batch_first, h0, c0, threads):
+    def _run(self, x, batch_first, h0, c0, threads, lengths=None):
         # `threads` is accepted for the shared API; the reference is plain NumPy, whose BLAS picks its own threads.
         # NaN and inf in the data propagate through the equations (inf - inf in a product gives NaN) without
         # warnings, as in the C++ kernels.
         with np.errstate(invalid="ignore", over="ignore"):
-            return self._equations(x, batch_first, h0, c0)
+            if lengths is None:
+                return self._equations(x, batch_first, h0, c0)
+            return self._rows_of_own_lengths(x, batch_first, h0, c0, lengths)
+
+    def _rows_of_own_lengths(self, x, batch_first, h0, c0, lengths):
+        """Variable lengths by their definition: each row alone, on its first lengths[b] steps, from its own
+        initial state; outputs zero past its length."""
+        time_major = x.transpose(1, 0, 2) if batch_first else x
+        steps, batch, _ = time_major.shape
+        output = np.zeros((steps, batch, self.num_directions * self.output_size), self._dtype)
+        states = self.num_layers * self.num_directions
+        h_n = np.zeros((states, batch, self.output_size), self._dtype) if h0 is None else h0.astype(self._dtype)
+        c_n = np.zeros((states, batch, self.hidden_size), self._dtype) if c0 is None else c0.astype(self._dtype)
+        for b, length in enumerate(lengths):
+            if length == 0:
+                continue  # the initial state, and zero outputs
+            row_state = (h_n[:, b : b + 1], c_n[:, b : b + 1])
+            row_output, row_h, row_c = self._equations(time_major[:length, b : b + 1], False, *row_state)
+            output[:length, b] = row_output[:, 0]
+            h_n[:, b], c_n[:, b] = row_h[:, 0], row_c[:, 0]
+        y = output.transpose(1, 0, 2) if batch_first else output
+        return np.ascontiguousarray(y), h_n, c_n
 
     def _equations(self, x, batch_first, h0, c0):
         if batch_first:

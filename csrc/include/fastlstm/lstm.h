@@ -54,6 +54,14 @@ struct ForwardArgs {
     float* h_n = nullptr;
     float* c_n = nullptr;
     int64_t state_rows = 0;
+    // Variable lengths, or null: row b's sequence is its first lengths[b] steps (0 <= lengths[b] <= steps). Its
+    // output is zero past them, its final state is taken after its last step, and the reverse direction starts at
+    // its last step. A finished row costs no more work.
+    const int64_t* lengths = nullptr;
+    // Packed rows (internal to forward with lengths), or null: the steps' rows are stored one after the other, step
+    // t holding rows [0, step_offsets[t+1] - step_offsets[t]) of the batch (a non-increasing count) at rows
+    // step_offsets[t] ... of x and y, whose batch strides are then row strides and time strides are unused.
+    const int64_t* step_offsets = nullptr;
 };
 
 class PackedLstm {
@@ -86,6 +94,11 @@ class PackedLstm {
         const float* data;
         int64_t time_stride;
         int64_t batch_stride;
+        const int64_t* step_offsets = nullptr;  // packed rows (ForwardArgs::step_offsets), time_stride unused
+
+        const float* step(int64_t t) const {
+            return data + (step_offsets ? step_offsets[t] * batch_stride : t * time_stride);
+        }
     };
     struct Team;
     struct Workspace;
@@ -100,6 +113,7 @@ class PackedLstm {
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
                        int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                        Workspace& workspace) const;
+    void forward_lengths(const ForwardArgs& args, int threads) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                         int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
                         float* gates_in) const;
