@@ -15,6 +15,7 @@ from . import reference
 from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
 from ._threads import get_num_threads, set_num_threads
+from ._onnx_import import from_onnx
 from ._stream import Stream
 from ._torch import from_torch
 from .lstm import LSTM, LSTMCell
@@ -26,6 +27,7 @@ __all__ = [
     "__version__",
     "active_isa",
     "available_isas",
+    "from_onnx",
     "from_torch",
     "get_num_threads",
     "reference",
