@@ -44,9 +44,9 @@ std::vector<std::string> isa_names(bool supported_only) {
 }
 
 PackedLstm* make_packed_lstm(const std::string& isa, int64_t input_size, int64_t hidden_size, int64_t proj_size,
-                             int64_t num_layers, int64_t num_directions) {
+                             int64_t num_layers, int64_t num_directions, bool reverse) {
     if (input_size <= 0 || hidden_size <= 0 || proj_size < 0 || proj_size >= hidden_size || num_layers <= 0 ||
-        (num_directions != 1 && num_directions != 2))
+        (num_directions != 1 && num_directions != 2) || (reverse && num_directions != 1))
         throw py::value_error("_core: invalid LSTM geometry");
     fastlstm::LstmGeometry geometry;
     geometry.input_size = input_size;
@@ -54,12 +54,15 @@ PackedLstm* make_packed_lstm(const std::string& isa, int64_t input_size, int64_t
     geometry.proj_size = proj_size;
     geometry.num_layers = num_layers;
     geometry.num_directions = num_directions;
+    geometry.reverse = reverse;
     return new PackedLstm(kernel_set_named(isa), geometry);
 }
 
 void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatArray& w_ih, const FloatArray& w_hh,
                const std::optional<FloatArray>& b_ih, const std::optional<FloatArray>& b_hh,
-               const std::optional<FloatArray>& w_hr) {
+               const std::optional<FloatArray>& w_hr, const std::optional<FloatArray>& peepholes,
+               const std::optional<std::vector<std::tuple<int, float, float>>>& activations, float clip,
+               bool input_forget) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     if (layer < 0 || layer >= g.num_layers || direction < 0 || direction >= g.num_directions)
         throw py::value_error("_core: layer or direction out of range");
@@ -78,6 +81,27 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
     weights.b_ih = b_ih ? b_ih->data() : nullptr;
     weights.b_hh = b_hh ? b_hh->data() : nullptr;
     weights.w_hr = w_hr ? w_hr->data() : nullptr;
+    if (peepholes) {
+        require_shape(*peepholes, {3, H}, "peepholes");
+        weights.peepholes = peepholes->data();
+    }
+    fastlstm::CellOptions options{};
+    if (activations || clip > 0 || input_forget) {
+        if (!(clip >= 0)) throw py::value_error("_core: clip must be >= 0");
+        const std::vector<std::tuple<int, float, float>> standard = {{0, 0.f, 0.f}, {1, 0.f, 0.f}, {1, 0.f, 0.f}};
+        const auto& specs = activations ? *activations : standard;
+        if (specs.size() != 3) throw py::value_error("_core: activations must be 3 (gate, candidate, output)");
+        fastlstm::ActivationSpec* targets[3] = {&options.gate, &options.candidate, &options.output};
+        for (int i = 0; i < 3; ++i) {
+            const int kind = std::get<0>(specs[i]);
+            if (kind < 0 || kind > static_cast<int>(fastlstm::Activation::kSoftplus))
+                throw py::value_error("_core: unknown activation");
+            *targets[i] = {static_cast<fastlstm::Activation>(kind), std::get<1>(specs[i]), std::get<2>(specs[i])};
+        }
+        options.clip = clip;
+        options.input_forget = input_forget;
+        weights.options = &options;
+    }
     py::gil_scoped_release release;
     lstm.pack_cell(layer, direction, weights);
 }
@@ -204,12 +228,15 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
 
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),
-             py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"))
+             py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"), py::arg("reverse") = false)
         .def_property_readonly("isa", [](const PackedLstm& lstm) { return std::string(lstm.kernels().isa); })
         .def_property_readonly("hidden_block", [](const PackedLstm& lstm) { return lstm.kernels().hidden_block; })
         .def("pack_cell", &pack_cell, py::arg("layer"), py::arg("direction"), py::arg("w_ih").noconvert(),
              py::arg("w_hh").noconvert(), py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(),
-             py::arg("w_hr").noconvert(), "Packs the weights of one layer and direction (PyTorch layout).")
+             py::arg("w_hr").noconvert(), py::arg("peepholes").noconvert() = py::none(),
+             py::arg("activations") = py::none(), py::arg("clip") = 0.0f, py::arg("input_forget") = false,
+             "Packs the weights of one layer and direction (PyTorch layout), with the cell's options: peepholes\n"
+             "(3, H), activations [(kind, alpha, beta)] x 3 for gate, candidate, output, clip (0: none).")
         .def("forward_in_place", &forward_in_place, py::arg("x").noconvert(), py::arg("batch_first"),
              py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("threads"))
         .def("forward", &forward, py::arg("x").noconvert(), py::arg("batch_first"), py::arg("h0").noconvert(),

@@ -133,6 +133,18 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     pack_gate_bias(w.b_ih, w.b_hh, hidden, block, packed.bias.data());
     packed.recurrent_finite = true;
     for (int64_t i = 0; i < 4 * hidden * recurrent; ++i) packed.recurrent_finite &= std::isfinite(w.w_hh[i]);
+    if (w.options || w.peepholes) {
+        packed.has_options = true;
+        packed.options = w.options ? *w.options
+                                   : CellOptions{{Activation::kSigmoid, 0, 0}, {Activation::kTanh, 0, 0},
+                                                 {Activation::kTanh, 0, 0}, 0.0f, false, nullptr};
+        packed.options.peepholes = nullptr;
+        if (w.peepholes) {
+            packed.peepholes = AlignedFloats(3 * hidden);
+            std::memcpy(packed.peepholes.data(), w.peepholes, 3 * hidden * sizeof(float));
+            packed.options.peepholes = packed.peepholes.data();  // the heap buffer moves with the cell
+        }
+    }
     if (geometry_.proj_size > 0) {
         packed.projection_panels = AlignedFloats(ceil_div(geometry_.proj_size, block) * block * hidden);
         pack_projection_panels(w.w_hr, geometry_.proj_size, hidden, block, packed.projection_panels.data());
@@ -239,7 +251,7 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     const int64_t block = kernels_.hidden_block;
     const int64_t cell_index = layer * g.num_directions + direction;
     const PackedCell& cell = cells_[cell_index];
-    const bool reverse = direction == 1;
+    const bool reverse = direction == 1 || g.reverse;
     // Packed rows (variable lengths): step t runs the first rows_at(t) rows, which sit at row offsets[t] of in, out
     // and (from the chunk's first step) gates_in.
     const int64_t* offsets = args.step_offsets;
@@ -271,6 +283,7 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     step.recurrent_panels = cell.recurrent_panels.data();
     step.c = c;
     step.c_stride = H;
+    step.options = cell.has_options ? &cell.options : nullptr;
     // From a zero state the first recurrent product is zero: skip it, unless the weights hold inf or NaN, whose
     // product with 0 is NaN.
     if (zero_start && cell.recurrent_finite) step.recurrent_size = 0;

@@ -56,6 +56,53 @@ inline V tanh_f32(V x) {
     return Simd::copysign(Simd::select(Simd::less(ax, Simd::set1(0.625f)), small, large), x);
 }
 
+// log(1 + u) for u in [0, 1]: with t = u / (2 + u) in [0, 1/3], log(1 + u) = 2 atanh(t) = 2 (t + t^3/3 + t^5/5 + ...);
+// the terms through t^15 leave a truncation below (1/3)^17 / 17 * 2 = 1e-9 relative, under float32 rounding.
+inline V log1p_unit_f32(V u) {
+    const V t = Simd::div(u, Simd::add(Simd::set1(2.0f), u));
+    const V t2 = Simd::mul(t, t);
+    V p = Simd::set1(1.0f / 15.0f);
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f / 13.0f));
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f / 11.0f));
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f / 9.0f));
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f / 7.0f));
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f / 5.0f));
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f / 3.0f));
+    p = Simd::fmadd(p, t2, Simd::set1(1.0f));
+    return Simd::mul(Simd::add(t, t), p);
+}
+
+// The activation `spec` (kernels.h). NaN stays NaN, but in thresholded_relu, whose comparison sends it to 0.
+inline V activate_f32(const ActivationSpec& spec, V x) {
+    const V zero = Simd::zero();
+    const V alpha = Simd::set1(spec.alpha);
+    switch (spec.kind) {
+        case Activation::kSigmoid:
+            return sigmoid_f32(x);
+        case Activation::kTanh:
+            return tanh_f32(x);
+        case Activation::kRelu:
+            return Simd::max(zero, x);
+        case Activation::kAffine:
+            return Simd::fmadd(alpha, x, Simd::set1(spec.beta));
+        case Activation::kLeakyRelu:
+            return Simd::select(Simd::less(x, zero), Simd::mul(alpha, x), x);
+        case Activation::kThresholdedRelu:
+            return Simd::select(Simd::less(alpha, x), x, zero);
+        case Activation::kScaledTanh:
+            return Simd::mul(alpha, tanh_f32(Simd::mul(Simd::set1(spec.beta), x)));
+        case Activation::kHardSigmoid:
+            return Simd::max(zero, Simd::min(Simd::set1(1.0f), Simd::fmadd(alpha, x, Simd::set1(spec.beta))));
+        case Activation::kElu:
+            return Simd::select(Simd::less(x, zero), Simd::mul(alpha, Simd::sub(exp_f32(x), Simd::set1(1.0f))), x);
+        case Activation::kSoftsign:
+            return Simd::div(x, Simd::add(Simd::set1(1.0f), Simd::abs(x)));
+        case Activation::kSoftplus:  // max(x, 0) + log(1 + exp(-|x|)): no overflow, exact for large |x|
+            return Simd::add(Simd::max(zero, x), log1p_unit_f32(exp_f32(Simd::sub(zero, Simd::abs(x)))));
+    }
+    return x;
+}
+
 // Array forms, for the variant table (and so for the accuracy tests).
 inline void sigmoid_array(int64_t n, const float* x, float* y) {
     int64_t i = 0;

@@ -9,10 +9,47 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
+// The cell update of a cell with options (kernels.h: CellOptions), as finish_cells below.
+inline void finish_cells_with_options(const LstmStepArgs& a, const V z_in[4], int64_t row, int64_t panel) {
+    constexpr int64_t L = Simd::kLanes;
+    const CellOptions& o = *a.options;
+    const int64_t unit = panel * L;
+    const int64_t units = a.hidden_size - unit < L ? a.hidden_size - unit : L;
+    auto load = [&](const float* p) { return units == L ? Simd::load(p) : Simd::load_first(p, units); };
+    float* c_ptr = a.c + row * a.c_stride + unit;
+    float* h_ptr = a.h_out + row * a.h_out_stride + unit;
+    const V c_prev = load(c_ptr);
+    V z[4] = {z_in[0], z_in[1], z_in[2], z_in[3]};
+    if (o.peepholes) {
+        z[0] = Simd::fmadd(load(o.peepholes + unit), c_prev, z[0]);
+        z[1] = Simd::fmadd(load(o.peepholes + a.hidden_size + unit), c_prev, z[1]);
+    }
+    auto clipped = [&](V x) {
+        return o.clip > 0 ? Simd::max(Simd::set1(-o.clip), Simd::min(Simd::set1(o.clip), x)) : x;
+    };
+    const V input_gate = activate_f32(o.gate, clipped(z[0]));
+    const V forget_gate =
+        o.input_forget ? Simd::sub(Simd::set1(1.0f), input_gate) : activate_f32(o.gate, clipped(z[1]));
+    const V candidate = activate_f32(o.candidate, clipped(z[2]));
+    const V c = Simd::fmadd(forget_gate, c_prev, Simd::mul(input_gate, candidate));
+    if (o.peepholes) z[3] = Simd::fmadd(load(o.peepholes + 2 * a.hidden_size + unit), c, z[3]);
+    const V output_gate = activate_f32(o.gate, clipped(z[3]));
+    const V h = Simd::mul(output_gate, activate_f32(o.output, c));
+    if (units == L) {
+        Simd::store(c_ptr, c);
+        Simd::store(h_ptr, h);
+    } else {
+        Simd::store_first(c_ptr, c, units);
+        Simd::store_first(h_ptr, h, units);
+    }
+}
+
 // The cell update of one row and one panel from its four gate pre-activations z (i, f, g, o):
 // i, f, o = sigmoid, g = tanh; c = f * c + i * g; h = o * tanh(c). Units past hidden_size are neither read nor
-// written.
+// written. A cell with options takes the general path (one predictable branch per vector of cells, so the
+// standard cell keeps its speed).
 inline void finish_cells(const LstmStepArgs& a, const V z[4], int64_t row, int64_t panel) {
+    if (a.options) return finish_cells_with_options(a, z, row, panel);
     constexpr int64_t L = Simd::kLanes;
     const int64_t unit = panel * L;
     const int64_t units = a.hidden_size - unit < L ? a.hidden_size - unit : L;

@@ -14,6 +14,27 @@ constexpr int64_t kHiddenBlock = 8;  // must match the hidden_block of the porta
 constexpr int64_t kPanelWidth = 4 * kHiddenBlock;
 constexpr int64_t kRows = 4;
 
+// The cell update with options (kernels.h: CellOptions) for `units` units from unit0 of one row.
+void finish_cells_with_options(const LstmStepArgs& a, const float* z, float* c, float* h_out, int64_t unit0,
+                               int64_t units) {
+    const CellOptions& o = *a.options;
+    auto clipped = [&](float x) { return o.clip > 0 ? std::max(-o.clip, std::min(o.clip, x)) : x; };
+    for (int64_t u = 0; u < units; ++u) {
+        const float* peephole = o.peepholes ? o.peepholes + unit0 + u : nullptr;
+        float z_i = z[0 * kHiddenBlock + u], z_f = z[1 * kHiddenBlock + u], z_o = z[3 * kHiddenBlock + u];
+        if (peephole) {
+            z_i += peephole[0] * c[u];
+            z_f += peephole[a.hidden_size] * c[u];
+        }
+        const float input_gate = f32_activate_portable(o.gate, clipped(z_i));
+        const float forget_gate = o.input_forget ? 1.0f - input_gate : f32_activate_portable(o.gate, clipped(z_f));
+        const float candidate = f32_activate_portable(o.candidate, clipped(z[2 * kHiddenBlock + u]));
+        c[u] = forget_gate * c[u] + input_gate * candidate;
+        if (peephole) z_o += peephole[2 * a.hidden_size] * c[u];
+        h_out[u] = f32_activate_portable(o.gate, clipped(z_o)) * f32_activate_portable(o.output, c[u]);
+    }
+}
+
 template <int64_t kBlockRows>
 void step_rows(const LstmStepArgs& a, int64_t panel_index, int64_t row) {
     const int64_t K = a.recurrent_size;
@@ -36,6 +57,10 @@ void step_rows(const LstmStepArgs& a, int64_t panel_index, int64_t row) {
     for (int64_t r = 0; r < kBlockRows; ++r) {
         float* c = a.c + (row + r) * a.c_stride + unit0;
         float* h_out = a.h_out + (row + r) * a.h_out_stride + unit0;
+        if (a.options) {
+            finish_cells_with_options(a, z[r], c, h_out, unit0, units);
+            continue;
+        }
         for (int64_t u = 0; u < units; ++u) {
             const float input_gate = f32_sigmoid_portable(z[r][0 * kHiddenBlock + u]);
             const float forget_gate = f32_sigmoid_portable(z[r][1 * kHiddenBlock + u]);

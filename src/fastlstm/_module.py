@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import _cell
 from ._checks import check_bool, check_int, check_shape, check_threads, real_array, shape_text
 
 _GATES = 4  # i, f, g, o
@@ -40,8 +41,19 @@ class LSTMBase:
         *,
         seed: int | np.random.Generator | None = None,
         threads: int | None = None,
+        reverse: bool = False,
+        activations: Any = None,
+        clip: float | None = None,
+        input_forget: bool = False,
+        peepholes: bool = False,
     ) -> None:
         self.threads = check_threads(threads, "threads")
+        # Cell options beyond torch.nn.LSTM (ONNX's LSTM attributes; see fastlstm._cell).
+        self.reverse = check_bool(reverse, "reverse")
+        self.activations = _cell.check_activations(activations)
+        self.clip = _cell.check_clip(clip)
+        self.input_forget = check_bool(input_forget, "input_forget")
+        self.peepholes = check_bool(peepholes, "peepholes")
         self.input_size = check_int(input_size, "input_size", minimum=1)
         self.hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
         self.num_layers = check_int(num_layers, "num_layers", minimum=1)
@@ -49,6 +61,8 @@ class LSTMBase:
         self.batch_first = check_bool(batch_first, "batch_first")
         self.bidirectional = check_bool(bidirectional, "bidirectional")
         self.proj_size = check_int(proj_size, "proj_size", minimum=0)
+        if self.reverse and self.bidirectional:
+            raise ValueError("reverse: a bidirectional model already reads the sequence both ways; use one or the other")
         if self.proj_size >= self.hidden_size:
             raise ValueError(
                 f"proj_size: expected 0 (no projection) or an int < hidden_size={self.hidden_size}, got {self.proj_size}"
@@ -61,6 +75,14 @@ class LSTMBase:
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def has_cell_options(self) -> bool:
+        """Whether the cell differs from torch.nn.LSTM's: other activations, clip, input_forget or peepholes."""
+        return (
+            self.activations != _cell.STANDARD_ACTIVATIONS or self.clip is not None or self.input_forget
+            or self.peepholes
+        )
 
     @property
     def output_size(self) -> int:
@@ -88,6 +110,8 @@ class LSTMBase:
                 shapes[f"bias_hh{suffix}"] = (_GATES * H,)
             if P > 0:
                 shapes[f"weight_hr{suffix}"] = (P, H)
+            if self.peepholes:
+                shapes[f"peephole{suffix}"] = (3, H)  # rows p_i, p_f, p_o
         return shapes
 
     def _initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -254,6 +278,16 @@ class LSTMBase:
             options.append("bidirectional=True")
         if self.proj_size:
             options.append(f"proj_size={self.proj_size}")
+        if self.reverse:
+            options.append("reverse=True")
+        if self.activations != _cell.STANDARD_ACTIVATIONS:
+            options.append(f"activations={self.activations!r}")
+        if self.clip is not None:
+            options.append(f"clip={self.clip!r}")
+        if self.input_forget:
+            options.append("input_forget=True")
+        if self.peepholes:
+            options.append("peepholes=True")
         arguments = ", ".join([str(self.input_size), str(self.hidden_size), *options])
         return f"{self._public_module}.{type(self).__name__}({arguments})"
 

@@ -27,6 +27,11 @@ class Stream:
     Not thread-safe: calls on one stream must not overlap (streams of the same model are independent)."""
 
     def __init__(self, model: LSTM, batch_size: int) -> None:
+        if model.reverse:
+            raise ValueError(
+                "stream: a reverse model reads each sequence backwards from its end, so it cannot run on a stream; "
+                "call the model on whole sequences instead"
+            )
         if model.bidirectional:
             raise ValueError(
                 "stream: a bidirectional model reads each sequence backwards from its end, so it cannot run on a "

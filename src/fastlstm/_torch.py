@@ -150,7 +150,11 @@ def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None,
 
 def to_torch_state_dict(model: LSTM | LSTMCell) -> OrderedDict:
     """The model's parameters as float32 torch tensors, named and ordered as ``torch.nn.LSTM.state_dict()`` (or
-    ``LSTMCell``'s), for ``module.load_state_dict``."""
+    ``LSTMCell``'s), for ``module.load_state_dict``. A model with cell options torch has no equivalent of (reverse,
+    activations, clip, input_forget, peepholes) raises ValueError."""
+    lstm = getattr(model, "_lstm", model)  # an LSTMCell wraps a one-layer LSTM
+    if lstm.reverse or lstm.has_cell_options:
+        raise ValueError(f"to_torch: torch.nn.LSTM cannot express the cell options of {lstm!r}")
     torch = _torch_nn()
     return OrderedDict((name, torch.from_numpy(value)) for name, value in model.state_dict().items())
 

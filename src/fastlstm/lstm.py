@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _cell, _core
 from ._isa import active_isa
 from ._threads import get_num_threads
 from ._checks import check_bool
@@ -53,10 +53,20 @@ class LSTM(LSTMBase):
     def _parameters_changed(self) -> None:
         # Pack once per change of weights, in the layout of the kernels chosen now; never per call.
         packed = _core.PackedLstm(
-            active_isa(), self.input_size, self.hidden_size, self.proj_size, self.num_layers, self.num_directions
+            active_isa(), self.input_size, self.hidden_size, self.proj_size, self.num_layers, self.num_directions,
+            self.reverse,
         )
+        standard = self.activations == _cell.STANDARD_ACTIVATIONS
         for layer, direction, suffix in self._cell_keys():
-            packed.pack_cell(layer, direction, *self._cell_parameters(suffix))
+            packed.pack_cell(
+                layer,
+                direction,
+                *self._cell_parameters(suffix),
+                peepholes=self._parameters.get(f"peephole{suffix}"),
+                activations=None if standard else _cell.core_activations(self.activations),
+                clip=self.clip or 0.0,
+                input_forget=self.input_forget,
+            )
         self._packed = packed
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _cell
 from ._module import LSTMBase, LSTMCellBase
 
 __all__ = ["LSTM", "LSTMCell", "sigmoid"]
@@ -93,13 +94,18 @@ class LSTM(LSTMBase):
                 input_part = layer_input @ w_ih.T + bias  # (T, N, 4H)
                 h, c = h0[index], c0[index]
                 output = np.empty((steps, batch, self.output_size), self._dtype)
-                time_steps = range(steps - 1, -1, -1) if direction == 1 else range(steps)
+                backwards = direction == 1 or self.reverse
+                time_steps = range(steps - 1, -1, -1) if backwards else range(steps)
+                peepholes = self._parameters.get(f"peephole{suffix}")
                 for t in time_steps:
                     gates = input_part[t] + h @ w_hh.T
                     i, f, g, o = np.split(gates, 4, axis=1)
-                    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
-                    c = f * c + i * g
-                    h = o * np.tanh(c)
+                    if self.has_cell_options:
+                        c, h = self._cell_with_options(i, f, g, o, c, peepholes)
+                    else:
+                        i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+                        c = f * c + i * g
+                        h = o * np.tanh(c)
                     if w_hr is not None:
                         h = h @ w_hr.T
                     output[t] = h
@@ -109,6 +115,23 @@ class LSTM(LSTMBase):
 
         y = layer_input.transpose(1, 0, 2) if batch_first else layer_input
         return np.ascontiguousarray(y), h_n, c_n
+
+    def _cell_with_options(self, i, f, g, o, c, peepholes):
+        """(c_t, o * output(c_t)) by the equations of fastlstm._cell."""
+        gate, candidate, output = self.activations
+
+        def clipped(z):
+            return z if self.clip is None else np.clip(z, -self.clip, self.clip)
+
+        if peepholes is not None:
+            i = i + peepholes[0] * c
+            f = f + peepholes[1] * c
+        i = _cell.apply(gate, clipped(i))
+        f = 1 - i if self.input_forget else _cell.apply(gate, clipped(f))
+        c = f * c + i * _cell.apply(candidate, clipped(g))
+        if peepholes is not None:
+            o = o + peepholes[2] * c
+        return c, _cell.apply(gate, clipped(o)) * _cell.apply(output, c)
 
 
 class LSTMCell(LSTMCellBase):

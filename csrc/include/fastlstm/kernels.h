@@ -25,6 +25,44 @@ using f32_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float
                                     const float* panels, int64_t panel_width, const float* init, float* C,
                                     int64_t ldc);
 
+// The activation functions of ONNX's LSTM (and of Keras layers), with their parameters alpha and beta:
+//   sigmoid, tanh; relu max(0, x); affine alpha x + beta; leaky_relu x >= 0 ? x : alpha x; thresholded_relu
+//   x > alpha ? x : 0; scaled_tanh alpha tanh(beta x); hard_sigmoid max(0, min(1, alpha x + beta)); elu x >= 0 ? x :
+//   alpha (exp(x) - 1); softsign x / (1 + |x|); softplus log(1 + exp(x)).
+// The values are part of the Python interface (fastlstm/_cell.py): append only.
+enum class Activation : int32_t {
+    kSigmoid = 0,
+    kTanh = 1,
+    kRelu = 2,
+    kAffine = 3,
+    kLeakyRelu = 4,
+    kThresholdedRelu = 5,
+    kScaledTanh = 6,
+    kHardSigmoid = 7,
+    kElu = 8,
+    kSoftsign = 9,
+    kSoftplus = 10,
+};
+struct ActivationSpec {
+    Activation kind;
+    float alpha;
+    float beta;
+};
+
+// A cell other than the standard one (ONNX's LSTM attributes and inputs):
+//   i = gate(z_i + p_i c_{t-1}), f = input_forget ? 1 - i : gate(z_f + p_f c_{t-1}), g = candidate(z_g),
+//   c_t = f c_{t-1} + i g,  o = gate(z_o + p_o c_t),  h_t = o * output(c_t),
+// each pre-activation (peephole term included) clamped to [-clip, clip] when clip > 0. peepholes: 3 x hidden_size
+// (rows p_i, p_f, p_o), or null for none.
+struct CellOptions {
+    ActivationSpec gate;
+    ActivationSpec candidate;
+    ActivationSpec output;
+    float clip;
+    bool input_forget;
+    const float* peepholes;
+};
+
 // One fused recurrent LSTM step for batch rows [0, batch) and hidden panels [panel_begin, panel_end):
 //     z = gates_in[b] + h_prev[b] . recurrent_panels          (4 gates of one panel, kept in registers)
 //     i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
@@ -46,6 +84,7 @@ struct LstmStepArgs {
     int64_t c_stride;
     float* h_out;  // batch x H, row stride h_out_stride
     int64_t h_out_stride;
+    const CellOptions* options = nullptr;  // null: the standard cell above
 };
 using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
 

@@ -17,6 +17,7 @@ struct LstmGeometry {
     int64_t proj_size = 0;  // 0: no projection
     int64_t num_layers = 1;
     int64_t num_directions = 1;  // 1, or 2 when bidirectional
+    bool reverse = false;        // with one direction: it reads the sequence backwards (ONNX direction "reverse")
 
     int64_t output_size() const { return proj_size > 0 ? proj_size : hidden_size; }
     int64_t layer_input_size(int64_t layer) const {
@@ -32,6 +33,10 @@ struct CellWeights {
     const float* b_ih = nullptr;
     const float* b_hh = nullptr;
     const float* w_hr = nullptr;
+    // A cell other than the standard one, or null: its activations, clip and input_forget, and peepholes (3 x H,
+    // rows p_i, p_f, p_o), copied at packing (options->peepholes is not read; this one is).
+    const CellOptions* options = nullptr;
+    const float* peepholes = nullptr;
 };
 
 // One forward call. Element (t, b, j) of x is x[t*x_time_stride + b*x_batch_stride + j]; likewise for y, whose
@@ -89,6 +94,9 @@ class PackedLstm {
         AlignedFloats bias;               // b_ih + b_hh in panel order (zeros without bias)
         AlignedFloats projection_panels;  // panels of w_hr^T, hidden_block columns each
         bool recurrent_finite = true;     // w_hh holds no inf or NaN
+        AlignedFloats peepholes;          // 3 x H, or empty
+        CellOptions options{};
+        bool has_options = false;  // the step gets &options; otherwise the standard cell
     };
     struct Sequence {
         const float* data;
