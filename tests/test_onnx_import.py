@@ -462,30 +462,30 @@ def test_reads_a_file_given_as_str_or_path(tmp_path):
 
 REFUSED_NODES = [
     pytest.param(
-        dict(attributes={"direction": "reverse"}),
-        r"node 'lstm' \(LSTM\): direction='reverse' is not supported yet \(forward and bidirectional are\)",
-        id="reverse",
+        dict(attributes={"direction": "sideways"}),
+        r"node 'lstm' \(LSTM\): direction='sideways' is not valid \(forward, reverse or bidirectional\)",
+        id="direction",
     ),
+    pytest.param(dict(attributes={"clip": -3.0}), r"node 'lstm' \(LSTM\): clip=-3.0 is not valid", id="clip"),
     pytest.param(
-        dict(peepholes="random"),
-        r"node 'lstm' \(LSTM\): input P \('P'\) holds nonzero peephole weights",
-        id="peepholes",
-    ),
-    pytest.param(dict(attributes={"clip": 3.0}), r"node 'lstm' \(LSTM\): clip=3.0 is not supported", id="clip"),
-    pytest.param(
-        dict(attributes={"input_forget": 1}),
-        r"node 'lstm' \(LSTM\): input_forget=1 is not supported",
+        dict(attributes={"input_forget": 2}),
+        r"node 'lstm' \(LSTM\): input_forget=2 is not valid \(0 or 1\)",
         id="input_forget",
     ),
     pytest.param(
-        dict(attributes={"activations": ["Sigmoid", "Tanh", "Relu"]}),
-        r"node 'lstm' \(LSTM\): activations=\['Sigmoid', 'Tanh', 'Relu'\] is not supported",
+        dict(attributes={"activations": ["Sigmoid", "Tanh", "Gelu"]}),
+        r"node 'lstm' \(LSTM\): activation 'Gelu' is not one of the LSTM operator's \(Sigmoid, Tanh, Relu,",
         id="activations",
     ),
     pytest.param(
         dict(direction="bidirectional", attributes={"activations": ["Sigmoid", "Tanh", "Tanh"]}),
-        r"activations=\['Sigmoid', 'Tanh', 'Tanh'\] is not supported \(only Sigmoid, Tanh, Tanh per direction",
+        r"activations=\['Sigmoid', 'Tanh', 'Tanh'\] has 3 entries, expected 3 per direction",
         id="activations-of-one-direction",
+    ),
+    pytest.param(
+        dict(direction="bidirectional", attributes={"activations": ["Sigmoid", "Tanh", "Tanh", "Sigmoid", "Relu", "Tanh"]}),
+        r"the two directions use different activations",
+        id="activations-per-direction",
     ),
     pytest.param(
         dict(sequence_lens=True),
@@ -638,3 +638,44 @@ def test_sequence_lens_input_becomes_the_lengths_argument(rng, layers, bidirecti
         second.input[4] = ""
         with pytest.raises(ValueError, match=r"different sequence_lens \(layer 0: lengths, layer 1: none\)"):
             from_onnx(exported)
+
+
+# Every cell option of the operator, alone and together, against onnxruntime: activations with their alpha and
+# beta (as onnxruntime hands them out: only to the functions that read them), clip, input_forget, peepholes and the
+# reverse direction.
+CELL_OPTIONS = [
+    dict(direction="reverse"),
+    dict(peepholes="random"),
+    dict(direction="bidirectional", peepholes="random"),
+    dict(attributes={"clip": 0.6}),
+    dict(attributes={"input_forget": 1}),
+    dict(attributes={"activations": ["HardSigmoid", "Softsign", "Softplus"]}),
+    dict(attributes={"activations": ["HardSigmoid", "LeakyRelu", "Elu"], "activation_alpha": [0.3, 0.05, 0.7],
+                     "activation_beta": [0.4]}),
+    dict(attributes={"activations": ["Sigmoid", "ScaledTanh", "Affine"], "activation_alpha": [1.2, 0.5],
+                     "activation_beta": [0.8, 0.1]}),
+    dict(attributes={"activations": ["Relu", "ThresholdedRelu", "Tanh"], "activation_alpha": [0.2]}),
+    dict(direction="bidirectional", peepholes="random",
+         attributes={"activations": ["HardSigmoid", "Tanh", "Softsign"] * 2, "clip": 1.5, "input_forget": 1}),
+    dict(direction="reverse", peepholes="random", states=True,
+         attributes={"activations": ["Sigmoid", "Elu", "Tanh"], "clip": 2.0}),
+]
+
+
+@pytest.mark.parametrize("options", CELL_OPTIONS, ids=lambda o: str(o).replace(" ", ""))
+def test_cell_options_match_onnxruntime(isa, rng, options):
+    model = lstm_model(11, 6, 17, opset=17, **options)
+    imported = from_onnx(model)
+    directions = 2 if options.get("direction") == "bidirectional" else 1
+    x, h0, c0 = random_inputs(rng, (9, 3, 6), (directions, 3, 17))
+    states = options.get("states", False)
+    y, y_h, y_c = run_onnxruntime(model, {"X": x, "initial_h": h0, "initial_c": c0} if states else {"X": x})
+    output, (h_n, c_n) = imported(x, (h0, c0) if states else None)
+    assert_close(output, merge_directions(y))
+    assert_close(h_n, y_h)
+    assert_close(c_n, y_c)
+    # And back: our export of the imported model runs in onnxruntime with the same results.
+    exported = lstm_to_onnx(imported)
+    [again] = run_onnxruntime(exported, {exported.graph.input[0].name: x}) if not states else [None]
+    if again is not None:
+        assert_close(again, output)

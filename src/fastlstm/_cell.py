@@ -26,6 +26,10 @@ class ActivationFunction(NamedTuple):
     default_alpha: float
     default_beta: float
     numpy: Callable[[np.ndarray, float, float], np.ndarray]
+    # Which of ONNX's activation_alpha / activation_beta lists the function takes a value from: onnxruntime hands
+    # out the values in order, only to the functions that read them.
+    reads_alpha: bool = False
+    reads_beta: bool = False
 
 
 def _sigmoid(x, alpha, beta):
@@ -47,16 +51,21 @@ ACTIVATIONS: dict[str, ActivationFunction] = {
     "sigmoid": ActivationFunction(0, "Sigmoid", 0.0, 0.0, _sigmoid),
     "tanh": ActivationFunction(1, "Tanh", 0.0, 0.0, lambda x, a, b: np.tanh(x)),
     "relu": ActivationFunction(2, "Relu", 0.0, 0.0, lambda x, a, b: np.where(x < 0, 0, x)),
-    "affine": ActivationFunction(3, "Affine", 1.0, 0.0, lambda x, a, b: a * x + b),
-    "leaky_relu": ActivationFunction(4, "LeakyRelu", 0.01, 0.0, lambda x, a, b: np.where(x < 0, a * x, x)),
-    "thresholded_relu": ActivationFunction(5, "ThresholdedRelu", 1.0, 0.0, lambda x, a, b: np.where(x > a, x, 0)),
-    "scaled_tanh": ActivationFunction(6, "ScaledTanh", 1.0, 1.0, lambda x, a, b: a * np.tanh(b * x)),
-    "hard_sigmoid": ActivationFunction(7, "HardSigmoid", 0.2, 0.5, lambda x, a, b: np.clip(a * x + b, 0, 1)),
-    "elu": ActivationFunction(8, "Elu", 1.0, 0.0, _elu),
+    "affine": ActivationFunction(3, "Affine", 1.0, 0.0, lambda x, a, b: a * x + b, True, True),
+    "leaky_relu": ActivationFunction(4, "LeakyRelu", 0.01, 0.0, lambda x, a, b: np.where(x < 0, a * x, x), True),
+    "thresholded_relu": ActivationFunction(
+        5, "ThresholdedRelu", 1.0, 0.0, lambda x, a, b: np.where(x > a, x, 0), True
+    ),
+    "scaled_tanh": ActivationFunction(6, "ScaledTanh", 1.0, 1.0, lambda x, a, b: a * np.tanh(b * x), True, True),
+    "hard_sigmoid": ActivationFunction(
+        7, "HardSigmoid", 0.2, 0.5, lambda x, a, b: np.clip(a * x + b, 0, 1), True, True
+    ),
+    "elu": ActivationFunction(8, "Elu", 1.0, 0.0, _elu, True),
     "softsign": ActivationFunction(9, "Softsign", 0.0, 0.0, lambda x, a, b: x / (1 + np.abs(x))),
     "softplus": ActivationFunction(10, "Softplus", 0.0, 0.0, _softplus),
 }
-ONNX_NAMES = {function.onnx_name: name for name, function in ACTIVATIONS.items()}
+#: Our name of each ONNX activation, by its lower-case ONNX name (onnxruntime reads the names case-insensitively).
+ONNX_NAMES = {function.onnx_name.lower(): name for name, function in ACTIVATIONS.items()}
 
 #: One activation with its parameters: (name, alpha, beta).
 Activation = tuple[str, float, float]

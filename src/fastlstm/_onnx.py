@@ -20,6 +20,9 @@ from PyTorch's parameters and are converted here:
 An ONNX ``LSTM`` outputs Y of shape (T, D, N, H); the next layer (and the graph's output) needs (T, N, D*H), which
 a Transpose to (T, N, D, H) and a Reshape give, as ``torch.onnx.export`` does for ``torch.nn.LSTM``.
 
+Cell options map onto the operator's: ``reverse`` to direction "reverse", ``activations`` (with their alpha and
+beta), ``clip``, ``input_forget``, and ``peepholes`` to the P input (in ONNX's order i, o, f).
+
 A projection (``proj_size > 0``, LSTMP) has no ONNX equivalent: the ``LSTM`` operator's P input holds peephole
 weights, a different thing. ``onnx`` is an optional dependency, imported only when exporting.
 """
@@ -97,15 +100,20 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
             )
         else:
             b = ""  # an omitted optional input: the operator's biases are zeros
+        inputs = [layer_input, w, r, b]
+        if model.peepholes:  # ours are rows p_i, p_f, p_o; ONNX's P is [p_i, p_o, p_f] per direction
+            p = add_initializer(f"P_l{layer}", [parameters[f"peephole{s}"][[0, 2, 1]].reshape(-1) for s in suffixes])
+            inputs += ["", "", "", p]  # sequence_lens, initial_h, initial_c omitted
         nodes.append(
             helper.make_node(
                 "LSTM",
-                [layer_input, w, r, b],
+                inputs,
                 [f"Y_l{layer}"],  # Y_h and Y_c, the final states, are left out
                 name=f"lstm_l{layer}",
                 hidden_size=hidden,
-                direction="bidirectional" if model.bidirectional else "forward",
+                direction="bidirectional" if model.bidirectional else "reverse" if model.reverse else "forward",
                 layout=0,
+                **_cell_attributes(model),
             )
         )
         last = layer == model.num_layers - 1
@@ -151,3 +159,25 @@ def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET
     if path is not None:
         onnx.save(exported, os.fspath(path))
     return exported
+
+
+def _cell_attributes(model: LSTM) -> dict:
+    """The LSTM node's attributes for the model's cell options (none for the standard cell). Every alpha and beta
+    is written out, in the order in which runtimes hand them to the functions that read them."""
+    from ._cell import ACTIVATIONS, STANDARD_ACTIVATIONS
+
+    attributes: dict = {}
+    if model.activations != STANDARD_ACTIVATIONS:
+        functions = [ACTIVATIONS[name] for name, _, _ in model.activations]
+        attributes["activations"] = [function.onnx_name for function in functions] * model.num_directions
+        alphas = [alpha for f, (_, alpha, _) in zip(functions, model.activations) if f.reads_alpha]
+        betas = [beta for f, (_, _, beta) in zip(functions, model.activations) if f.reads_beta]
+        if alphas:
+            attributes["activation_alpha"] = alphas * model.num_directions
+        if betas:
+            attributes["activation_beta"] = betas * model.num_directions
+    if model.clip is not None:
+        attributes["clip"] = model.clip
+    if model.input_forget:
+        attributes["input_forget"] = 1
+    return attributes

@@ -37,14 +37,18 @@ A graph without B gives ``bias=False`` (if only some nodes of a chain have B, th
 float16, float64 and bfloat16 weights are converted to float32, the kernel's only dtype (float64 weights are
 thereby rounded; the model then computes in float32 whatever the graph's dtype).
 
-Not supported (ValueError naming the node and the attribute or input): direction="reverse"; nonzero peepholes P
-(an all-zero P is the same as none and is accepted); ``clip``; ``input_forget=1``; activations other than
-Sigmoid, Tanh, Tanh; a ``sequence_lens`` that is not a graph input (a graph input is the ``lengths=`` argument of
-the model's call, int64 or int32, and must feed every node of a chain); weights that are
-not initializers or Constant nodes (e.g. torch exports at opset 7 or with ``do_constant_folding=False``, which compute
-W with Slice/Concat nodes); nonzero constant initial states; chains whose nodes differ in hidden_size, direction or
-layout; graph outputs other than the last layer's sequence and the states. ONNX external data must be loaded already
-(``onnx.load`` of a path does it). Names that are both graph inputs and initializers (IR < 4) are read as constants.
+Cell options: direction "reverse", ``activations`` (any of the operator's eleven, the same in both directions) with
+``activation_alpha`` / ``activation_beta`` handed out as onnxruntime does (in order, only to the functions that read
+them; onnxruntime's defaults otherwise), ``clip``, ``input_forget`` and peepholes ``P`` (order i, o, f) become the
+model's ``reverse``, ``activations``, ``clip``, ``input_forget`` and ``peepholes`` (an all-zero P is no peepholes).
+
+Not supported (ValueError naming the node and the attribute or input): different activations per direction; a
+``sequence_lens`` that is not a graph input (a graph input is the ``lengths=`` argument of the model's call, int64
+or int32, and must feed every node of a chain); weights that are not initializers or Constant nodes (e.g. torch
+exports at opset 7 or with ``do_constant_folding=False``, which compute W with Slice/Concat nodes); nonzero constant
+initial states; chains whose nodes differ in hidden_size, direction, layout or cell options; graph outputs other
+than the last layer's sequence and the states. ONNX external data must be loaded already (``onnx.load`` of a path
+does it). Names that are both graph inputs and initializers (IR < 4) are read as constants.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from . import _cell
 from ._onnx import _ONNX_GATES_FROM_TORCH
 
 if TYPE_CHECKING:
@@ -76,7 +81,6 @@ LAYOUT_OPSET = 14
 _TORCH_GATES_FROM_ONNX = tuple(int(i) for i in np.argsort(_ONNX_GATES_FROM_TORCH))
 
 #: Activations of torch.nn.LSTM, in ONNX's names: f (gates), g (cell candidate), h (output), per direction.
-_DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 #: The LSTM operator's inputs, in order.
 _LSTM_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 _LSTM_ATTRIBUTES = {
@@ -308,6 +312,9 @@ class _Layer:
     initial_states: dict[str, _StateSource | None] = field(default_factory=dict)
     # the graph input holding the rows' lengths, or None (every row runs all steps)
     sequence_lens: str | None = None
+    # fastlstm.LSTM's cell options (reverse, activations, clip, input_forget), and whether P holds peepholes
+    cell: dict[str, Any] = field(default_factory=dict)
+    peepholes: bool = False
 
 
 # ---- the reader ---------------------------------------------------------------------------------------------------
@@ -399,10 +406,15 @@ class _GraphReader:
             batch_first=batch_first,
             bidirectional=first.directions == 2,
             seed=0,  # the initial weights are replaced at once
+            peepholes=any(layer.peepholes for layer in self.layers),
+            **first.cell,
         )
         parameters: dict[str, np.ndarray] = {}
         for layer in self.layers:
             parameters.update(layer.parameters)
+            if model.peepholes and not layer.peepholes:  # no (or a zero) P on this node of a chain: zeros
+                for suffix in _suffixes(layer.index, layer.directions):
+                    parameters[f"peephole{suffix}"] = np.zeros((3, layer.hidden_size), np.float32)
             if has_bias and not layer.has_bias:  # a node without B in a chain whose other nodes have one
                 for suffix in _suffixes(layer.index, layer.directions):
                     parameters[f"bias_ih{suffix}"] = np.zeros(4 * layer.hidden_size, np.float32)
@@ -426,6 +438,13 @@ class _GraphReader:
                         f"from_onnx: LSTM node {layer.node}: {name}={value} differs from {name}={expected} of LSTM "
                         f"node {first.node}; the layers of one fastlstm.LSTM share it"
                     )
+        for layer in self.layers[1:]:
+            if layer.cell != first.cell:
+                raise ValueError(
+                    f"from_onnx: LSTM node {layer.node}: its cell ({layer.cell}) differs from that of LSTM node "
+                    f"{first.node} ({first.cell}); the layers of one fastlstm.LSTM share direction, activations, "
+                    "clip and input_forget"
+                )
         lengths = {layer.sequence_lens for layer in self.layers}
         if len(lengths) > 1:
             described = ", ".join(f"layer {layer.index}: {layer.sequence_lens or 'none'}" for layer in self.layers)
@@ -495,7 +514,7 @@ class _GraphReader:
         where = f"node {label} (LSTM)"
         index = len(self.layers)
         attributes = self._attributes(node)
-        directions, layout = self._check_lstm_attributes(where, attributes)
+        directions, layout, cell = self._check_lstm_attributes(where, attributes)
         direction = attributes.get("direction", "forward")
 
         if len(operands) > 8:
@@ -535,6 +554,7 @@ class _GraphReader:
         check_shape("R", recurrent, (directions, 4 * hidden, hidden), "(num_directions, 4*hidden_size, hidden_size)")
 
         layer = _Layer(index, label, directions, hidden, layout, input_size, x)
+        layer.cell = cell
         layer.sequence_lens = sequence_lens.name if sequence_lens is not None else None
         self._check_layer_input(where, layer, names["X"])
         suffixes = _suffixes(index, directions)
@@ -552,11 +572,11 @@ class _GraphReader:
         if p is not None:
             peepholes = self._weight(where, "P", names["P"], p)
             check_shape("P", peepholes, (directions, 3 * hidden), "(num_directions, 3*hidden_size)")
-            if np.any(peepholes != 0):
-                raise ValueError(
-                    f"from_onnx: {where}: input P ({names['P']!r}) holds nonzero peephole weights, which are not "
-                    "supported (an all-zero P, the same as none, is accepted)"
-                )
+            if np.any(peepholes != 0):  # an all-zero P is the same as none
+                layer.peepholes = True
+                for direction_index, suffix in enumerate(suffixes):
+                    # ONNX's P is [p_i, p_o, p_f]; ours are rows p_i, p_f, p_o
+                    layer.parameters[f"peephole{suffix}"] = peepholes[direction_index].reshape(3, hidden)[[0, 2, 1]]
         layer.initial_states = {
             "h": self._initial_state(where, "initial_h", names["initial_h"], initial_h),
             "c": self._initial_state(where, "initial_c", names["initial_c"], initial_c),
@@ -564,35 +584,27 @@ class _GraphReader:
         self.layers.append(layer)
         return [_LayerY(index, label), _LayerState(index, label, "h"), _LayerState(index, label, "c")]
 
-    def _check_lstm_attributes(self, where: str, attributes: dict[str, Any]) -> tuple[int, int]:
-        """(num_directions, layout) of an LSTM node whose attributes describe what torch.nn.LSTM computes; anything
-        else raises."""
+    def _check_lstm_attributes(self, where: str, attributes: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+        """(num_directions, layout, cell options as fastlstm.LSTM's keyword arguments) of an LSTM node; anything the
+        model cannot express raises."""
         unknown = sorted(set(attributes) - _LSTM_ATTRIBUTES)
         if unknown:
             raise ValueError(f"from_onnx: {where}: attribute {unknown[0]!r} is not supported")
         direction = attributes.get("direction", "forward")
-        if direction not in ("forward", "bidirectional"):
+        if direction not in ("forward", "reverse", "bidirectional"):
             raise ValueError(
-                f"from_onnx: {where}: direction={direction!r} is not supported yet (forward and bidirectional are)"
+                f"from_onnx: {where}: direction={direction!r} is not valid (forward, reverse or bidirectional)"
             )
         directions = 2 if direction == "bidirectional" else 1
+        cell: dict[str, Any] = {"reverse": direction == "reverse"}
         if "clip" in attributes:
-            raise ValueError(
-                f"from_onnx: {where}: clip={attributes['clip']} is not supported (the kernel does not clip the gates)"
-            )
-        if attributes.get("input_forget", 0) != 0:
-            raise ValueError(
-                f"from_onnx: {where}: input_forget={attributes['input_forget']} is not supported (coupled input and "
-                "forget gates)"
-            )
-        # activation_alpha / activation_beta are accepted: Sigmoid and Tanh do not read them.
-        if "activations" in attributes:
-            activations = [name.lower() for name in attributes["activations"]]
-            if activations != list(_DEFAULT_ACTIVATIONS) * directions:
-                raise ValueError(
-                    f"from_onnx: {where}: activations={attributes['activations']} is not supported (only "
-                    f"Sigmoid, Tanh, Tanh per direction, those of torch.nn.LSTM)"
-                )
+            if not attributes["clip"] > 0:
+                raise ValueError(f"from_onnx: {where}: clip={attributes['clip']} is not valid (a threshold > 0)")
+            cell["clip"] = float(attributes["clip"])
+        if attributes.get("input_forget", 0) not in (0, 1):
+            raise ValueError(f"from_onnx: {where}: input_forget={attributes['input_forget']} is not valid (0 or 1)")
+        cell["input_forget"] = attributes.get("input_forget", 0) == 1
+        cell["activations"] = self._activations(where, attributes, directions)
         layout = attributes.get("layout", 0)
         if "layout" in attributes and self.opset < LAYOUT_OPSET:
             raise ValueError(
@@ -601,7 +613,46 @@ class _GraphReader:
             )
         if layout not in (0, 1):
             raise ValueError(f"from_onnx: {where}: layout={layout} is not valid (0 or 1)")
-        return directions, layout
+        return directions, layout, cell
+
+    @staticmethod
+    def _activations(where: str, attributes: dict[str, Any], directions: int) -> tuple | None:
+        """The node's (gate, candidate, output) activations as fastlstm names with alpha and beta, or None for the
+        defaults. The alpha and beta lists are handed out in order to the functions that read them, as
+        onnxruntime does; a function left without a value gets onnxruntime's default (LeakyRelu 0.01, HardSigmoid
+        0.2 and 0.5, Elu 1.0, otherwise 0)."""
+        if "activations" not in attributes:
+            return None
+        names = list(attributes["activations"])
+        if len(names) != 3 * directions:
+            raise ValueError(
+                f"from_onnx: {where}: activations={names} has {len(names)} entries, expected 3 per direction (f, g, h)"
+            )
+        alphas = list(attributes.get("activation_alpha", []))
+        betas = list(attributes.get("activation_beta", []))
+        defaults = {"leaky_relu": (0.01, 0.0), "hard_sigmoid": (0.2, 0.5), "elu": (1.0, 0.0)}
+        specs = []
+        for name in names:
+            ours = _cell.ONNX_NAMES.get(str(name).lower())
+            if ours is None:
+                raise ValueError(
+                    f"from_onnx: {where}: activation {name!r} is not one of the LSTM operator's "
+                    f"({', '.join(f.onnx_name for f in _cell.ACTIVATIONS.values())})"
+                )
+            function = _cell.ACTIVATIONS[ours]
+            alpha, beta = defaults.get(ours, (0.0, 0.0))
+            if function.reads_alpha and alphas:
+                alpha = float(alphas.pop(0))
+            if function.reads_beta and betas:
+                beta = float(betas.pop(0))
+            specs.append((ours, alpha, beta))
+        per_direction = [tuple(specs[3 * d : 3 * d + 3]) for d in range(directions)]
+        if len(set(per_direction)) > 1:
+            raise ValueError(
+                f"from_onnx: {where}: the two directions use different activations ({names}); a fastlstm.LSTM uses "
+                "the same in both"
+            )
+        return per_direction[0]
 
     def _check_layer_input(self, where: str, layer: _Layer, name: str) -> None:
         """Layer 0 reads the graph's input (maybe transposed from batch-first); layer k the merged output of k-1."""
