@@ -200,6 +200,16 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
     m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
 
+    m.def(
+        "softmax_rows",
+        [](const std::string& isa, const FloatArray& x) {
+            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
+            FloatArray y(std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
+            std::copy(x.data(), x.data() + x.size(), y.mutable_data());
+            kernel_set_named(isa).softmax_rows(x.shape(0), x.shape(1), y.mutable_data(), x.shape(1));
+            return y;
+        },
+        py::arg("isa"), py::arg("x").noconvert(), "The softmax of each row of x with one variant's kernel (tests).");
     m.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
           "The step kernel's sigmoid or tanh of one ISA, applied to an array (for accuracy tests).");
 
@@ -225,6 +235,32 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         },
         py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
         "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
+
+    py::class_<fastlstm::PackedLinear>(m, "PackedLinear")
+        .def(py::init([](const std::string& isa, const FloatArray& weight, const std::optional<FloatArray>& bias) {
+                 if (weight.ndim() != 2 || weight.shape(0) < 1 || weight.shape(1) < 1)
+                     throw py::value_error("_core: weight has the wrong shape");
+                 if (bias) require_shape(*bias, {weight.shape(0)}, "bias");
+                 return new fastlstm::PackedLinear(kernel_set_named(isa), weight.shape(1), weight.shape(0),
+                                                   weight.data(), bias ? bias->data() : nullptr);
+             }),
+             py::arg("isa"), py::arg("weight").noconvert(), py::arg("bias").noconvert())
+        .def(
+            "forward",
+            [](const fastlstm::PackedLinear& linear, const FloatArray& x, bool softmax, int threads) {
+                if (x.ndim() != 2 || x.shape(1) != linear.in_features())
+                    throw py::value_error("_core: x has the wrong shape");
+                if (threads < 0) throw py::value_error("_core: threads must be >= 0");
+                const int64_t rows = x.shape(0);
+                FloatArray out(std::vector<py::ssize_t>{rows, linear.out_features()});
+                float* out_data = out.mutable_data();
+                const float* x_data = x.data();
+                py::gil_scoped_release release;
+                linear.forward(rows, x_data, linear.in_features(), out_data, linear.out_features(), softmax, threads);
+                return out;
+            },
+            py::arg("x").noconvert(), py::arg("softmax"), py::arg("threads"),
+            "x (rows, in_features) -> x W^T + b, or its softmax per row, (rows, out_features).");
 
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),

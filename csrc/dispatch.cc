@@ -65,7 +65,8 @@ const KernelSet kKernelSets[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, cpu_check)                   \
     {#isa,                    hidden_block,         f32_gemm_panels__##suffix, f32_lstm_step__##suffix, \
      f32_lstm_step_look_ahead__##suffix,            look_ahead_batches,                                     \
-     f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_fma_peak__##suffix, f32_read_sum__##suffix},
+     f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_softmax_rows__##suffix,                             \
+     f32_fma_peak__##suffix,  f32_read_sum__##suffix},
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };

@@ -9,6 +9,7 @@
 #include "f32_gemm_panels-inl.h"
 #include "f32_lstm_step-inl.h"
 #include "f32_lstm_step_look_ahead-inl.h"
+#include "f32_softmax-inl.h"
 
 namespace fastlstm {
 
@@ -31,6 +32,10 @@ void f32_lstm_step_look_ahead__avx2(const LstmStepArgs& args, const LookAheadPro
 void f32_sigmoid__avx2(int64_t n, const float* x, float* y) { avx2::sigmoid_array(n, x, y); }
 
 void f32_tanh__avx2(int64_t n, const float* x, float* y) { avx2::tanh_array(n, x, y); }
+
+void f32_softmax_rows__avx2(int64_t rows, int64_t columns, float* x, int64_t stride) {
+    avx2::softmax_rows(rows, columns, x, stride);
+}
 
 int64_t f32_fma_peak__avx2(int64_t iterations, float* sink) { return avx2::fma_peak_loop(iterations, sink); }
 

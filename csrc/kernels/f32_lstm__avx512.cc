@@ -9,6 +9,7 @@
 #include "f32_gemm_panels-inl.h"
 #include "f32_lstm_step-inl.h"
 #include "f32_lstm_step_look_ahead-inl.h"
+#include "f32_softmax-inl.h"
 
 namespace fastlstm {
 
@@ -31,6 +32,10 @@ void f32_lstm_step_look_ahead__avx512(const LstmStepArgs& args, const LookAheadP
 void f32_sigmoid__avx512(int64_t n, const float* x, float* y) { avx512::sigmoid_array(n, x, y); }
 
 void f32_tanh__avx512(int64_t n, const float* x, float* y) { avx512::tanh_array(n, x, y); }
+
+void f32_softmax_rows__avx512(int64_t rows, int64_t columns, float* x, int64_t stride) {
+    avx512::softmax_rows(rows, columns, x, stride);
+}
 
 int64_t f32_fma_peak__avx512(int64_t iterations, float* sink) { return avx512::fma_peak_loop(iterations, sink); }
 

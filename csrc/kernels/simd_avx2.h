@@ -33,6 +33,20 @@ struct Simd {
     }
     static V load_first(const float* p, int64_t n) { return _mm256_maskload_ps(p, first(n)); }
     static void store_first(float* p, V v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
+    // The first n lanes of p, the others `fill`.
+    static V load_first_or(const float* p, int64_t n, float fill) {
+        return _mm256_blendv_ps(_mm256_set1_ps(fill), load_first(p, n), _mm256_castsi256_ps(first(n)));
+    }
+    static float reduce_add(V v) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    }
+    static float reduce_max(V v) {
+        __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+    }
 
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
     static V sub(V a, V b) { return _mm256_sub_ps(a, b); }

@@ -31,6 +31,12 @@ struct Simd {
     static Mask first(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
     static V load_first(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
     static void store_first(float* p, V v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+    // The first n lanes of p, the others `fill`.
+    static V load_first_or(const float* p, int64_t n, float fill) {
+        return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), first(n), p);
+    }
+    static float reduce_add(V v) { return _mm512_reduce_add_ps(v); }
+    static float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
 
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
     static V sub(V a, V b) { return _mm512_sub_ps(a, b); }

@@ -16,6 +16,7 @@ from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
 from ._threads import get_num_threads, set_num_threads
 from ._onnx_import import from_onnx
+from ._sequence import SequenceModel
 from ._stream import Stream
 from ._torch import from_torch
 from .lstm import LSTM, LSTMCell
@@ -23,6 +24,7 @@ from .lstm import LSTM, LSTMCell
 __all__ = [
     "LSTM",
     "LSTMCell",
+    "SequenceModel",
     "Stream",
     "__version__",
     "active_isa",

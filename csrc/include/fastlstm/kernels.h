@@ -142,6 +142,10 @@ using f32_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const Loo
 // their accuracy can be tested on their own.
 using f32_activation_fn = void (*)(int64_t n, const float* x, float* y);
 
+// x[r, j] = exp(x[r, j]) / sum_k exp(x[r, k]) in place, for r in [0, rows), j in [0, columns), row stride
+// `stride`: the softmax of a classifier head. A row holding NaN or +inf comes out NaN.
+using f32_softmax_rows_fn = void (*)(int64_t rows, int64_t columns, float* x, int64_t stride);
+
 // The calibration kernel: `iterations` rounds of independent FMAs at the variant's vector width, nothing else.
 // Returns the floating-point operations done; writes a result to *sink so that the work cannot be optimised away.
 using f32_fma_peak_fn = int64_t (*)(int64_t iterations, float* sink);
@@ -159,6 +163,7 @@ struct KernelSet {
     int64_t look_ahead_batches;  // lstm_step_look_ahead takes batches 1 .. look_ahead_batches
     f32_activation_fn sigmoid;
     f32_activation_fn tanh;
+    f32_softmax_rows_fn softmax_rows;
     f32_fma_peak_fn fma_peak;
     f32_read_sum_fn read_sum;
 };
@@ -171,6 +176,7 @@ struct KernelSet {
     void f32_lstm_step_look_ahead__##suffix(const LstmStepArgs&, const LookAheadProjection&);                      \
     void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
     void f32_tanh__##suffix(int64_t, const float*, float*);                                                        \
+    void f32_softmax_rows__##suffix(int64_t, int64_t, float*, int64_t);                                            \
     int64_t f32_fma_peak__##suffix(int64_t, float*);                                                               \
     float f32_read_sum__##suffix(const float*, int64_t);
 #include "../../kernels/variants.inc"

@@ -1,0 +1,161 @@
+"""``SequenceModel``: the whole path from tokens to predictions, optional embedding -> LSTM -> linear -> softmax,
+with the arg-max of each step as the prediction (a tagger, a language model, a streaming classifier).
+
+The embedding is a row lookup (NumPy); the LSTM and the head (the linear layer and the softmax, over all steps
+and rows at once) run in the C++ core, with the GIL released.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._checks import check_shape, check_threads, real_array, shape_text
+from ._isa import active_isa
+from .lstm import LSTM
+
+
+class SequenceModel:
+    """``probabilities = softmax(W h_t + b)`` at every step t of ``lstm`` over ``x`` (or over ``embedding[tokens]``).
+
+    Args:
+        lstm: a ``fastlstm.LSTM``; its output at each step (num_directions * H_out features) feeds the head.
+        weight: (classes, num_directions * H_out), the head's linear layer as ``torch.nn.Linear`` stores it.
+        bias: (classes,) or None.
+        embedding: (vocabulary, lstm.input_size) or None: with it, the model takes integer token ids instead of
+            feature vectors.
+
+    Calls take what the LSTM takes (``state``, ``lengths``, ``threads``), with x of shape (T, N, input_size) or
+    (N, T, input_size) when the LSTM is batch_first, or token ids (T, N) / (N, T) with an embedding. Steps past a
+    row's length get probabilities 0 and prediction -1.
+    """
+
+    def __init__(self, lstm: LSTM, weight: Any, bias: Any = None, *, embedding: Any = None) -> None:
+        if not isinstance(lstm, LSTM):
+            raise TypeError(f"lstm: expected a fastlstm.LSTM, got {type(lstm).__name__}")
+        self.lstm = lstm
+        features = lstm.num_directions * lstm.output_size
+        weight = real_array(weight, "weight")
+        if weight.ndim != 2 or weight.shape[1] != features or weight.shape[0] < 1:
+            raise ValueError(
+                f"weight: expected shape (classes, {features}) (the LSTM's output features), got {shape_text(weight.shape)}"
+            )
+        self.weight = np.array(weight, np.float32, order="C")
+        self.bias = None
+        if bias is not None:
+            bias = real_array(bias, "bias")
+            check_shape(bias, (weight.shape[0],), "bias", hint="classes")
+            self.bias = np.array(bias, np.float32, order="C")
+        self.embedding = None
+        if embedding is not None:
+            embedding = real_array(embedding, "embedding")
+            if embedding.ndim != 2 or embedding.shape[1] != lstm.input_size or embedding.shape[0] < 1:
+                raise ValueError(
+                    f"embedding: expected shape (vocabulary, {lstm.input_size}) (the LSTM's input_size), "
+                    f"got {shape_text(embedding.shape)}"
+                )
+            self.embedding = np.array(embedding, np.float32, order="C")
+        self._head = _core.PackedLinear(active_isa(), self.weight, self.bias)
+
+    @property
+    def num_classes(self) -> int:
+        return self.weight.shape[0]
+
+    def _features(self, x: Any) -> np.ndarray:
+        if self.embedding is None:
+            return x
+        tokens = np.asarray(x)
+        if tokens.dtype.kind not in "iu":
+            raise TypeError(f"x: expected integer token ids (the model has an embedding), got dtype {tokens.dtype}")
+        if tokens.ndim != 2:
+            layout = "(N, T)" if self.lstm.batch_first else "(T, N)"
+            raise ValueError(f"x: expected token ids of shape {layout}, got {shape_text(tokens.shape)}")
+        vocabulary = self.embedding.shape[0]
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocabulary):
+            raise ValueError(
+                f"x: expected token ids in [0, {vocabulary}) (the embedding's vocabulary), got values from "
+                f"{tokens.min()} to {tokens.max()}"
+            )
+        return self.embedding[tokens]
+
+    def _run(self, x, state, lengths, threads, softmax):
+        threads = check_threads(threads, "threads")
+        output, (h_n, c_n) = self.lstm(self._features(x), state, lengths=lengths, threads=threads)
+        if output.ndim != 3:
+            raise ValueError(f"x: a sequence model takes a batch, got an unbatched input {shape_text(output.shape)}")
+        steps_and_rows = output.shape[:2]
+        scores = self._head.forward(output.reshape(-1, output.shape[2]), softmax, threads or 0)
+        scores = scores.reshape(*steps_and_rows, self.num_classes)
+        return scores, (h_n, c_n), self._padding(steps_and_rows, lengths)
+
+    def _padding(self, steps_and_rows, lengths) -> np.ndarray | None:
+        """Where steps are past their row's length, as a boolean (T, N) or (N, T) mask; None without lengths."""
+        if lengths is None:
+            return None
+        lengths = np.asarray(lengths)
+        time_axis = 1 if self.lstm.batch_first else 0
+        steps = np.arange(steps_and_rows[time_axis])
+        padding = steps[None, :] >= lengths[:, None]  # (N, T)
+        return padding if self.lstm.batch_first else padding.T
+
+    def predict_proba(
+        self, x: Any, state: tuple[Any, Any] | None = None, *, lengths: Any = None, threads: int | None = None
+    ) -> np.ndarray:
+        """Class probabilities at every step: (T, N, classes), or (N, T, classes) when the LSTM is batch_first."""
+        probabilities, _, padding = self._run(x, state, lengths, threads, softmax=True)
+        if padding is not None:
+            probabilities[padding] = 0.0
+        return probabilities
+
+    def predict(
+        self, x: Any, state: tuple[Any, Any] | None = None, *, lengths: Any = None, threads: int | None = None
+    ) -> np.ndarray:
+        """The most probable class at every step, int64 (T, N) or (N, T); -1 past a row's length. The arg-max of
+        the logits, the same as that of the probabilities (softmax keeps the order), without the softmax."""
+        logits, _, padding = self._run(x, state, lengths, threads, softmax=False)
+        predictions = np.argmax(logits, axis=-1)
+        if padding is not None:
+            predictions[padding] = -1
+        return predictions
+
+    def logits(
+        self, x: Any, state: tuple[Any, Any] | None = None, *, lengths: Any = None, threads: int | None = None
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """``(W h_t + b at every step, (h_n, c_n))``: the scores before the softmax, and the LSTM's final state."""
+        logits, state_n, _ = self._run(x, state, lengths, threads, softmax=False)
+        return logits, state_n
+
+    @classmethod
+    def from_torch(cls, module: Any, *, batch_first: bool | None = None) -> SequenceModel:
+        """From a torch module whose children are, in order, an optional ``nn.Embedding``, an ``nn.LSTM`` and an
+        ``nn.Linear`` (any other child, or another order, raises ValueError naming it). The module's own forward is
+        not read: the model computes embedding -> LSTM -> linear -> softmax."""
+        import torch
+
+        from ._torch import from_torch
+
+        children = list(module.named_children())
+        kinds = [type(child).__name__ for _, child in children]
+        shapes = (["Embedding"] if kinds[:1] == ["Embedding"] else []) + ["LSTM", "Linear"]
+        if kinds != shapes:
+            raise ValueError(
+                f"module: expected children Embedding (optional), LSTM, Linear in that order, got "
+                f"{[f'{name}: {kind}' for (name, _), kind in zip(children, kinds)]}"
+            )
+        layers = [child for _, child in children]
+        embedding = layers[0].weight.detach().cpu().float().numpy() if len(layers) == 3 else None
+        # (padding_idx needs nothing: it only initialises a row and stops its gradient; the stored row is looked up)
+        if len(layers) == 3 and layers[0].max_norm is not None:
+            raise ValueError("module: an Embedding with max_norm renormalises rows at lookup; not supported")
+        lstm, linear = layers[-2], layers[-1]
+        if not isinstance(linear, torch.nn.Linear):
+            raise ValueError(f"module: expected an nn.Linear head, got {type(linear).__name__}")
+        model = from_torch(lstm, batch_first=batch_first)
+        bias = linear.bias.detach().cpu().float().numpy() if linear.bias is not None else None
+        return cls(model, linear.weight.detach().cpu().float().numpy(), bias, embedding=embedding)
+
+    def __repr__(self) -> str:
+        embedding = "" if self.embedding is None else f"embedding {self.embedding.shape[0]} x {self.embedding.shape[1]} -> "
+        return f"fastlstm.SequenceModel({embedding}{self.lstm!r} -> linear {self.num_classes} -> softmax)"
