@@ -14,14 +14,15 @@ shift $(( $# > 0 ? 1 : 0 ))
 venv="$work/venv" src="$work/src" build="$work/build"
 
 # 1. The environment: the test extra, plus the peers the tests import (pyproject's "peers" extra without
-#    openvino, which no test uses): torch pinned for test_parity.py, onnx and onnxruntime for test_onnx_export.py.
+#    openvino, which no test uses): torch pinned for test_parity.py, onnx and onnxruntime for the ONNX tests, keras
+#    and h5py for the Keras importer's.
 #    scikit-build-core and pybind11 are installed too so the build below can run without build isolation.
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
 fi
 "$venv/bin/pip" install -q numpy pytest hypothesis threadpoolctl pytest-benchmark matplotlib "scikit-build-core>=0.11" \
-  "pybind11>=3.0" torch==2.13.0 "onnx>=1.16" "onnxruntime>=1.18"
+  "pybind11>=3.0" torch==2.13.0 "onnx>=1.16" "onnxruntime>=1.18" "keras>=3.0" "h5py>=3.0"
 
 # 2. A copy of the sources (without build trees or virtual environments) and a non-editable sanitized install.
 #    RelWithDebInfo: optimised like a release, with -g so that sanitizer stacks have file:line.
