@@ -96,3 +96,26 @@ def test_refusals_are_named(rng):
         fastlstm.SequenceModel.from_torch(torch.nn.Sequential(torch.nn.LSTM(3, 4), torch.nn.ReLU()))
     with pytest.raises(TypeError, match=r"lstm: expected a fastlstm.LSTM"):
         fastlstm.SequenceModel(object(), np.zeros((5, 8)))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_from_keras_matches_keras(isa, rng, bidirectional):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    keras.utils.set_random_seed(1)
+    recurrent = keras.layers.LSTM(13, return_sequences=True)
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(40, 7),
+        keras.layers.Bidirectional(recurrent) if bidirectional else recurrent,
+        keras.layers.Dense(9, activation="softmax"),
+    ])
+    ours = fastlstm.SequenceModel.from_keras(model)
+    tokens = rng.integers(0, 40, (3, 6)).astype(np.int32)
+    expected = model(tokens).detach().cpu().numpy()  # keras on torch: a torch tensor
+    assert np.abs(ours.predict_proba(tokens) - expected).max() <= 1e-5
+    with pytest.raises(ValueError, match=r"expected layers Embedding \(optional\), LSTM or Bidirectional\(LSTM\), Dense"):
+        fastlstm.SequenceModel.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.Dense(2)]))

@@ -15,6 +15,7 @@ from . import reference
 from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
 from ._threads import get_num_threads, set_num_threads
+from ._keras import KerasLSTM, from_keras
 from ._onnx_import import from_onnx
 from ._sequence import SequenceModel
 from ._stream import Stream
@@ -22,6 +23,7 @@ from ._torch import from_torch
 from .lstm import LSTM, LSTMCell
 
 __all__ = [
+    "KerasLSTM",
     "LSTM",
     "LSTMCell",
     "SequenceModel",
@@ -29,6 +31,7 @@ __all__ = [
     "__version__",
     "active_isa",
     "available_isas",
+    "from_keras",
     "from_onnx",
     "from_torch",
     "get_num_threads",

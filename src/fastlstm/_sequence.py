@@ -156,6 +156,48 @@ class SequenceModel:
         bias = linear.bias.detach().cpu().float().numpy() if linear.bias is not None else None
         return cls(model, linear.weight.detach().cpu().float().numpy(), bias, embedding=embedding)
 
+    @classmethod
+    def from_keras(cls, model: Any) -> SequenceModel:
+        """From a Keras ``Sequential`` of an optional ``Embedding``, an ``LSTM`` (or ``Bidirectional`` LSTM with
+        merge_mode "concat") returning sequences, and a ``Dense`` layer with a softmax or linear activation (the
+        logits then; ``predict_proba`` applies the softmax either way). Inputs and outputs are batch-major, as in
+        Keras. Other layers or options raise ValueError naming them."""
+        from ._keras import _variable_array, from_keras
+
+        layers = list(model.layers)
+        kinds = [type(layer).__name__ for layer in layers]
+        expected = (["Embedding"] if kinds[:1] == ["Embedding"] else []) + [
+            kinds[-2] if len(kinds) >= 2 and kinds[-2] in ("LSTM", "Bidirectional") else "LSTM",
+            "Dense",
+        ]
+        if kinds != expected:
+            raise ValueError(
+                f"model: expected layers Embedding (optional), LSTM or Bidirectional(LSTM), Dense, got {kinds}"
+            )
+        embedding = None
+        if kinds[0] == "Embedding":
+            if layers[0].mask_zero:
+                raise ValueError(
+                    f"model: Embedding {layers[0].name!r} has mask_zero=True: Keras's masked steps repeat the previous "
+                    "output, which SequenceModel does not do; pass lengths= for right-padded batches instead"
+                )
+            embedding = _variable_array(layers[0].embeddings)
+        recurrent = from_keras(layers[-2])
+        where = f"layer {layers[-2].name!r} ({kinds[-2]})"
+        if not recurrent.return_sequences or recurrent.go_backwards:
+            raise ValueError(f"model: {where} must return sequences in time order (return_sequences=True, "
+                             "go_backwards=False) to feed a per-step head")
+        if recurrent.bidirectional and recurrent.merge_mode != "concat":
+            raise ValueError(f"model: {where} has merge_mode={recurrent.merge_mode!r}; only 'concat' is supported")
+        dense = layers[-1]
+        activation = getattr(dense.activation, "__name__", str(dense.activation))
+        if activation not in ("softmax", "linear"):
+            raise ValueError(
+                f"model: Dense {dense.name!r} has activation {activation!r}; expected softmax or linear"
+            )
+        bias = _variable_array(dense.bias) if dense.use_bias else None
+        return cls(recurrent.model, _variable_array(dense.kernel).T, bias, embedding=embedding)
+
     def __repr__(self) -> str:
         embedding = "" if self.embedding is None else f"embedding {self.embedding.shape[0]} x {self.embedding.shape[1]} -> "
         return f"fastlstm.SequenceModel({embedding}{self.lstm!r} -> linear {self.num_classes} -> softmax)"
