@@ -290,8 +290,9 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
 
     // The pieces of the look-ahead step take the upcoming rows as evenly spaced in memory: true of one row per
     // step, and of a time-major input.
-    const bool look_ahead =
-        workspace.look_ahead && !offsets && (B == 1 || in.time_stride == B * in.batch_stride);
+    // A cell with options runs the plain step only (the look-ahead kernels compute the standard cell).
+    const bool look_ahead = workspace.look_ahead && !offsets && !step.options &&
+                            (B == 1 || in.time_stride == B * in.batch_stride);
     const int64_t chunk = chunk_steps(T, B, look_ahead);
     const int64_t width = gate_width();
     LookAheadProjection ahead;

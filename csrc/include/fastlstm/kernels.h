@@ -135,7 +135,8 @@ inline LookAheadPieceSpot look_ahead_piece_spot(const LstmStepArgs& a, const Loo
     spot.rows = left < kLookAheadPieceRows ? left : kLookAheadPieceRows;
     return spot;
 }
-// One step as f32_lstm_step_fn (args.batch at most kLookAheadMaxBatch) plus the pieces of `ahead`.
+// One step as f32_lstm_step_fn (args.batch at most kLookAheadMaxBatch, args.options null) plus the pieces of
+// `ahead`.
 using f32_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const LookAheadProjection& ahead);
 
 // y[i] = sigmoid(x[i]) or tanh(x[i]) for i in [0, n): the activations the step kernel inlines, as arrays, so that
