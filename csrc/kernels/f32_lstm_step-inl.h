@@ -9,6 +9,17 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
+// The new c and h of `units` cells (all Simd::kLanes but in the last panel).
+inline void store_cells(float* c_ptr, float* h_ptr, V c, V h, int64_t units) {
+    if (units == Simd::kLanes) {
+        Simd::store(c_ptr, c);
+        Simd::store(h_ptr, h);
+    } else {
+        Simd::store_first(c_ptr, c, units);
+        Simd::store_first(h_ptr, h, units);
+    }
+}
+
 // The cell update of a cell with options (kernels.h: CellOptions), as finish_cells below.
 inline void finish_cells_with_options(const LstmStepArgs& a, const V z_in[4], int64_t row, int64_t panel) {
     constexpr int64_t L = Simd::kLanes;
@@ -35,19 +46,13 @@ inline void finish_cells_with_options(const LstmStepArgs& a, const V z_in[4], in
     if (o.peepholes) z[3] = Simd::fmadd(load(o.peepholes + 2 * a.hidden_size + unit), c, z[3]);
     const V output_gate = activate_f32(o.gate, clipped(z[3]));
     const V h = Simd::mul(output_gate, activate_f32(o.output, c));
-    if (units == L) {
-        Simd::store(c_ptr, c);
-        Simd::store(h_ptr, h);
-    } else {
-        Simd::store_first(c_ptr, c, units);
-        Simd::store_first(h_ptr, h, units);
-    }
+    store_cells(c_ptr, h_ptr, c, h, units);
 }
 
 // The cell update of one row and one panel from its four gate pre-activations z (i, f, g, o):
 // i, f, o = sigmoid, g = tanh; c = f * c + i * g; h = o * tanh(c). Units past hidden_size are neither read nor
-// written. A cell with options takes finish_cells_with_options instead, chosen at compile time (kOptions) so that
-// the standard tiles stay exactly as they were: a run-time branch here cost 1.5% at B = 1, H = 128.
+// written. A cell with options takes finish_cells_with_options instead, chosen once per step (kOptions), so the
+// standard tiles carry no test for options.
 inline void finish_cells(const LstmStepArgs& a, const V z[4], int64_t row, int64_t panel) {
     constexpr int64_t L = Simd::kLanes;
     const int64_t unit = panel * L;
@@ -61,13 +66,7 @@ inline void finish_cells(const LstmStepArgs& a, const V z[4], int64_t row, int64
     const V c_prev = units == L ? Simd::load(c_ptr) : Simd::load_first(c_ptr, units);
     const V c = Simd::fmadd(forget_gate, c_prev, Simd::mul(input_gate, candidate));
     const V h = Simd::mul(output_gate, tanh_f32(c));
-    if (units == L) {
-        Simd::store(c_ptr, c);
-        Simd::store(h_ptr, h);
-    } else {
-        Simd::store_first(c_ptr, c, units);
-        Simd::store_first(h_ptr, h, units);
-    }
+    store_cells(c_ptr, h_ptr, c, h, units);
 }
 
 template <int kRows, int kPanels, bool kOptions = false>

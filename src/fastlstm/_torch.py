@@ -34,6 +34,12 @@ def _as_float32(value: Any, name: str) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def _lstm_options(source: Any) -> dict[str, Any]:
+    """The constructor arguments torch.nn.LSTM and fastlstm.LSTM share, read from either."""
+    names = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "bidirectional", "proj_size")
+    return {name: getattr(source, name) for name in names}
+
+
 def _torch_nn():
     try:
         import torch
@@ -71,16 +77,7 @@ def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None
             raise ValueError(
                 f"batch_first: the module has batch_first={obj.batch_first}; omit the argument or pass the same"
             )
-        model = LSTM(
-            obj.input_size,
-            obj.hidden_size,
-            obj.num_layers,
-            bias=obj.bias,
-            batch_first=obj.batch_first,
-            bidirectional=obj.bidirectional,
-            proj_size=obj.proj_size,
-            threads=threads,
-        )
+        model = LSTM(**_lstm_options(obj), threads=threads)
         model.load_state_dict({name: _as_float32(value, name) for name, value in obj.state_dict().items()})
         return model
     if torch is not None and isinstance(obj, torch.nn.LSTMCell):
@@ -167,14 +164,6 @@ def to_torch_module(model: LSTM | LSTMCell):
     if isinstance(model, LSTMCell):
         module = torch.nn.LSTMCell(model.input_size, model.hidden_size, bias=model.bias)
     else:
-        module = torch.nn.LSTM(
-            model.input_size,
-            model.hidden_size,
-            model.num_layers,
-            bias=model.bias,
-            batch_first=model.batch_first,
-            bidirectional=model.bidirectional,
-            proj_size=model.proj_size,
-        )
+        module = torch.nn.LSTM(**_lstm_options(model))
     module.load_state_dict(to_torch_state_dict(model))
     return module.eval()

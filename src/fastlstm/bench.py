@@ -363,17 +363,7 @@ def _build_torch(model: fastlstm.LSTM, threads: int) -> Forward:
     # runs, and the warning would only cut into the progress lines.
     warnings.filterwarnings("ignore", "LSTM with projections is not supported with oneDNN", UserWarning)
 
-    module = torch.nn.LSTM(
-        model.input_size,
-        model.hidden_size,
-        model.num_layers,
-        bias=model.bias,
-        batch_first=model.batch_first,
-        bidirectional=model.bidirectional,
-        proj_size=model.proj_size,
-    )
-    module.load_state_dict({name: torch.from_numpy(value) for name, value in model.state_dict().items()})
-    module.eval()
+    module = model.to_torch(module=True)  # in eval mode
 
     def forward(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
