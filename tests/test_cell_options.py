@@ -100,3 +100,15 @@ def test_bad_options_are_named():
     with pytest.raises(ValueError, match=r"to_torch: torch.nn.LSTM cannot express"):
         fastlstm.LSTM(3, 4, clip=2.0).to_torch()
     assert "clip=2.0" in repr(fastlstm.LSTM(3, 4, clip=2.0))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 16])  # 16 rows of a small model take the batch split on 2 threads
+def test_bitwise_equal_across_thread_counts(isa, rng, batch):
+    options = dict(peepholes=True, clip=1.5, input_forget=True, activations=("hard_sigmoid", "softsign", "tanh"))
+    for model in (fastlstm.LSTM(6, 20, 2, seed=1, **options), fastlstm.LSTM(6, 20, 1, seed=1, reverse=True)):
+        x = rng.standard_normal((12, batch, 6)).astype(np.float32)
+        lengths = rng.integers(0, 13, batch)
+        for call in (dict(), dict(lengths=lengths)):
+            one = model(x, threads=1, **call)
+            two = model(x, threads=2, **call)
+            assert all(np.array_equal(a, b) for a, b in zip((one[0], *one[1]), (two[0], *two[1])))
