@@ -629,7 +629,9 @@ def measure(
         else:
             # The best of every measurement of each working set, before and after the row: a slow spell of the
             # shared machine makes one read low, which would make the bound look reachable when it is not.
-            keys = [(threads, shape.working_set_bytes(threads)), (threads, max(1, shape.recurrent_set_bytes(threads)))]
+            # (At T = 1 nothing is re-read: the recurrent "set" is empty and takes the reading of all weights.)
+            recurrent_set = shape.recurrent_set_bytes(threads) or shape.working_set_bytes(threads)
+            keys = [(threads, shape.working_set_bytes(threads)), (threads, recurrent_set)]
             for key in keys:
                 bandwidths[key] = max(bandwidths.get(key, 0.0), _read_bandwidth(*key))
             row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
