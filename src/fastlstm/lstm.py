@@ -40,12 +40,20 @@ class LSTM(LSTMBase):
         threads: threads for this model's calls; None follows ``fastlstm.set_num_threads``, whose default picks a
             count from the problem size. Results are bitwise the same for any count.
 
-    Call: ``model(x, state=None, *, threads=None) -> (output, (h_n, c_n))``. x is (T, N, input_size), (N, T, input_size) with
-    batch_first, or unbatched (T, input_size). state is ``(h0, c0)`` with h0 (num_layers*num_directions, N, H_out)
+    Cell options beyond torch.nn.LSTM (keyword-only; ONNX's LSTM attributes, see fastlstm._cell):
+        reverse: one direction that reads the sequence backwards (outputs aligned with the input).
+        activations: (gate, candidate, output) functions, each a name or (name, alpha[, beta]): sigmoid, tanh, relu,
+            affine, leaky_relu, thresholded_relu, scaled_tanh, hard_sigmoid, elu, softsign, softplus.
+        clip: clamp every gate pre-activation to [-clip, clip].  input_forget: f = 1 - i.
+        peepholes: parameters peephole_l{k}[_reverse] (3, hidden_size), rows p_i, p_f, p_o.
+
+    Call: ``model(x, state=None, *, lengths=None, threads=None) -> (output, (h_n, c_n))``. x is (T, N, input_size),
+    (N, T, input_size) with batch_first, or unbatched (T, input_size). state is ``(h0, c0)`` with h0 (num_layers*num_directions, N, H_out)
     and c0 (num_layers*num_directions, N, hidden_size) (no N axis when unbatched), zeros when omitted. output is
     (T, N, num_directions*H_out) (or batch-first / unbatched like x); h_n and c_n are shaped like h0 and c0, indexed
-    layer*num_directions + direction. H_out is proj_size if > 0, else hidden_size. The whole sequence runs in C++
-    with the GIL released.
+    layer*num_directions + direction. H_out is proj_size if > 0, else hidden_size. ``lengths`` (N,) gives each
+    row's own length (zero outputs past it, final state at its last step; see LSTMBase.__call__). The whole
+    sequence runs in C++ with the GIL released. ``model.stream(N)`` keeps the state between calls.
 """
         + _DTYPE_POLICY
     )
