@@ -95,6 +95,23 @@ void share(int64_t count, int index, int size, int64_t* begin, int64_t* end) {
     *end = count * (index + 1) / size;
 }
 
+// The upcoming chunk's inputs k-major in groups of kLookAheadPieceRows rows, zero past its rows (kernels.h:
+// LookAheadProjection::x_by_k), into `out`; returns out.
+const float* gather_k_major(const LookAheadProjection& ahead, float* out) {
+    const int64_t K = ahead.input_size;
+    const int64_t padded_rows = ceil_div(ahead.rows, kLookAheadPieceRows) * kLookAheadPieceRows;
+    for (int64_t row = 0; row < padded_rows; ++row) {
+        float* dst = out + (row / kLookAheadPieceRows) * K * kLookAheadPieceRows + row % kLookAheadPieceRows;
+        if (row < ahead.rows) {
+            const float* src = ahead.x + row * ahead.x_stride;
+            for (int64_t k = 0; k < K; ++k) dst[k * kLookAheadPieceRows] = src[k];
+        } else {
+            for (int64_t k = 0; k < K; ++k) dst[k * kLookAheadPieceRows] = 0.0f;
+        }
+    }
+    return out;
+}
+
 // Denormal floats flushed to zero (and read as zero) while the kernels run on this thread: an LSTM's decaying c
 // and h can reach the denormal range, where x86 arithmetic is up to a hundred times slower. Values below 1.2e-38
 // change by less than that absolutely; NaN and inf are unaffected.
@@ -168,6 +185,7 @@ struct PackedLstm::Workspace {
     bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
     AlignedFloats hidden_scratch;
     AlignedFloats h_prev_scratch;  // packed rows: h_prev of a reverse step at which rows start (batch x output)
+    std::vector<AlignedFloats> x_by_k;  // with look-ahead: per team member, the next chunk's inputs k-major
 };
 
 // Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
@@ -194,7 +212,7 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) c
 // has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
 // next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
 PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch,
-                                                bool look_ahead) const {
+                                                bool look_ahead, int members) const {
     int64_t plain_rows = 0, look_ahead_rows = 0;
     for (const int64_t b : {batch, other_batch}) {
         plain_rows = std::max(plain_rows, chunk_steps(steps, b, false) * b);
@@ -204,6 +222,12 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     workspace.look_ahead = look_ahead;
     workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
     workspace.chunk_floats = look_ahead_rows * gate_width();
+    if (look_ahead && (batch == 2 || other_batch == 2)) {
+        const LstmGeometry& g = geometry_;
+        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t floats = ceil_div(look_ahead_rows, kLookAheadPieceRows) * kLookAheadPieceRows * widest_input;
+        for (int member = 0; member < members; ++member) workspace.x_by_k.emplace_back(floats);
+    }
     if (geometry_.proj_size > 0)
         workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
     return workspace;
@@ -296,6 +320,7 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     const int64_t chunk = chunk_steps(T, B, look_ahead);
     const int64_t width = gate_width();
     LookAheadProjection ahead;
+    ahead.x_by_k = nullptr;
     ahead.input_size = g.layer_input_size(layer);
     ahead.input_panels = cell.input_panels.data();
     ahead.bias = cell.bias.data();
@@ -323,6 +348,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
             ahead.x = in.data + next_begin * in.time_stride;
             ahead.gates_in = workspace.gates_in.data() + ((n + 1) % 2) * workspace.chunk_floats;
             pieces = ceil_div(ahead.rows, kLookAheadPieceRows) * 4 * (panel_end - panel_begin);
+            // Batch 2 (kernels.h: x_by_k). Each member its own copy, so no barrier before its pieces read it.
+            if (B == 2) ahead.x_by_k = gather_k_major(ahead, workspace.x_by_k[team.index].data());
             pieces_per_step = ceil_div(pieces, t_end - t_begin);
         }
         for (int64_t i = 0; i < t_end - t_begin; ++i) {
@@ -453,7 +480,7 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
     for (int s = 0; s < slots; ++s) {
         int64_t row_begin = 0, row_end = B;
         if (split_batch) share(B, s, threads, &row_begin, &row_end);
-        workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, look_ahead));
+        workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, look_ahead, threads));
         if (packed) workspaces.back().h_prev_scratch = AlignedFloats(B * g.output_size());
     }
     const int64_t buffer_rows = packed ? args.step_offsets[args.steps] : args.steps * B;

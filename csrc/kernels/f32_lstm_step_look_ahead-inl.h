@@ -39,6 +39,7 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
     const int64_t input_k = ahead.input_size;
     const float* recurrent = a.recurrent_panels + panel * a.recurrent_size * kWidth;
     const float* x = ahead.x + spot.first_row * ahead.x_stride;
+    const float* x_by_k = kRows == 2 ? ahead.x_by_k + spot.first_row * ahead.input_size : nullptr;  // its group
 
     V acc[kRows][kSlotPanels][4];
     if constexpr (kPanels > 0)
@@ -63,7 +64,13 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
     };
     auto piece_k_step = [&](int64_t k) {
         const V w = Simd::pinned(Simd::load(spot.weights + k * kWidth));  // loaded once for all rows
-        for (int r = 0; r < kPieceRows; ++r) part[r] = Simd::fmadd(Simd::set1(x[r * ahead.x_stride + k]), w, part[r]);
+        if constexpr (kRows == 2) {  // see kernels.h: x_by_k
+            const float* x_k = x_by_k + k * kLookAheadPieceRows;
+            for (int r = 0; r < kPieceRows; ++r) part[r] = Simd::fmadd(Simd::set1(x_k[r]), w, part[r]);
+        } else {
+            for (int r = 0; r < kPieceRows; ++r)
+                part[r] = Simd::fmadd(Simd::set1(x[r * ahead.x_stride + k]), w, part[r]);
+        }
     };
     const int64_t shared_k = recurrent_k < input_k ? recurrent_k : input_k;
     int64_t k = 0;

@@ -115,6 +115,13 @@ struct LookAheadProjection {
     const float* bias;          // fused bias in panel order
     float* gates_in;            // row r of the upcoming chunk's projection at gates_in + r * gates_in_stride
     int64_t gates_in_stride;
+    // Batch 2: the same inputs k-major within each group of kLookAheadPieceRows rows (the rows of a piece), zero
+    // past `rows`: row g * kLookAheadPieceRows + r, feature k at x_by_k[(g * input_size + k) * kLookAheadPieceRows
+    // + r]. A batch-2 slot is bound by its loads (10 broadcasts and 5 vectors per 16 multiply-adds); reading a
+    // piece's 8 values of x[k] from one cache line measured 1.04x faster at B = 2, H = 256 and 512 (1 and 2
+    // threads). Batch 1, bound by the cache's bandwidth instead, ran 1-3% slower with it and reads x. Only the SIMD
+    // variants read x_by_k; the portable one reads x.
+    const float* x_by_k;
 };
 // Where piece `piece` lies (see above): its panel and gate, and its rows [first_row, first_row + rows) of the
 // upcoming chunk. Every variant and the driver's count of pieces follow this one mapping.

@@ -115,7 +115,7 @@ class PackedLstm {
     int64_t gate_width() const;  // floats per row of the input projection: num_panels * 4 * hidden_block
     bool looks_ahead(int64_t batch, int threads) const;
     int64_t chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const;
-    Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead) const;
+    Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead, int members) const;
     void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
                     Workspace& workspace, float* const layer_buffers[2]) const;
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
