@@ -21,10 +21,11 @@ class Tagger(torch.nn.Module):
         super().__init__()
         self.embed = torch.nn.Embedding(vocabulary, embedding)
         self.lstm = torch.nn.LSTM(embedding, hidden, 2, bidirectional=bidirectional, batch_first=batch_first)
+        self.dropout = torch.nn.Dropout(0.3)  # the identity in eval mode
         self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1), classes)
 
     def forward(self, tokens):
-        return torch.softmax(self.head(self.lstm(self.embed(tokens))[0]), dim=-1)
+        return torch.softmax(self.head(self.dropout(self.lstm(self.embed(tokens))[0])), dim=-1)
 
 
 @pytest.mark.parametrize("bidirectional, batch_first", [(False, False), (True, True)])
@@ -111,6 +112,7 @@ def test_from_keras_matches_keras(isa, rng, bidirectional):
         keras.Input((None,), dtype="int32"),
         keras.layers.Embedding(40, 7),
         keras.layers.Bidirectional(recurrent) if bidirectional else recurrent,
+        keras.layers.Dropout(0.2),
         keras.layers.Dense(9, activation="softmax"),
     ])
     ours = fastlstm.SequenceModel.from_keras(model)

@@ -130,13 +130,15 @@ class SequenceModel:
     @classmethod
     def from_torch(cls, module: Any, *, batch_first: bool | None = None) -> SequenceModel:
         """From a torch module whose children are, in order, an optional ``nn.Embedding``, an ``nn.LSTM`` and an
-        ``nn.Linear`` (any other child, or another order, raises ValueError naming it). The module's own forward is
+        ``nn.Linear``, with ``nn.Dropout`` anywhere (the identity at inference); any other child, or another order,
+        raises ValueError naming it. The module's own forward is
         not read: the model computes embedding -> LSTM -> linear -> softmax."""
         import torch
 
         from ._torch import from_torch
 
-        children = list(module.named_children())
+        # Dropout is the identity at inference: left out.
+        children = [(name, child) for name, child in module.named_children() if not isinstance(child, torch.nn.Dropout)]
         kinds = [type(child).__name__ for _, child in children]
         shapes = (["Embedding"] if kinds[:1] == ["Embedding"] else []) + ["LSTM", "Linear"]
         if kinds != shapes:
@@ -159,12 +161,13 @@ class SequenceModel:
     @classmethod
     def from_keras(cls, model: Any) -> SequenceModel:
         """From a Keras ``Sequential`` of an optional ``Embedding``, an ``LSTM`` (or ``Bidirectional`` LSTM with
-        merge_mode "concat") returning sequences, and a ``Dense`` layer with a softmax or linear activation (the
+        merge_mode "concat") returning sequences, and a ``Dense`` layer (``Dropout`` layers anywhere are left out,
+        being the identity at inference) with a softmax or linear activation (the
         logits then; ``predict_proba`` applies the softmax either way). Inputs and outputs are batch-major, as in
         Keras. Other layers or options raise ValueError naming them."""
         from ._keras import _variable_array, from_keras
 
-        layers = list(model.layers)
+        layers = [layer for layer in model.layers if type(layer).__name__ != "Dropout"]  # identity at inference
         kinds = [type(layer).__name__ for layer in layers]
         expected = (["Embedding"] if kinds[:1] == ["Embedding"] else []) + [
             kinds[-2] if len(kinds) >= 2 and kinds[-2] in ("LSTM", "Bidirectional") else "LSTM",
