@@ -95,6 +95,8 @@ def test_refusals_are_named(rng):
         model.predict(np.zeros((2, 2)))
     with pytest.raises(ValueError, match=r"module: expected children Embedding \(optional\), LSTM, Linear"):
         fastlstm.SequenceModel.from_torch(torch.nn.Sequential(torch.nn.LSTM(3, 4), torch.nn.ReLU()))
+    with pytest.raises(ValueError, match=r"x: a sequence model takes a batch \(T, N, input_size\), got shape \(4, 6\)"):
+        fastlstm.SequenceModel(lstm, np.zeros((5, 8))).predict(np.zeros((4, 6), np.float32))
     with pytest.raises(TypeError, match=r"lstm: expected a fastlstm.LSTM"):
         fastlstm.SequenceModel(object(), np.zeros((5, 8)))
 

@@ -82,9 +82,11 @@ class SequenceModel:
 
     def _run(self, x, state, lengths, threads, softmax):
         threads = check_threads(threads, "threads")
-        output, (h_n, c_n) = self.lstm(self._features(x), state, lengths=lengths, threads=threads)
-        if output.ndim != 3:
-            raise ValueError(f"x: a sequence model takes a batch, got an unbatched input {shape_text(output.shape)}")
+        features = real_array(self._features(x), "x")
+        if features.ndim != 3:
+            layout = "(N, T, input_size)" if self.lstm.batch_first else "(T, N, input_size)"
+            raise ValueError(f"x: a sequence model takes a batch {layout}, got shape {shape_text(features.shape)}")
+        output, (h_n, c_n) = self.lstm(features, state, lengths=lengths, threads=threads)
         steps_and_rows = output.shape[:2]
         scores = self._head.forward(output.reshape(-1, output.shape[2]), softmax, threads or 0)
         scores = scores.reshape(*steps_and_rows, self.num_classes)
