@@ -17,7 +17,6 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ._checks import check_bool
 
 
 class ActivationFunction(NamedTuple):
@@ -109,10 +108,6 @@ def check_clip(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
         raise ValueError(f"clip: expected None or a number > 0, got {value!r}")
     return float(value)
-
-
-def check_flag(value: Any, name: str) -> bool:
-    return check_bool(value, name)
 
 
 def core_activations(activations: tuple[Activation, ...]) -> list[tuple[int, float, float]]:

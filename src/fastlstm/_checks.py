@@ -4,6 +4,7 @@ and what was given."""
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -57,3 +58,28 @@ def check_shape(array: np.ndarray, expected: tuple[int, ...], name: str, *, hint
 def check_threads(value: Any, name: str) -> int | None:
     """None (let the library choose) or a thread count >= 1."""
     return None if value is None else check_int(value, name, minimum=1)
+
+
+def float32_weights(value: Any, name: str) -> np.ndarray:
+    """A framework's weight as a float32 NumPy array: a torch tensor (any dtype or device, grad or not; bfloat16
+    has no NumPy dtype), a Keras variable (its ``.value``), or anything NumPy reads as real numbers."""
+    value = getattr(value, "value", value) if not isinstance(value, np.ndarray) else value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch: NumPy's own conversion warns with NumPy 2
+        value = value.detach().cpu().float().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in _REAL_KINDS:
+        raise TypeError(f"{name}: expected a real (float or integer) tensor or array, got dtype {array.dtype}")
+    return array.astype(np.float32)
+
+
+def existing_file(path_like: Any, who: str, name: str, kind: str) -> str:
+    """``path_like`` as a str path to an existing file, or FileNotFoundError / IsADirectoryError / TypeError that
+    name the function ``who``, the argument ``name`` and the ``kind`` of file expected (e.g. "a .onnx file")."""
+    path = os.fspath(path_like)
+    if not isinstance(path, str):  # a PathLike of bytes
+        raise TypeError(f"{who}: {name}: expected a str path, got a path of {type(path).__name__}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{who}: {name}: no such file: {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{who}: {name}: {path!r} is a directory, not {kind}")
+    return path

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ._checks import check_shape, check_threads, real_array, shape_text
+from ._checks import check_shape, check_threads, existing_file, float32_weights, real_array, shape_text
 
 if TYPE_CHECKING:
     from .lstm import LSTM
@@ -737,20 +737,11 @@ def _check_keras_version(version: str, what: str) -> None:
 
 def _variable_array(variable: Any) -> np.ndarray:
     """A Keras variable's value as a float32 NumPy array, whatever the backend."""
-    value = getattr(variable, "value", variable)
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch: NumPy's own conversion warns with NumPy 2
-        return value.detach().cpu().float().numpy()
-    return np.asarray(value, dtype=np.float32)
+    return float32_weights(variable, "a Keras variable")
 
 
 def _open_file(path_like: Any) -> tuple[dict[str, Any], _WeightReader]:
-    path = os.fspath(path_like)
-    if not isinstance(path, str):
-        raise TypeError(f"from_keras: obj: expected a str path, got a path of {type(path).__name__}")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"from_keras: obj: no such file: {path!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"from_keras: obj: {path!r} is a directory, not a .keras file")
+    path = existing_file(path_like, "from_keras", "obj", "a .keras file")
     try:
         import h5py
     except ImportError:

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import _cell
+from ._checks import existing_file
 from ._onnx import _ONNX_GATES_FROM_TORCH
 
 if TYPE_CHECKING:
@@ -129,13 +130,7 @@ def _load_model(model_or_path: Any, onnx: Any) -> onnx.ModelProto:
             "from_onnx: model_or_path: expected an onnx.ModelProto or the path of a .onnx file (str or os.PathLike), "
             f"got {type(model_or_path).__name__}"
         )
-    path = os.fspath(model_or_path)
-    if not isinstance(path, str):  # a PathLike of bytes
-        raise TypeError(f"from_onnx: model_or_path: expected a str path, got a path of {type(path).__name__}")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"from_onnx: model_or_path: no such file: {path!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"from_onnx: model_or_path: {path!r} is a directory, not a .onnx file")
+    path = existing_file(model_or_path, "from_onnx", "model_or_path", "a .onnx file")
     try:
         return onnx.load(path)
     except Exception as error:  # protobuf's DecodeError and friends: not an ONNX file

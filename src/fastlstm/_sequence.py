@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._checks import check_shape, check_threads, real_array, shape_text
+from ._checks import check_shape, check_threads, float32_weights, real_array, shape_text
 from ._isa import active_isa
 from .lstm import LSTM
 
@@ -149,7 +149,7 @@ class SequenceModel:
                 f"{[f'{name}: {kind}' for (name, _), kind in zip(children, kinds)]}"
             )
         layers = [child for _, child in children]
-        embedding = layers[0].weight.detach().cpu().float().numpy() if len(layers) == 3 else None
+        embedding = float32_weights(layers[0].weight, 'embedding.weight') if len(layers) == 3 else None
         # (padding_idx needs nothing: it only initialises a row and stops its gradient; the stored row is looked up)
         if len(layers) == 3 and layers[0].max_norm is not None:
             raise ValueError("module: an Embedding with max_norm renormalises rows at lookup; not supported")
@@ -157,8 +157,8 @@ class SequenceModel:
         if not isinstance(linear, torch.nn.Linear):
             raise ValueError(f"module: expected an nn.Linear head, got {type(linear).__name__}")
         model = from_torch(lstm, batch_first=batch_first)
-        bias = linear.bias.detach().cpu().float().numpy() if linear.bias is not None else None
-        return cls(model, linear.weight.detach().cpu().float().numpy(), bias, embedding=embedding)
+        bias = float32_weights(linear.bias, 'linear.bias') if linear.bias is not None else None
+        return cls(model, float32_weights(linear.weight, 'linear.weight'), bias, embedding=embedding)
 
     @classmethod
     def from_keras(cls, model: Any) -> SequenceModel:
@@ -167,7 +167,7 @@ class SequenceModel:
         being the identity at inference) with a softmax or linear activation (the
         logits then; ``predict_proba`` applies the softmax either way). Inputs and outputs are batch-major, as in
         Keras. Other layers or options raise ValueError naming them."""
-        from ._keras import _variable_array, from_keras
+        from ._keras import from_keras
 
         layers = [layer for layer in model.layers if type(layer).__name__ != "Dropout"]  # identity at inference
         kinds = [type(layer).__name__ for layer in layers]
@@ -186,7 +186,7 @@ class SequenceModel:
                     f"model: Embedding {layers[0].name!r} has mask_zero=True: Keras's masked steps repeat the previous "
                     "output, which SequenceModel does not do; pass lengths= for right-padded batches instead"
                 )
-            embedding = _variable_array(layers[0].embeddings)
+            embedding = float32_weights(layers[0].embeddings, 'embeddings')
         recurrent = from_keras(layers[-2])
         where = f"layer {layers[-2].name!r} ({kinds[-2]})"
         if not recurrent.return_sequences or recurrent.go_backwards:
@@ -200,8 +200,8 @@ class SequenceModel:
             raise ValueError(
                 f"model: Dense {dense.name!r} has activation {activation!r}; expected softmax or linear"
             )
-        bias = _variable_array(dense.bias) if dense.use_bias else None
-        return cls(recurrent.model, _variable_array(dense.kernel).T, bias, embedding=embedding)
+        bias = float32_weights(dense.bias, 'bias') if dense.use_bias else None
+        return cls(recurrent.model, float32_weights(dense.kernel, 'kernel').T, bias, embedding=embedding)
 
     def __repr__(self) -> str:
         embedding = "" if self.embedding is None else f"embedding {self.embedding.shape[0]} x {self.embedding.shape[1]} -> "

@@ -12,9 +12,7 @@ import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
-
-from ._checks import check_bool, check_threads
+from ._checks import check_bool, check_threads, float32_weights
 
 if TYPE_CHECKING:
     from .lstm import LSTM, LSTMCell
@@ -22,16 +20,6 @@ if TYPE_CHECKING:
 #: weight_ih_l0, bias_hh_l2_reverse, weight_hr_l1, ...: (kind, layer, reverse)
 _LSTM_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _CELL_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
-def _as_float32(value: Any, name: str) -> np.ndarray:
-    """A torch tensor (any dtype or device, with or without grad) or array-like as a float32 NumPy array."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor: bfloat16 has no NumPy dtype
-        value = value.detach().cpu().float().numpy()
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a real (float or integer) tensor or array, got dtype {array.dtype}")
-    return array.astype(np.float32)
 
 
 def _lstm_options(source: Any) -> dict[str, Any]:
@@ -78,13 +66,13 @@ def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None
                 f"batch_first: the module has batch_first={obj.batch_first}; omit the argument or pass the same"
             )
         model = LSTM(**_lstm_options(obj), threads=threads)
-        model.load_state_dict({name: _as_float32(value, name) for name, value in obj.state_dict().items()})
+        model.load_state_dict({name: float32_weights(value, name) for name, value in obj.state_dict().items()})
         return model
     if torch is not None and isinstance(obj, torch.nn.LSTMCell):
         if batch_first is not None:
             raise ValueError("batch_first: an LSTMCell takes one step, (N, input_size); omit the argument")
         cell = LSTMCell(obj.input_size, obj.hidden_size, bias=obj.bias, threads=threads)
-        cell.load_state_dict({name: _as_float32(value, name) for name, value in obj.state_dict().items()})
+        cell.load_state_dict({name: float32_weights(value, name) for name, value in obj.state_dict().items()})
         return cell
     raise TypeError(
         "obj: expected a torch.nn.LSTM, a torch.nn.LSTMCell or the state_dict of one, got "
@@ -99,7 +87,7 @@ def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None,
     not_strings = [name for name in names if not isinstance(name, str)]
     if not_strings:
         raise TypeError(f"state_dict: expected parameter names (str) as keys, got {not_strings[:3]!r}")
-    arrays = {name: _as_float32(value, f"state_dict[{name!r}]") for name, value in state_dict.items()}
+    arrays = {name: float32_weights(value, f"state_dict[{name!r}]") for name, value in state_dict.items()}
 
     if "weight_ih" in arrays:  # an LSTMCell's names carry no layer suffix
         if batch_first is not None:

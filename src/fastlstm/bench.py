@@ -632,10 +632,11 @@ def measure(
             # (At T = 1 nothing is re-read: the recurrent "set" is empty and takes the reading of all weights.)
             recurrent_set = shape.recurrent_set_bytes(threads) or shape.working_set_bytes(threads)
             keys = [(threads, shape.working_set_bytes(threads)), (threads, recurrent_set)]
-            for key in keys:
+            distinct = list(dict.fromkeys(keys))
+            for key in distinct:
                 bandwidths[key] = max(bandwidths.get(key, 0.0), _read_bandwidth(*key))
             row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
-            for key in keys:
+            for key in distinct:
                 bandwidths[key] = max(bandwidths[key], _read_bandwidth(*key))
             rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[keys[0]],
                                             recurrent_bandwidth_gbs=bandwidths[keys[1]]))

@@ -3,15 +3,13 @@ the C++ core."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _cell, _core
-from ._isa import active_isa
-from ._threads import get_num_threads
 from ._checks import check_bool
+from ._isa import active_isa
 from ._module import LSTMBase, LSTMCellBase
 from ._onnx import OPSET as ONNX_OPSET
 from ._stream import Stream
+from ._threads import get_num_threads
 
 _DTYPE_POLICY = """
     dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
