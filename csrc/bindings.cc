@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "fastlstm/bf16.h"
 #include "fastlstm/calibration.h"
 #include "fastlstm/dispatch.h"
 #include "fastlstm/lstm.h"
@@ -43,8 +44,14 @@ std::vector<std::string> isa_names(bool supported_only) {
     return names;
 }
 
+fastlstm::Precision precision_named(const std::string& name) {
+    if (name == "fp32") return fastlstm::Precision::kF32;
+    if (name == "bf16") return fastlstm::Precision::kBF16;
+    throw py::value_error("_core: unknown precision '" + name + "'");
+}
+
 PackedLstm* make_packed_lstm(const std::string& isa, int64_t input_size, int64_t hidden_size, int64_t proj_size,
-                             int64_t num_layers, int64_t num_directions, bool reverse) {
+                             int64_t num_layers, int64_t num_directions, bool reverse, const std::string& precision) {
     if (input_size <= 0 || hidden_size <= 0 || proj_size < 0 || proj_size >= hidden_size || num_layers <= 0 ||
         (num_directions != 1 && num_directions != 2) || (reverse && num_directions != 1))
         throw py::value_error("_core: invalid LSTM geometry");
@@ -55,7 +62,7 @@ PackedLstm* make_packed_lstm(const std::string& isa, int64_t input_size, int64_t
     geometry.num_layers = num_layers;
     geometry.num_directions = num_directions;
     geometry.reverse = reverse;
-    return new PackedLstm(kernel_set_named(isa), geometry);
+    return new PackedLstm(kernel_set_named(isa), geometry, precision_named(precision));
 }
 
 void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatArray& w_ih, const FloatArray& w_hh,
@@ -210,6 +217,15 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
             return y;
         },
         py::arg("isa"), py::arg("x").noconvert(), "The softmax of each row of x with one variant's kernel (tests).");
+    m.def(
+        "round_to_bf16",
+        [](const FloatArray& x) {
+            FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+            for (py::ssize_t i = 0; i < x.size(); ++i)
+                y.mutable_data()[i] = fastlstm::bf16_to_float(fastlstm::round_to_bf16(x.data()[i]));
+            return y;
+        },
+        py::arg("x").noconvert(), "x rounded to bf16 as the core rounds (ties to even), as float32 (tests).");
     m.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
           "The step kernel's sigmoid or tanh of one ISA, applied to an array (for accuracy tests).");
 
@@ -264,8 +280,13 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
 
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),
-             py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"), py::arg("reverse") = false)
+             py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"), py::arg("reverse") = false,
+             py::arg("precision") = "fp32")
         .def_property_readonly("isa", [](const PackedLstm& lstm) { return std::string(lstm.kernels().isa); })
+        .def_property_readonly("precision",
+                               [](const PackedLstm& lstm) {
+                                   return std::string(lstm.precision() == fastlstm::Precision::kBF16 ? "bf16" : "fp32");
+                               })
         .def_property_readonly("hidden_block", [](const PackedLstm& lstm) { return lstm.kernels().hidden_block; })
         .def("pack_cell", &pack_cell, py::arg("layer"), py::arg("direction"), py::arg("w_ih").noconvert(),
              py::arg("w_hh").noconvert(), py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(),

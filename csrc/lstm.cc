@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "fastlstm/bf16.h"
 #include "fastlstm/thread_pool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -42,6 +43,29 @@ void pack_gate_panels(const float* w, int64_t hidden, int64_t K, int64_t block, 
                 for (int64_t u = 0; u < block; ++u) {
                     const int64_t unit = p * block + u;
                     dst[g * block + u] = unit < hidden ? w[(g * hidden + unit) * K + k] : 0.0f;
+                }
+        }
+}
+
+// Pair panels (kernels.h: precision bf16): panel p, pair j, gate g, unit u  <-  bf16 of w[(g*H + p*block + u) * K
+// + 2j] (low half) and + 2j + 1 (high half), zero past K and past H.
+void pack_gate_pair_panels(const float* w, int64_t hidden, int64_t K, int64_t block, uint32_t* out) {
+    const int64_t panels = ceil_div(hidden, block);
+    const int64_t pairs = ceil_div(K, 2);
+    const int64_t width = kGates * block;
+    for (int64_t p = 0; p < panels; ++p)
+        for (int64_t j = 0; j < pairs; ++j) {
+            uint32_t* dst = out + (p * pairs + j) * width;
+            for (int64_t g = 0; g < kGates; ++g)
+                for (int64_t u = 0; u < block; ++u) {
+                    const int64_t unit = p * block + u;
+                    uint32_t word = 0;
+                    if (unit < hidden) {
+                        const float* row = w + (g * hidden + unit) * K;
+                        word = round_to_bf16(row[2 * j]);
+                        if (2 * j + 1 < K) word |= static_cast<uint32_t>(round_to_bf16(row[2 * j + 1])) << 16;
+                    }
+                    dst[g * block + u] = word;
                 }
         }
 }
@@ -128,8 +152,13 @@ class FlushDenormals {
 
 }  // namespace
 
-PackedLstm::PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry)
-    : kernels_(kernels), geometry_(geometry), cells_(geometry.num_layers * geometry.num_directions) {}
+PackedLstm::PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry, Precision precision)
+    : kernels_(kernels),
+      geometry_(geometry),
+      precision_(precision),
+      cells_(geometry.num_layers * geometry.num_directions) {}
+
+int64_t PackedLstm::weight_bytes() const { return precision_ == Precision::kBF16 ? 2 : 4; }
 
 int64_t PackedLstm::num_panels() const { return ceil_div(geometry_.hidden_size, kernels_.hidden_block); }
 
@@ -142,14 +171,23 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     const int64_t recurrent = geometry_.output_size();
 
     PackedCell packed;
-    packed.input_panels = AlignedFloats(gate_width() * input);
-    packed.recurrent_panels = AlignedFloats(gate_width() * recurrent);
     packed.bias = AlignedFloats(gate_width());
-    pack_gate_panels(w.w_ih, hidden, input, block, packed.input_panels.data());
-    pack_gate_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_panels.data());
     pack_gate_bias(w.b_ih, w.b_hh, hidden, block, packed.bias.data());
     packed.recurrent_finite = true;
-    for (int64_t i = 0; i < 4 * hidden * recurrent; ++i) packed.recurrent_finite &= std::isfinite(w.w_hh[i]);
+    if (precision_ == Precision::kBF16) {
+        packed.input_pairs = AlignedBuffer<uint32_t>(gate_width() * ceil_div(input, 2));
+        packed.recurrent_pairs = AlignedBuffer<uint32_t>(gate_width() * ceil_div(recurrent, 2));
+        pack_gate_pair_panels(w.w_ih, hidden, input, block, packed.input_pairs.data());
+        pack_gate_pair_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_pairs.data());
+        for (int64_t i = 0; i < 4 * hidden * recurrent; ++i)
+            packed.recurrent_finite &= std::isfinite(bf16_to_float(round_to_bf16(w.w_hh[i])));
+    } else {
+        packed.input_panels = AlignedFloats(gate_width() * input);
+        packed.recurrent_panels = AlignedFloats(gate_width() * recurrent);
+        pack_gate_panels(w.w_ih, hidden, input, block, packed.input_panels.data());
+        pack_gate_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_panels.data());
+        for (int64_t i = 0; i < 4 * hidden * recurrent; ++i) packed.recurrent_finite &= std::isfinite(w.w_hh[i]);
+    }
     if (w.options || w.peepholes) {
         packed.has_options = true;
         packed.options = w.options ? *w.options
@@ -185,7 +223,10 @@ struct PackedLstm::Workspace {
     bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
     AlignedFloats hidden_scratch;
     AlignedFloats h_prev_scratch;  // packed rows: h_prev of a reverse step at which rows start (batch x output)
+    AlignedFloats zero_h;          // one row of output_size zeros: h_prev of the first step from a zero state
     std::vector<AlignedFloats> x_by_k;  // with look-ahead: per team member, the next chunk's inputs k-major
+    // Precision bf16: per team member, a chunk's inputs or a step's h_prev rounded to bf16 (kernels.h).
+    std::vector<AlignedBuffer<uint16_t>> bf16_rows;
 };
 
 // Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
@@ -198,8 +239,10 @@ bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
     const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
     int64_t widest_input = g.input_size;
     if (g.num_layers > 1) widest_input = std::max(widest_input, g.layer_input_size(1));
-    const int64_t weight_bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
-    return batch >= 1 && batch <= kernels_.look_ahead_batches && weight_bytes / per_direction <= kLookAheadBytes;
+    const int64_t bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
+    // The look-ahead kernels are float32 only.
+    return precision_ == Precision::kF32 && batch >= 1 && batch <= kernels_.look_ahead_batches &&
+           bytes / per_direction <= kLookAheadBytes;
 }
 
 int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const {
@@ -220,6 +263,8 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     }
     Workspace workspace;
     workspace.look_ahead = look_ahead;
+    workspace.zero_h = AlignedFloats(geometry_.output_size());
+    workspace.zero_h.fill_zero();
     workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
     workspace.chunk_floats = look_ahead_rows * gate_width();
     if (look_ahead && (batch == 2 || other_batch == 2)) {
@@ -230,6 +275,13 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     }
     if (geometry_.proj_size > 0)
         workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
+    if (precision_ == Precision::kBF16) {
+        const LstmGeometry& g = geometry_;
+        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t values = std::max(plain_rows * (widest_input + 1),
+                                        std::max(batch, other_batch) * (g.output_size() + 1));
+        for (int member = 0; member < members; ++member) workspace.bf16_rows.emplace_back(values);
+    }
     return workspace;
 }
 
@@ -239,28 +291,35 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
 // chunk's steps) otherwise.
 void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                                 int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
-                                float* gates_in) const {
+                                float* gates_in, uint16_t* bf16_scratch) const {
     const int64_t width = gate_width();
     const int64_t panel_width = kGates * kernels_.hidden_block;
     const int64_t columns = (panel_end - panel_begin) * panel_width;
     if (columns == 0) return;
-    const float* panels = cell.input_panels.data() + panel_begin * layer_input_size * panel_width;
     const float* bias = cell.bias.data() + panel_begin * panel_width;
     float* out = gates_in + panel_begin * panel_width;
+    // rows x columns of the product from rows of A at a (row stride lda), into c (row stride ldc).
+    auto product = [&](int64_t rows, const float* a, int64_t lda, float* c, int64_t ldc) {
+        if (precision_ == Precision::kBF16)
+            kernels_.bf16_gemm_panels(rows, columns, layer_input_size, a, lda,
+                                      cell.input_pairs.data() + panel_begin * ceil_div(layer_input_size, 2) * panel_width,
+                                      panel_width, bias, c, ldc, bf16_scratch);
+        else
+            kernels_.gemm_panels(rows, columns, layer_input_size, a, lda,
+                                 cell.input_panels.data() + panel_begin * layer_input_size * panel_width, panel_width,
+                                 bias, c, ldc);
+    };
     const float* first = in.step(t_begin);
     if (in.step_offsets) {  // packed rows: the chunk's rows are contiguous
-        kernels_.gemm_panels(in.step_offsets[t_end] - in.step_offsets[t_begin], columns, layer_input_size, first,
-                             in.batch_stride, panels, panel_width, bias, out, width);
+        product(in.step_offsets[t_end] - in.step_offsets[t_begin], first, in.batch_stride, out, width);
         return;
     }
     if (in.time_stride == batch * in.batch_stride) {
-        kernels_.gemm_panels((t_end - t_begin) * batch, columns, layer_input_size, first, in.batch_stride, panels,
-                             panel_width, bias, out, width);
+        product((t_end - t_begin) * batch, first, in.batch_stride, out, width);
         return;
     }
     for (int64_t b = 0; b < batch; ++b)
-        kernels_.gemm_panels(t_end - t_begin, columns, layer_input_size, first + b * in.batch_stride,
-                             in.time_stride, panels, panel_width, bias, out + b * width, batch * width);
+        product(t_end - t_begin, first + b * in.batch_stride, in.time_stride, out + b * width, batch * width);
 }
 
 // One layer and direction over the whole sequence. The team splits the hidden units: each member owns the same
@@ -299,12 +358,14 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     step.panel_begin = panel_begin;
     step.panel_end = panel_end;
     const bool zero_start = args.h0 == nullptr;
-    static const float kZero[1] = {0.0f};
     const float* h0 = zero_start ? nullptr : args.h0 + cell_index * args.state_rows * out_size;
-    step.h_prev = zero_start ? kZero : h0;
+    step.h_prev = zero_start ? workspace.zero_h.data() : h0;  // from zeros: every row reads the same zero row
     step.h_prev_stride = zero_start ? 0 : out_size;
     step.gates_in_stride = gate_width();
     step.recurrent_panels = cell.recurrent_panels.data();
+    step.recurrent_pairs = cell.recurrent_pairs.data();
+    uint16_t* bf16_scratch = precision_ == Precision::kBF16 ? workspace.bf16_rows[team.index].data() : nullptr;
+    step.h_bf16 = bf16_scratch;
     step.c = c;
     step.c_stride = H;
     step.options = cell.has_options ? &cell.options : nullptr;
@@ -338,7 +399,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
         chunk_range(n, &t_begin, &t_end);
         float* gates_in = workspace.gates_in.data() + (look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (!look_ahead || n == 0)
-            project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, panel_begin, panel_end, gates_in);
+            project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, panel_begin, panel_end, gates_in,
+                           bf16_scratch);
         // The next chunk's pieces, spread evenly over this chunk's steps (at most one per slot of panels).
         int64_t pieces = 0, pieces_per_step = 0;
         if (look_ahead && (n + 1) * chunk < T) {
@@ -376,6 +438,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
                 ahead.piece_begin = std::min(pieces, i * pieces_per_step);
                 ahead.piece_end = std::min(pieces, (i + 1) * pieces_per_step);
                 kernels_.lstm_step_look_ahead(step, ahead);
+            } else if (precision_ == Precision::kBF16) {
+                kernels_.bf16_lstm_step(step);
             } else {
                 kernels_.lstm_step(step);
             }
@@ -466,7 +530,7 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
     // batch split (17.6 -> 16.7 ms), the barrier per step costing little next to a step of 64 rows.
     // Packed rows (variable lengths) change the batch from step to step: always split the hidden units there.
     const bool packed = args.step_offsets != nullptr;
-    const int64_t recurrent_bytes = 16 * g.hidden_size * g.output_size();
+    const int64_t recurrent_bytes = 4 * weight_bytes() * g.hidden_size * g.output_size();
     const bool split_batch =
         !packed && threads > 1 && B >= 4 * threads && recurrent_bytes <= (int64_t{1} << 18);
     const bool look_ahead = !packed && looks_ahead(B, threads);

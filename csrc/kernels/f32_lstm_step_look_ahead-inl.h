@@ -1,5 +1,5 @@
 // The small-batch LSTM step with look-ahead input projection (see kernels.h for the contract), written once over
-// the Simd interface and compiled per ISA. Include after f32_lstm_step-inl.h.
+// the Simd interface and compiled per ISA. Include after lstm_step-inl.h.
 //
 // The step takes the recurrent weights kPanels panels at a time (a "slot", all batch rows at once), and slot s
 // also computes piece ahead.piece_begin + s, if there is one, in the same loop over k. Per k the slot loads
@@ -111,9 +111,9 @@ inline void lstm_step_look_ahead_rows(const LstmStepArgs& a, const LookAheadProj
             else
                 lstm_slot_with_piece_rows<kRows, 1, kPieceRows>(a, ahead, panel, spot);
         } else if (whole) {
-            lstm_step_tile<kRows, kPanels>(a, panel, 0);
+            lstm_step_tile<kRows, kPanels>(a, f32_recurrent_product(a), panel, 0);
         } else {
-            lstm_step_tile<kRows, 1>(a, panel, 0);
+            lstm_step_tile<kRows, 1>(a, f32_recurrent_product(a), panel, 0);
         }
     }
     for (; piece < ahead.piece_end; ++piece)

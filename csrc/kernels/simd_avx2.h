@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace fastlstm {
 namespace avx2 {
@@ -73,6 +74,32 @@ struct Simd {
     }
     static Mask less(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
     static V select(Mask m, V if_true, V if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+
+    // bf16 pairs widened to float32, as in simd_avx512.h.
+    struct WeightPairs {
+        V even, odd;
+    };
+    struct OperandPair {
+        V even, odd;
+    };
+    static WeightPairs load_pairs(const uint32_t* p) {
+        const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        return {_mm256_castsi256_ps(_mm256_slli_epi32(words, 16)),
+                _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))))};
+    }
+    static OperandPair broadcast_pair(const uint16_t* p) {
+        uint32_t word;
+        std::memcpy(&word, p, sizeof word);
+        const uint32_t even = word << 16, odd = word & 0xFFFF0000u;
+        float even_value, odd_value;
+        std::memcpy(&even_value, &even, sizeof even_value);
+        std::memcpy(&odd_value, &odd, sizeof odd_value);
+        return {_mm256_set1_ps(even_value), _mm256_set1_ps(odd_value)};
+    }
+    static WeightPairs pinned(WeightPairs w) { return {pinned(w.even), pinned(w.odd)}; }
+    static V dot_pairs(V acc, const WeightPairs& w, const OperandPair& h) {
+        return _mm256_fmadd_ps(h.odd, w.odd, _mm256_fmadd_ps(h.even, w.even, acc));
+    }
 };
 
 }  // namespace avx2

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace fastlstm {
 namespace avx512 {
@@ -65,7 +66,63 @@ struct Simd {
     static V scale_by_pow2(V a, V n) { return _mm512_scalef_ps(a, n); }
     static Mask less(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
     static V select(Mask m, V if_true, V if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+
+    // bf16 pairs (kernels.h: pair panels), widened to float32 exactly: the low halves of a vector of words, shifted
+    // up, are the weights of k = 2j; the high halves, with the low ones cleared, those of k = 2j + 1. The other
+    // operand is the pair (h[2j], h[2j + 1]), each broadcast. A pair costs two multiply-adds and two integer ops.
+    struct WeightPairs {
+        V even, odd;
+    };
+    struct OperandPair {
+        V even, odd;
+    };
+    static WeightPairs load_pairs(const uint32_t* p) {
+        const __m512i words = _mm512_loadu_si512(p);
+        return {_mm512_castsi512_ps(_mm512_slli_epi32(words, 16)),
+                _mm512_castsi512_ps(_mm512_and_si512(words, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))))};
+    }
+    static OperandPair broadcast_pair(const uint16_t* p) {
+        uint32_t word;
+        std::memcpy(&word, p, sizeof word);
+        const uint32_t even = word << 16, odd = word & 0xFFFF0000u;
+        float even_value, odd_value;
+        std::memcpy(&even_value, &even, sizeof even_value);
+        std::memcpy(&odd_value, &odd, sizeof odd_value);
+        return {_mm512_set1_ps(even_value), _mm512_set1_ps(odd_value)};
+    }
+    static WeightPairs pinned(WeightPairs w) { return {pinned(w.even), pinned(w.odd)}; }
+    // acc + w[2j] h[2j] + w[2j+1] h[2j+1], the even product added first.
+    static V dot_pairs(V acc, const WeightPairs& w, const OperandPair& h) {
+        return _mm512_fmadd_ps(h.odd, w.odd, _mm512_fmadd_ps(h.even, w.even, acc));
+    }
 };
 
 }  // namespace avx512
+
+#if defined(__AVX512BF16__)
+// AVX512-BF16: the same vectors, with one dot product over 16 pairs (vdpbf16ps) in place of the widening and two
+// multiply-adds. Its sum order is its own (per lane, acc plus both products, float32, denormals as zero).
+namespace avx512bf16 {
+
+struct Simd : avx512::Simd {
+    using WeightPairs = __m512i;
+    using OperandPair = __m512i;
+    static WeightPairs load_pairs(const uint32_t* p) { return _mm512_loadu_si512(p); }
+    static OperandPair broadcast_pair(const uint16_t* p) {
+        uint32_t word;
+        std::memcpy(&word, p, sizeof word);
+        return _mm512_set1_epi32(static_cast<int>(word));
+    }
+    using avx512::Simd::pinned;
+    static __m512i pinned(__m512i v) {
+        asm("" : "+v"(v));
+        return v;
+    }
+    static V dot_pairs(V acc, WeightPairs w, OperandPair h) {
+        return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(h));
+    }
+};
+
+}  // namespace avx512bf16
+#endif
 }  // namespace fastlstm

@@ -17,6 +17,7 @@ from ._isa import active_isa, available_isas, use_isa
 from ._threads import get_num_threads, set_num_threads
 from ._keras import KerasLSTM, from_keras
 from ._onnx_import import from_onnx
+from ._precision import QuantizationError, quantization_error
 from ._sequence import SequenceModel
 from ._stream import Stream
 from ._torch import from_torch
@@ -26,6 +27,7 @@ __all__ = [
     "KerasLSTM",
     "LSTM",
     "LSTMCell",
+    "QuantizationError",
     "SequenceModel",
     "Stream",
     "__version__",
@@ -35,6 +37,7 @@ __all__ = [
     "from_onnx",
     "from_torch",
     "get_num_threads",
+    "quantization_error",
     "reference",
     "set_num_threads",
     "use_isa",

@@ -22,6 +22,22 @@ def check_int(value: Any, name: str, *, minimum: int) -> int:
     return int(value)
 
 
+#: The precisions of a model's weights (see fastlstm.LSTM): name -> what it stores and multiplies.
+PRECISIONS = {
+    "fp32": "float32 weights and products",
+    "bf16": "bf16 weights times bf16-rounded inputs and h, float32 sums, activations and state",
+}
+
+
+def check_precision(value: Any, name: str = "precision") -> str:
+    """One of PRECISIONS' names."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {list(PRECISIONS)}, got {type(value).__name__} {value!r}")
+    if value not in PRECISIONS:
+        raise ValueError(f"{name}: expected one of {list(PRECISIONS)}, got {value!r}")
+    return value
+
+
 def check_bool(value: Any, name: str) -> bool:
     """Return ``value`` as a bool; accepts Python and NumPy bools and the ints 0 and 1."""
     if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):

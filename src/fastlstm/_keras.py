@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ._checks import check_shape, check_threads, existing_file, float32_weights, real_array, shape_text
+from ._checks import check_precision, check_shape, check_threads, existing_file, float32_weights, real_array, shape_text
 
 if TYPE_CHECKING:
     from .lstm import LSTM
@@ -631,7 +631,7 @@ def _check_stack(layers: list[_Layer]) -> None:
                 )
 
 
-def _build(structure: _Structure, read_weights: _WeightReader, threads: int | None) -> KerasLSTM:
+def _build(structure: _Structure, read_weights: _WeightReader, threads: int | None, precision: str) -> KerasLSTM:
     from .lstm import LSTM
 
     layers = [_read_layer(entry, read_weights) for entry in structure.entries]
@@ -647,6 +647,7 @@ def _build(structure: _Structure, read_weights: _WeightReader, threads: int | No
         bidirectional=bidirectional,
         seed=0,  # the initial weights are replaced at once
         threads=threads,
+        precision=precision,
         reverse=first.go_backwards and not bidirectional,
         activations=first.activations,
     )
@@ -674,7 +675,7 @@ def _build(structure: _Structure, read_weights: _WeightReader, threads: int | No
 # ---- the two sources: a live Keras object, a .keras file ---------------------------------------------------------
 
 
-def from_keras(obj: Any, *, threads: int | None = None) -> KerasLSTM:
+def from_keras(obj: Any, *, threads: int | None = None, precision: str = "fp32") -> KerasLSTM:
     """A ``KerasLSTM`` computing what a Keras 3 LSTM layer or model computes (see the module's documentation).
 
     Args:
@@ -682,6 +683,7 @@ def from_keras(obj: Any, *, threads: int | None = None) -> KerasLSTM:
             functional ``keras.Model`` around one, or the path (str or os.PathLike) of a ``.keras`` file holding
             any of these; the file is read without keras (h5py is needed).
         threads: the model's thread count (see ``fastlstm.LSTM``).
+        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
 
     Returns a ``KerasLSTM``; its ``.model`` is the ``fastlstm.LSTM``.
 
@@ -692,6 +694,7 @@ def from_keras(obj: Any, *, threads: int | None = None) -> KerasLSTM:
         ValueError: something the import cannot reproduce exactly (the message names the layer and the option).
     """
     threads = check_threads(threads, "threads")
+    precision = check_precision(precision)
     if isinstance(obj, (str, os.PathLike)):
         serialized, read_weights = _open_file(obj)
     elif type(obj).__module__.split(".")[0] == "keras":
@@ -702,7 +705,7 @@ def from_keras(obj: Any, *, threads: int | None = None) -> KerasLSTM:
             "functional Model holding one, or the path of a .keras file; got "
             f"{type(obj).__module__}.{type(obj).__qualname__}"
         )
-    return _build(_structure(serialized), read_weights, threads)
+    return _build(_structure(serialized), read_weights, threads, precision)
 
 
 def _open_live(obj: Any) -> tuple[dict[str, Any], _WeightReader]:

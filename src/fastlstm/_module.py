@@ -4,12 +4,13 @@ Subclasses only provide ``_run`` (the forward pass on checked, 3-D arrays) and `
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import numpy as np
 
 from . import _cell
-from ._checks import check_bool, check_int, check_shape, check_threads, real_array, shape_text
+from ._checks import check_bool, check_int, check_precision, check_shape, check_threads, real_array, shape_text
 
 _GATES = 4  # i, f, g, o
 
@@ -46,8 +47,10 @@ class LSTMBase:
         clip: float | None = None,
         input_forget: bool = False,
         peepholes: bool = False,
+        precision: str = "fp32",
     ) -> None:
         self.threads = check_threads(threads, "threads")
+        self.precision = check_precision(precision)
         # Cell options beyond torch.nn.LSTM (ONNX's LSTM attributes; see fastlstm._cell).
         self.reverse = check_bool(reverse, "reverse")
         self.activations = _cell.check_activations(activations)
@@ -165,7 +168,18 @@ class LSTMBase:
         self._parameters_changed()
 
     def _parameters_changed(self) -> None:
-        """Hook: the parameters were set; fastlstm.LSTM repacks them here."""
+        """Hook: the parameters (or the precision) were set; fastlstm.LSTM repacks them here."""
+
+    def astype(self, precision: str):
+        """A new model of the same class, options and parameters, computing in ``precision`` ("fp32" or "bf16").
+        The parameters stay float32 in both (``state_dict`` gives them unrounded); only the packed copy the
+        kernels read is rounded, so ``model.astype("bf16").astype("fp32")`` computes exactly what ``model`` does."""
+        precision = check_precision(precision)
+        other = copy.copy(self)
+        other.precision = precision
+        other._parameters = dict(self._parameters)  # the arrays are never changed in place: shared
+        other._parameters_changed()
+        return other
 
     # ---- calls ------------------------------------------------------------------------------------------------
 
@@ -288,6 +302,8 @@ class LSTMBase:
             options.append("input_forget=True")
         if self.peepholes:
             options.append("peepholes=True")
+        if self.precision != "fp32":
+            options.append(f"precision={self.precision!r}")
         arguments = ", ".join([str(self.input_size), str(self.hidden_size), *options])
         return f"{self._public_module}.{type(self).__name__}({arguments})"
 
@@ -306,12 +322,22 @@ class LSTMCellBase:
         *,
         seed: int | np.random.Generator | None = None,
         threads: int | None = None,
+        precision: str = "fp32",
     ) -> None:
-        self._lstm = self._lstm_class(input_size, hidden_size, bias=bias, seed=seed, threads=threads)
+        self._lstm = self._lstm_class(
+            input_size, hidden_size, bias=bias, seed=seed, threads=threads, precision=precision
+        )
 
     input_size = property(lambda self: self._lstm.input_size)
     hidden_size = property(lambda self: self._lstm.hidden_size)
     bias = property(lambda self: self._lstm.bias)
+    precision = property(lambda self: self._lstm.precision)
+
+    def astype(self, precision: str):
+        """A new cell with the same parameters computing in ``precision`` (see ``LSTMBase.astype``)."""
+        other = copy.copy(self)
+        other._lstm = self._lstm.astype(precision)
+        return other
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name and shape of every parameter, in the order of ``torch.nn.LSTMCell.state_dict()``."""
@@ -368,5 +394,7 @@ class LSTMCellBase:
 
     def __repr__(self) -> str:
         options = "" if self.bias else ", bias=False"
+        if self.precision != "fp32":
+            options += f", precision={self.precision!r}"
         module = self._lstm_class._public_module
         return f"{module}.{type(self).__name__}({self.input_size}, {self.hidden_size}{options})"

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import _cell
-from ._checks import existing_file
+from ._checks import check_precision, existing_file
 from ._onnx import _ONNX_GATES_FROM_TORCH
 
 if TYPE_CHECKING:
@@ -99,12 +99,13 @@ _CONVERTIBLE_DTYPES = ("float32", "float16", "float64", "bfloat16")
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def from_onnx(model_or_path: onnx.ModelProto | str | os.PathLike[str]) -> LSTM:
+def from_onnx(model_or_path: onnx.ModelProto | str | os.PathLike[str], *, precision: str = "fp32") -> LSTM:
     """The ``fastlstm.LSTM`` computing what an ONNX LSTM graph computes (see the module's documentation for the graphs
     read, the layouts of the result and what is refused).
 
     Args:
         model_or_path: an ``onnx.ModelProto``, or the path (str or os.PathLike) of a ``.onnx`` file.
+        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
 
     Raises:
         ImportError: the ``onnx`` package is not installed.
@@ -117,9 +118,11 @@ def from_onnx(model_or_path: onnx.ModelProto | str | os.PathLike[str]) -> LSTM:
         import onnx
     except ImportError:
         raise ImportError("from_onnx: reading ONNX models needs the onnx package: pip install onnx") from None
+    precision = check_precision(precision)
     model = _load_model(model_or_path, onnx)
     opset = _default_opset(model)
-    return _GraphReader(model.graph, opset, onnx).build_model()
+    lstm = _GraphReader(model.graph, opset, onnx).build_model()
+    return lstm if precision == "fp32" else lstm.astype(precision)
 
 
 def _load_model(model_or_path: Any, onnx: Any) -> onnx.ModelProto:

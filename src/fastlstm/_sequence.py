@@ -130,11 +130,12 @@ class SequenceModel:
         return logits, state_n
 
     @classmethod
-    def from_torch(cls, module: Any, *, batch_first: bool | None = None) -> SequenceModel:
+    def from_torch(cls, module: Any, *, batch_first: bool | None = None, precision: str = "fp32") -> SequenceModel:
         """From a torch module whose children are, in order, an optional ``nn.Embedding``, an ``nn.LSTM`` and an
         ``nn.Linear``, with ``nn.Dropout`` anywhere (the identity at inference); any other child, or another order,
         raises ValueError naming it. The module's own forward is
-        not read: the model computes embedding -> LSTM -> linear -> softmax."""
+        not read: the model computes embedding -> LSTM -> linear -> softmax. ``precision`` is the LSTM's (see
+        ``fastlstm.LSTM``); the head stays float32."""
         import torch
 
         from ._torch import from_torch
@@ -156,17 +157,17 @@ class SequenceModel:
         lstm, linear = layers[-2], layers[-1]
         if not isinstance(linear, torch.nn.Linear):
             raise ValueError(f"module: expected an nn.Linear head, got {type(linear).__name__}")
-        model = from_torch(lstm, batch_first=batch_first)
+        model = from_torch(lstm, batch_first=batch_first, precision=precision)
         bias = float32_weights(linear.bias, 'linear.bias') if linear.bias is not None else None
         return cls(model, float32_weights(linear.weight, 'linear.weight'), bias, embedding=embedding)
 
     @classmethod
-    def from_keras(cls, model: Any) -> SequenceModel:
+    def from_keras(cls, model: Any, *, precision: str = "fp32") -> SequenceModel:
         """From a Keras ``Sequential`` of an optional ``Embedding``, an ``LSTM`` (or ``Bidirectional`` LSTM with
         merge_mode "concat") returning sequences, and a ``Dense`` layer (``Dropout`` layers anywhere are left out,
         being the identity at inference) with a softmax or linear activation (the
         logits then; ``predict_proba`` applies the softmax either way). Inputs and outputs are batch-major, as in
-        Keras. Other layers or options raise ValueError naming them."""
+        Keras. Other layers or options raise ValueError naming them. ``precision`` as for ``from_torch``."""
         from ._keras import from_keras
 
         layers = [layer for layer in model.layers if type(layer).__name__ != "Dropout"]  # identity at inference
@@ -187,7 +188,7 @@ class SequenceModel:
                     "output, which SequenceModel does not do; pass lengths= for right-padded batches instead"
                 )
             embedding = float32_weights(layers[0].embeddings, 'embeddings')
-        recurrent = from_keras(layers[-2])
+        recurrent = from_keras(layers[-2], precision=precision)
         where = f"layer {layers[-2].name!r} ({kinds[-2]})"
         if not recurrent.return_sequences or recurrent.go_backwards:
             raise ValueError(f"model: {where} must return sequences in time order (return_sequences=True, "

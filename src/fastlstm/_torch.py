@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._checks import check_bool, check_threads, float32_weights
+from ._checks import check_bool, check_precision, check_threads, float32_weights
 
 if TYPE_CHECKING:
     from .lstm import LSTM, LSTMCell
@@ -36,7 +36,9 @@ def _torch_nn():
     return torch
 
 
-def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None = None) -> LSTM | LSTMCell:
+def from_torch(
+    obj: Any, *, batch_first: bool | None = None, threads: int | None = None, precision: str = "fp32"
+) -> LSTM | LSTMCell:
     """A fastlstm model computing what ``obj`` computes, with its weights copied as float32.
 
     Args:
@@ -47,6 +49,7 @@ def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None
         batch_first: for a ``state_dict`` of an LSTM, which does not record it (default False); for a module it
             must be omitted or agree with the module's.
         threads: the model's thread count (see ``fastlstm.LSTM``).
+        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
 
     Returns a ``fastlstm.LSTM`` or ``fastlstm.LSTMCell``. Raises TypeError for other objects (naming the type) and
     ValueError for a state_dict whose names or shapes do not make an LSTM (naming the entries at fault).
@@ -54,10 +57,11 @@ def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None
     from .lstm import LSTM, LSTMCell
 
     threads = check_threads(threads, "threads")
+    precision = check_precision(precision)
     if batch_first is not None:
         batch_first = check_bool(batch_first, "batch_first")
     if isinstance(obj, Mapping):
-        return _from_state_dict(obj, batch_first=batch_first, threads=threads)
+        return _from_state_dict(obj, batch_first=batch_first, threads=threads, precision=precision)
 
     torch = _torch_nn() if type(obj).__module__.startswith("torch") else None
     if torch is not None and isinstance(obj, torch.nn.LSTM):
@@ -65,13 +69,13 @@ def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None
             raise ValueError(
                 f"batch_first: the module has batch_first={obj.batch_first}; omit the argument or pass the same"
             )
-        model = LSTM(**_lstm_options(obj), threads=threads)
+        model = LSTM(**_lstm_options(obj), threads=threads, precision=precision)
         model.load_state_dict({name: float32_weights(value, name) for name, value in obj.state_dict().items()})
         return model
     if torch is not None and isinstance(obj, torch.nn.LSTMCell):
         if batch_first is not None:
             raise ValueError("batch_first: an LSTMCell takes one step, (N, input_size); omit the argument")
-        cell = LSTMCell(obj.input_size, obj.hidden_size, bias=obj.bias, threads=threads)
+        cell = LSTMCell(obj.input_size, obj.hidden_size, bias=obj.bias, threads=threads, precision=precision)
         cell.load_state_dict({name: float32_weights(value, name) for name, value in obj.state_dict().items()})
         return cell
     raise TypeError(
@@ -80,7 +84,7 @@ def from_torch(obj: Any, *, batch_first: bool | None = None, threads: int | None
     )
 
 
-def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None, threads: int | None):
+def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None, threads: int | None, precision: str):
     from .lstm import LSTM, LSTMCell
 
     names = list(state_dict)
@@ -97,7 +101,9 @@ def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None,
             raise ValueError(
                 f"state_dict['weight_ih']: expected shape (4*hidden_size, input_size), got {weight_ih.shape}"
             )
-        cell = LSTMCell(weight_ih.shape[1], weight_ih.shape[0] // 4, bias="bias_ih" in arrays, threads=threads)
+        cell = LSTMCell(
+            weight_ih.shape[1], weight_ih.shape[0] // 4, bias="bias_ih" in arrays, threads=threads, precision=precision
+        )
         cell.load_state_dict(arrays)  # checks every name and shape, and says which is wrong
         return cell
 
@@ -128,6 +134,7 @@ def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None,
         bidirectional=any(match.group(3) for match in keys.values()),
         proj_size=projection.shape[0] if projection is not None and projection.ndim == 2 else 0,
         threads=threads,
+        precision=precision,
     )
     model.load_state_dict(arrays)  # checks every other name and shape, and says which is wrong
     return model

@@ -10,6 +10,9 @@ For each layer and direction, at each step t (backwards in time for the reverse 
     h_t = o * tanh(c_t)                                   # then h_t = W_hr h_t with a projection
 
 The input part ``W_ih x_t + b_ih + b_hh`` does not depend on the recurrence, so it is computed for all steps at once.
+
+With ``precision="bf16"`` the products are those of the bf16 kernels: W_ih and W_hh rounded to bf16, times x_t and
+h_{t-1} rounded to bf16 (``round_to_bf16``), the rest in ``dtype``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,18 @@ import numpy as np
 from . import _cell
 from ._module import LSTMBase, LSTMCellBase
 
-__all__ = ["LSTM", "LSTMCell", "sigmoid"]
+__all__ = ["LSTM", "LSTMCell", "round_to_bf16", "sigmoid"]
+
+
+def round_to_bf16(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32, rounded to the nearest bf16 (the upper 16 bits of a float32), ties to even, returned
+    as float32. NaN stays NaN; values past the largest bf16 (about 3.39e38) become +-inf."""
+    single = np.ascontiguousarray(values, dtype=np.float32)
+    bits = single.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    nan = np.isnan(single)
+    rounded[nan] = (bits[nan].astype(np.uint32) >> 16 << 16) | 0x00400000  # quiet, as the kernels keep it
+    return rounded.view(np.float32)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -90,15 +104,18 @@ class LSTM(LSTMBase):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._cell_parameters(suffix)
                 bias = b_ih + b_hh if self.bias else 0.0
+                bf16 = self.precision == "bf16"
+                if bf16:
+                    w_ih, w_hh = self._as_bf16(w_ih), self._as_bf16(w_hh)
 
-                input_part = layer_input @ w_ih.T + bias  # (T, N, 4H)
+                input_part = (self._as_bf16(layer_input) if bf16 else layer_input) @ w_ih.T + bias  # (T, N, 4H)
                 h, c = h0[index], c0[index]
                 output = np.empty((steps, batch, self.output_size), self._dtype)
                 backwards = direction == 1 or self.reverse
                 time_steps = range(steps - 1, -1, -1) if backwards else range(steps)
                 peepholes = self._parameters.get(f"peephole{suffix}")
                 for t in time_steps:
-                    gates = input_part[t] + h @ w_hh.T
+                    gates = input_part[t] + (self._as_bf16(h) if bf16 else h) @ w_hh.T
                     i, f, g, o = np.split(gates, 4, axis=1)
                     if self.has_cell_options:
                         c, h = self._cell_with_options(i, f, g, o, c, peepholes)
@@ -115,6 +132,10 @@ class LSTM(LSTMBase):
 
         y = layer_input.transpose(1, 0, 2) if batch_first else layer_input
         return np.ascontiguousarray(y), h_n, c_n
+
+    def _as_bf16(self, values: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return round_to_bf16(values).astype(self._dtype)
 
     def _cell_with_options(self, i, f, g, o, c, peepholes):
         """(c_t, o * output(c_t)) by the equations of fastlstm._cell."""
@@ -139,5 +160,9 @@ class LSTMCell(LSTMCellBase):
 
     _lstm_class = LSTM
 
-    def __init__(self, input_size, hidden_size, bias=True, *, seed=None, threads=None, dtype=np.float64) -> None:
-        self._lstm = LSTM(input_size, hidden_size, bias=bias, seed=seed, threads=threads, dtype=dtype)
+    def __init__(
+        self, input_size, hidden_size, bias=True, *, seed=None, threads=None, precision="fp32", dtype=np.float64
+    ) -> None:
+        self._lstm = LSTM(
+            input_size, hidden_size, bias=bias, seed=seed, threads=threads, precision=precision, dtype=dtype
+        )

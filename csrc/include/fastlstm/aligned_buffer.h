@@ -1,4 +1,5 @@
-// An owned, uninitialised, 64-byte aligned float array: the storage of packed weights and call workspaces.
+// An owned, uninitialised, 64-byte aligned array of a trivial type: the storage of packed weights and call
+// workspaces.
 // Allocation failure throws std::bad_alloc (a MemoryError in Python); sizes whose byte count would overflow
 // are refused the same way before anything is allocated.
 #pragma once
@@ -11,32 +12,35 @@
 
 namespace fastlstm {
 
-class AlignedFloats {
+template <class T>
+class AlignedBuffer {
    public:
     static constexpr std::size_t kAlignment = 64;
 
-    AlignedFloats() = default;
-    explicit AlignedFloats(int64_t size) : size_(size) {
-        if (size < 0 || static_cast<uint64_t>(size) > std::numeric_limits<std::size_t>::max() / sizeof(float))
+    AlignedBuffer() = default;
+    explicit AlignedBuffer(int64_t size) : size_(size) {
+        if (size < 0 || static_cast<uint64_t>(size) > std::numeric_limits<std::size_t>::max() / sizeof(T))
             throw std::bad_alloc();
         if (size > 0)
-            data_.reset(static_cast<float*>(::operator new(static_cast<std::size_t>(size) * sizeof(float),
-                                                           std::align_val_t(kAlignment))));
+            data_.reset(static_cast<T*>(::operator new(static_cast<std::size_t>(size) * sizeof(T),
+                                                       std::align_val_t(kAlignment))));
     }
 
-    float* data() { return data_.get(); }
-    const float* data() const { return data_.get(); }
+    T* data() { return data_.get(); }
+    const T* data() const { return data_.get(); }
     int64_t size() const { return size_; }
     void fill_zero() {
-        if (size_ > 0) std::memset(data_.get(), 0, static_cast<std::size_t>(size_) * sizeof(float));
+        if (size_ > 0) std::memset(data_.get(), 0, static_cast<std::size_t>(size_) * sizeof(T));
     }
 
    private:
     struct AlignedDelete {
-        void operator()(float* p) const { ::operator delete(p, std::align_val_t(kAlignment)); }
+        void operator()(T* p) const { ::operator delete(p, std::align_val_t(kAlignment)); }
     };
-    std::unique_ptr<float, AlignedDelete> data_;
+    std::unique_ptr<T, AlignedDelete> data_;
     int64_t size_ = 0;
 };
+
+using AlignedFloats = AlignedBuffer<float>;
 
 }  // namespace fastlstm

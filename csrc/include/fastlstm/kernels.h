@@ -10,6 +10,16 @@
 // Units past H are zero. One panel therefore yields all four gates of a block of hidden units, which is what lets
 // the recurrent step apply the activations and the c/h update straight from its accumulators.
 // The projection matrix W_hr (P x H) uses the same idea with one "gate": panels of hidden_block output columns.
+//
+// Precision bf16. bf16 is the upper half of a float32 (8 exponent bits, 8 significant bits), rounded to nearest
+// even (round_to_bf16 in fastlstm/bf16.h). The bf16 kernels take weights rounded to bf16 and multiply them with
+// their other operand (x, or h_{t-1}) rounded to bf16 as well; a product of two bf16 values is exact in float32,
+// and every sum, the activations and the cell state stay float32. Their weights are "pair panels": the gate
+// panels above with the two weights of k = 2j and 2j + 1 in one 32-bit word (low half k = 2j), so that one
+// vector of words feeds a dot product over pairs (AVX512-BF16 vdpbf16ps) or widens into two float vectors:
+//     pairs[(p * ceil(K/2) + j) * 4*hidden_block + gate * hidden_block + u]
+//         = bf16(W[gate*H + p*hidden_block + u][2j]) | bf16(W[...][2j + 1]) << 16,
+// zero past K and past H. Their other operand comes as rows of bf16 values, K rounded up to even (zero last).
 #pragma once
 
 #include <cstdint>
@@ -85,8 +95,20 @@ struct LstmStepArgs {
     float* h_out;  // batch x H, row stride h_out_stride
     int64_t h_out_stride;
     const CellOptions* options = nullptr;  // null: the standard cell above
+    // The bf16 step only: the pair panels of w_hh (instead of recurrent_panels), and room for batch rows of
+    // h_prev rounded to bf16 (recurrent_size rounded up to even per row), which the kernel fills.
+    const uint32_t* recurrent_pairs = nullptr;
+    uint16_t* h_bf16 = nullptr;
 };
 using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
+// The same step in precision bf16 (see above): reads recurrent_pairs, h_prev and h_bf16.
+using bf16_lstm_step_fn = void (*)(const LstmStepArgs& args);
+
+// f32_gemm_panels in precision bf16: B as pair panels (panel_width columns each) and A rounded to bf16 into
+// a_bf16, room for M rows of K rounded up to even, before the product.
+using bf16_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                                     const uint32_t* pair_panels, int64_t panel_width, const float* init, float* C,
+                                     int64_t ldc, uint16_t* a_bf16);
 
 // Look-ahead input projection, for small batches (1 to kLookAheadMaxBatch rows). There a step streams the recurrent
 // weights from cache with few multiply-adds per weight loaded, and the cache's bandwidth, not the FMA units, bounds
@@ -163,10 +185,12 @@ using f32_read_sum_fn = float (*)(const float* data, int64_t n);
 
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
-    const char* isa;        // "portable", "avx2", "avx512"
+    const char* isa;        // "portable", "avx2", "avx512", "avx512bf16"
     int64_t hidden_block;   // hidden units per gate panel; fixes the packed layout
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
+    bf16_gemm_panels_fn bf16_gemm_panels;
+    bf16_lstm_step_fn bf16_lstm_step;
     f32_lstm_step_look_ahead_fn lstm_step_look_ahead;
     int64_t look_ahead_batches;  // lstm_step_look_ahead takes batches 1 .. look_ahead_batches
     f32_activation_fn sigmoid;
@@ -177,7 +201,10 @@ struct KernelSet {
 };
 
 // Declarations of every variant, from the table.
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, cpu_check)                         \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, cpu_check)            \
+    void bf16_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const uint32_t*, int64_t, \
+                                         const float*, float*, int64_t, uint16_t*);                                \
+    void bf16_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
     void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,         \
                                    const float*, float*, int64_t);                                                 \
     void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \

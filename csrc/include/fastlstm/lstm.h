@@ -11,6 +11,13 @@
 
 namespace fastlstm {
 
+// How the packed weights are stored and multiplied (kernels.h): float32, or bf16 weights times bf16-rounded
+// operands with float32 sums. Activations, the cell state and the outputs are float32 in both.
+enum class Precision : int32_t {
+    kF32 = 0,
+    kBF16 = 1,
+};
+
 struct LstmGeometry {
     int64_t input_size = 0;
     int64_t hidden_size = 0;
@@ -71,7 +78,7 @@ struct ForwardArgs {
 
 class PackedLstm {
    public:
-    PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry);
+    PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry, Precision precision = Precision::kF32);
 
     // Packs (or repacks) the weights of one layer and direction into the kernels' panel layout.
     void pack_cell(int64_t layer, int64_t direction, const CellWeights& weights);
@@ -86,14 +93,17 @@ class PackedLstm {
 
     const LstmGeometry& geometry() const { return geometry_; }
     const KernelSet& kernels() const { return kernels_; }
+    Precision precision() const { return precision_; }
 
    private:
     struct PackedCell {
-        AlignedFloats input_panels;       // gate panels of w_ih
-        AlignedFloats recurrent_panels;   // gate panels of w_hh
+        AlignedFloats input_panels;       // gate panels of w_ih (precision f32)
+        AlignedFloats recurrent_panels;   // gate panels of w_hh (precision f32)
+        AlignedBuffer<uint32_t> input_pairs;      // pair panels of w_ih (precision bf16)
+        AlignedBuffer<uint32_t> recurrent_pairs;  // pair panels of w_hh (precision bf16)
         AlignedFloats bias;               // b_ih + b_hh in panel order (zeros without bias)
         AlignedFloats projection_panels;  // panels of w_hr^T, hidden_block columns each
-        bool recurrent_finite = true;     // w_hh holds no inf or NaN
+        bool recurrent_finite = true;     // w_hh holds no inf or NaN (once rounded, in bf16)
         AlignedFloats peepholes;          // 3 x H, or empty
         CellOptions options{};
         bool has_options = false;  // the step gets &options; otherwise the standard cell
@@ -123,11 +133,13 @@ class PackedLstm {
                        Workspace& workspace) const;
     void forward_lengths(const ForwardArgs& args, int threads) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
-                        int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
-                        float* gates_in) const;
+                        int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
+                        uint16_t* bf16_scratch) const;
+    int64_t weight_bytes() const;  // bytes per packed weight
 
     const KernelSet& kernels_;
     LstmGeometry geometry_;
+    Precision precision_;
     std::vector<PackedCell> cells_;  // index layer * num_directions + direction
 };
 

@@ -1,13 +1,51 @@
-// The fused LSTM step (see kernels.h for the contract), written once over the Simd interface and compiled per ISA.
-// Include after f32_activations-inl.h. hidden_block = Simd::kLanes: one vector per gate per panel.
+// The fused LSTM step (see kernels.h for the contract), written once over the Simd interface and compiled per ISA,
+// in precision f32 (weights and h_{t-1} float32) and bf16 (pair panels, h_{t-1} rounded to bf16). Include after
+// f32_activations-inl.h. hidden_block = Simd::kLanes: one vector per gate per panel.
 //
 // Register tile: kRows batch rows x kPanels panels x 4 gates. The accumulators start from the precomputed input
-// part (bias included), take h_prev . W_hh one k at a time (a single chain per element, so the summation order
-// does not depend on the tile shape, the batch size or the thread split), and go straight through the activations
-// into c and h.
+// part (bias included), take h_prev . W_hh one depth step at a time (a single chain per element, so the summation
+// order does not depend on the tile shape, the batch size or the thread split), and go straight through the
+// activations into c and h.
 
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
+
+// The operands of the recurrent product in precision f32: one depth step is one k, h[k] broadcast times a vector of
+// weights. The same struct describes the input projection's operands (gemm_panels-inl.h).
+struct F32Product {
+    using Weight = float;
+    using Operand = float;
+    const float* panels;  // gate panels (kernels.h)
+    const float* rows;    // h_prev (or A): row r at rows + r * row_stride
+    int64_t row_stride;
+    int64_t depth;  // K
+
+    V operand(int64_t row, int64_t k) const { return Simd::set1(rows[row * row_stride + k]); }
+    static V load(const float* w) { return Simd::load(w); }
+    static V pinned(V w) { return Simd::pinned(w); }
+    static V madd(V acc, V w, V h) { return Simd::fmadd(h, w, acc); }
+};
+
+// Precision bf16: one depth step is a pair of k, (h[2j], h[2j+1]) times a vector of weight pairs.
+struct BF16PairProduct {
+    using Weight = uint32_t;
+    using Operand = uint16_t;
+    const uint32_t* panels;  // pair panels (kernels.h)
+    const uint16_t* rows;    // rows of bf16 values, K rounded up to even
+    int64_t row_stride;
+    int64_t depth;  // ceil(K / 2)
+
+    Simd::OperandPair operand(int64_t row, int64_t j) const {
+        return Simd::broadcast_pair(rows + row * row_stride + 2 * j);
+    }
+    static Simd::WeightPairs load(const uint32_t* w) { return Simd::load_pairs(w); }
+    static Simd::WeightPairs pinned(Simd::WeightPairs w) { return Simd::pinned(w); }
+    static V madd(V acc, const Simd::WeightPairs& w, const Simd::OperandPair& h) { return Simd::dot_pairs(acc, w, h); }
+};
+
+inline F32Product f32_recurrent_product(const LstmStepArgs& a) {
+    return {a.recurrent_panels, a.h_prev, a.h_prev_stride, a.recurrent_size};
+}
 
 // The new c and h of `units` cells (all Simd::kLanes but in the last panel).
 inline void store_cells(float* c_ptr, float* h_ptr, V c, V h, int64_t units) {
@@ -69,26 +107,26 @@ inline void finish_cells(const LstmStepArgs& a, const V z[4], int64_t row, int64
     store_cells(c_ptr, h_ptr, c, h, units);
 }
 
-template <int kRows, int kPanels, bool kOptions = false>
-inline void lstm_step_tile(const LstmStepArgs& a, int64_t panel, int64_t row) {
+template <int kRows, int kPanels, bool kOptions = false, class Product>
+inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t row) {
     constexpr int64_t L = Simd::kLanes;
     constexpr int64_t kWidth = 4 * L;
-    const int64_t K = a.recurrent_size;
-    const float* weights = a.recurrent_panels + panel * K * kWidth;
+    const int64_t depth = product.depth;
+    const typename Product::Weight* weights = product.panels + panel * depth * kWidth;
 
     V acc[kRows][kPanels][4];
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g)
                 acc[r][p][g] = Simd::load(a.gates_in + (row + r) * a.gates_in_stride + (panel + p) * kWidth + g * L);
-    for (int64_t k = 0; k < K; ++k) {
-        V h[kRows];
-        for (int r = 0; r < kRows; ++r) h[r] = Simd::set1(a.h_prev[(row + r) * a.h_prev_stride + k]);
+    for (int64_t k = 0; k < depth; ++k) {
+        decltype(product.operand(0, 0)) h[kRows];
+        for (int r = 0; r < kRows; ++r) h[r] = product.operand(row + r, k);
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g) {
-                V w = Simd::load(weights + p * K * kWidth + k * kWidth + g * L);
-                if constexpr (kRows > 1) w = Simd::pinned(w);  // loaded once for all rows
-                for (int r = 0; r < kRows; ++r) acc[r][p][g] = Simd::fmadd(h[r], w, acc[r][p][g]);
+                auto w = Product::load(weights + p * depth * kWidth + k * kWidth + g * L);
+                if constexpr (kRows > 1) w = Product::pinned(w);  // loaded once for all rows
+                for (int r = 0; r < kRows; ++r) acc[r][p][g] = Product::madd(acc[r][p][g], w, h[r]);
             }
     }
     for (int r = 0; r < kRows; ++r)
@@ -101,24 +139,27 @@ inline void lstm_step_tile(const LstmStepArgs& a, int64_t panel, int64_t row) {
 }
 
 // A tile of kRows rows over `count` panels from `panel`: kPanels at a time, then one at a time.
-template <int kRows, int kPanels, bool kOptions>
-inline void lstm_step_panels(const LstmStepArgs& a, int64_t panel, int64_t count, int64_t row) {
+template <int kRows, int kPanels, bool kOptions, class Product>
+inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count,
+                             int64_t row) {
     int64_t p = 0;
     if constexpr (kPanels == 2)
-        for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2, kOptions>(a, panel + p, row);
-    for (; p < count; ++p) lstm_step_tile<kRows, 1, kOptions>(a, panel + p, row);
+        for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2, kOptions>(a, product, panel + p, row);
+    for (; p < count; ++p) lstm_step_tile<kRows, 1, kOptions>(a, product, panel + p, row);
 }
 
 // Two panels per tile when the accumulators (4 gates x rows x panels) fit in kMaxAccumulators registers.
 constexpr int panels_per_tile(int rows, int max_accumulators) { return 4 * rows * 2 <= max_accumulators ? 2 : 1; }
 
 // The tile of exactly `rows` rows (1 <= rows <= kMaxRows), found by counting down from kMaxRows.
-template <int kMaxRows, int kMaxAccumulators, bool kOptions>
-inline void lstm_step_rows(const LstmStepArgs& a, int64_t panel, int64_t count, int64_t row, int64_t rows) {
+template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
+inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count, int64_t row,
+                           int64_t rows) {
     if (rows == kMaxRows)
-        lstm_step_panels<kMaxRows, panels_per_tile(kMaxRows, kMaxAccumulators), kOptions>(a, panel, count, row);
+        lstm_step_panels<kMaxRows, panels_per_tile(kMaxRows, kMaxAccumulators), kOptions>(a, product, panel, count,
+                                                                                         row);
     else if constexpr (kMaxRows > 1)
-        lstm_step_rows<kMaxRows - 1, kMaxAccumulators, kOptions>(a, panel, count, row, rows);
+        lstm_step_rows<kMaxRows - 1, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
 }
 
 // The accumulators of a tile start from its rows of gates_in, which the input projection wrote a few steps ago and
@@ -147,8 +188,8 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
 // handed to the tile of exactly its height. Small batches take panels in pairs and two panels per tile (8
 // accumulator chains even for one row); larger ones take one panel at a time (measured 5% faster at B = 64 than
 // pairs) in tall tiles, where each weight load feeds more rows.
-template <int kMaxRows, int kMaxAccumulators, bool kOptions>
-inline void lstm_step_cells(const LstmStepArgs& a) {
+template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
+inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
     const int64_t blocks = (a.batch + kMaxRows - 1) / kMaxRows;
@@ -158,18 +199,32 @@ inline void lstm_step_cells(const LstmStepArgs& a) {
             const int64_t row = a.batch * block / blocks;
             const int64_t rows = a.batch * (block + 1) / blocks - row;
             prefetch_next_gates_in(a, panel, group, block, blocks);
-            lstm_step_rows<kMaxRows, kMaxAccumulators, kOptions>(a, panel, count, row, rows);
+            lstm_step_rows<kMaxRows, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
         }
     }
 }
 
 // The step of the standard cell, or of a cell with options (kernels.h).
+template <int kMaxRows, int kMaxAccumulators, class Product>
+inline void lstm_step_with(const LstmStepArgs& a, const Product& product) {
+    if (a.options)
+        lstm_step_cells<kMaxRows, kMaxAccumulators, true>(a, product);
+    else
+        lstm_step_cells<kMaxRows, kMaxAccumulators, false>(a, product);
+}
+
 template <int kMaxRows, int kMaxAccumulators>
 inline void lstm_step(const LstmStepArgs& a) {
-    if (a.options)
-        lstm_step_cells<kMaxRows, kMaxAccumulators, true>(a);
-    else
-        lstm_step_cells<kMaxRows, kMaxAccumulators, false>(a);
+    lstm_step_with<kMaxRows, kMaxAccumulators>(a, f32_recurrent_product(a));
+}
+
+// Precision bf16: h_prev rounded into h_bf16 first (K values per row, next to the K * 4H multiply-adds of the row).
+template <int kMaxRows, int kMaxAccumulators>
+inline void bf16_lstm_step(const LstmStepArgs& a) {
+    const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
+    if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
+    const BF16PairProduct product{a.recurrent_pairs, a.h_bf16, stride, stride / 2};
+    lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
 }
 
 }  // namespace FASTLSTM_ISA_NAMESPACE

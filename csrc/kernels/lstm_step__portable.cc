@@ -1,10 +1,12 @@
-// Portable fused LSTM step: the reference path of the recurrent kernel, always compiled.
+// Portable fused LSTM step, in precision f32 and bf16: the reference path of the recurrent kernel, always compiled.
 // For one panel of kHiddenBlock hidden units and a block of batch rows, the four gate pre-activations are
 // accumulated in a local array, then activated and folded into c and h before the next panel: the 4H gate values
 // never go back to memory.
 #include <algorithm>
+#include <cstring>
 
 #include "f32_activations_portable.h"
+#include "fastlstm/bf16.h"
 #include "fastlstm/kernels.h"
 
 namespace fastlstm {
@@ -13,6 +15,14 @@ namespace {
 constexpr int64_t kHiddenBlock = 8;  // must match the hidden_block of the portable row in variants.inc
 constexpr int64_t kPanelWidth = 4 * kHiddenBlock;
 constexpr int64_t kRows = 4;
+
+// float32 of a bf16 value (exact); here rather than fastlstm/bf16.h's out-of-line one, for the inner loops.
+inline float widen_bf16(uint32_t half) {
+    const uint32_t bits = half << 16;
+    float x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+}
 
 // The cell update with options (kernels.h: CellOptions) for `units` units from unit0 of one row.
 void finish_cells_with_options(const LstmStepArgs& a, const float* z, float* c, float* h_out, int64_t unit0,
@@ -35,10 +45,52 @@ void finish_cells_with_options(const LstmStepArgs& a, const float* z, float* c, 
     }
 }
 
-template <int64_t kBlockRows>
-void step_rows(const LstmStepArgs& a, int64_t panel_index, int64_t row) {
-    const int64_t K = a.recurrent_size;
-    const float* panel = a.recurrent_panels + panel_index * K * kPanelWidth;
+// The recurrent product's operands in precision f32: weights and h_prev float32, one k per depth step.
+struct F32Product {
+    const float* panels;
+    const float* rows;
+    int64_t row_stride;
+    int64_t depth;
+
+    // z[r][j] += (h of row + r) . panel column j, for the kPanelWidth columns of panel `panel_index`; each weight
+    // loaded once for the kBlockRows rows.
+    template <int64_t kBlockRows>
+    void accumulate(float (*z)[kPanelWidth], int64_t panel_index, int64_t row) const {
+        const float* panel = panels + panel_index * depth * kPanelWidth;
+        for (int64_t k = 0; k < depth; ++k)
+            for (int64_t r = 0; r < kBlockRows; ++r) {
+                const float h = rows[(row + r) * row_stride + k];
+                for (int64_t j = 0; j < kPanelWidth; ++j) z[r][j] += h * panel[k * kPanelWidth + j];
+            }
+    }
+};
+
+// Precision bf16 (kernels.h): pair panels and h rounded to bf16, one pair of k per depth step, the even product
+// added first. Each product of two bf16 values is exact in float32.
+struct BF16PairProduct {
+    const uint32_t* panels;
+    const uint16_t* rows;
+    int64_t row_stride;
+    int64_t depth;
+
+    template <int64_t kBlockRows>
+    void accumulate(float (*z)[kPanelWidth], int64_t panel_index, int64_t row) const {
+        const uint32_t* panel = panels + panel_index * depth * kPanelWidth;
+        for (int64_t pair = 0; pair < depth; ++pair)
+            for (int64_t r = 0; r < kBlockRows; ++r) {
+                const uint16_t* h = rows + (row + r) * row_stride + 2 * pair;
+                const float h_even = widen_bf16(h[0]), h_odd = widen_bf16(h[1]);
+                for (int64_t j = 0; j < kPanelWidth; ++j) {
+                    const uint32_t word = panel[pair * kPanelWidth + j];
+                    z[r][j] += h_even * widen_bf16(word & 0xFFFFu);
+                    z[r][j] += h_odd * widen_bf16(word >> 16);
+                }
+            }
+    }
+};
+
+template <int64_t kBlockRows, class Product>
+void step_rows(const LstmStepArgs& a, const Product& product, int64_t panel_index, int64_t row) {
     const int64_t unit0 = panel_index * kHiddenBlock;
     const int64_t units = std::min(kHiddenBlock, a.hidden_size - unit0);
 
@@ -47,13 +99,7 @@ void step_rows(const LstmStepArgs& a, int64_t panel_index, int64_t row) {
         const float* gates_in = a.gates_in + (row + r) * a.gates_in_stride + panel_index * kPanelWidth;
         for (int64_t j = 0; j < kPanelWidth; ++j) z[r][j] = gates_in[j];
     }
-    for (int64_t k = 0; k < K; ++k) {
-        const float* w = panel + k * kPanelWidth;
-        for (int64_t r = 0; r < kBlockRows; ++r) {
-            const float h = a.h_prev[(row + r) * a.h_prev_stride + k];
-            for (int64_t j = 0; j < kPanelWidth; ++j) z[r][j] += h * w[j];
-        }
-    }
+    product.template accumulate<kBlockRows>(z, panel_index, row);
     for (int64_t r = 0; r < kBlockRows; ++r) {
         float* c = a.c + (row + r) * a.c_stride + unit0;
         float* h_out = a.h_out + (row + r) * a.h_out_stride + unit0;
@@ -72,14 +118,25 @@ void step_rows(const LstmStepArgs& a, int64_t panel_index, int64_t row) {
     }
 }
 
+template <class Product>
+void step(const LstmStepArgs& a, const Product& product) {
+    for (int64_t p = a.panel_begin; p < a.panel_end; ++p) {
+        int64_t row = 0;
+        for (; row + kRows <= a.batch; row += kRows) step_rows<kRows>(a, product, p, row);
+        for (; row < a.batch; ++row) step_rows<1>(a, product, p, row);
+    }
+}
+
 }  // namespace
 
 void f32_lstm_step__portable(const LstmStepArgs& a) {
-    for (int64_t p = a.panel_begin; p < a.panel_end; ++p) {
-        int64_t row = 0;
-        for (; row + kRows <= a.batch; row += kRows) step_rows<kRows>(a, p, row);
-        for (; row < a.batch; ++row) step_rows<1>(a, p, row);
-    }
+    step(a, F32Product{a.recurrent_panels, a.h_prev, a.h_prev_stride, a.recurrent_size});
+}
+
+void bf16_lstm_step__portable(const LstmStepArgs& a) {
+    const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
+    if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
+    step(a, BF16PairProduct{a.recurrent_pairs, a.h_bf16, stride, stride / 2});
 }
 
 // The reference of the look-ahead step: the step, then the pieces one by one, each element summed as

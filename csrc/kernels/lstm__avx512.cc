@@ -1,13 +1,14 @@
 // The AVX-512 variants of the kernel families: the *-inl.h bodies compiled with -mavx512f (this file only).
 // hidden_block 16: one zmm per gate per panel. Tiles use at most 24 of the 32 vector registers for accumulators.
+#include "fastlstm/bf16.h"
 #include "fastlstm/kernels.h"
 #include "simd_avx512.h"
 
 #define FASTLSTM_ISA_NAMESPACE avx512
 #include "f32_activations-inl.h"
 #include "f32_fma_peak-inl.h"
-#include "f32_gemm_panels-inl.h"
-#include "f32_lstm_step-inl.h"
+#include "lstm_step-inl.h"
+#include "gemm_panels-inl.h"
 #include "f32_lstm_step_look_ahead-inl.h"
 #include "f32_softmax-inl.h"
 
@@ -22,6 +23,17 @@ void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, in
 }
 
 void f32_lstm_step__avx512(const LstmStepArgs& args) { avx512::lstm_step<6, 24>(args); }
+
+// Precision bf16 by widening each weight pair to two float32 vectors (AVX-512F has no bf16 arithmetic): a weight
+// vector and an operand take two registers each, so tiles are 4 rows high (16 accumulators, 8 operand and 2 weight
+// registers of the 32).
+void bf16_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const uint32_t* pairs,
+                              int64_t panel_width, const float* init, float* C, int64_t ldc, uint16_t* a_bf16) {
+    (void)panel_width;  // gate panels only
+    avx512::bf16_gemm_panels<4>(M, N, K, A, lda, pairs, init, C, ldc, a_bf16);
+}
+
+void bf16_lstm_step__avx512(const LstmStepArgs& args) { avx512::bf16_lstm_step<4, 16>(args); }
 
 // Batches 1 and 2 with the next steps' input projection interleaved: batch 1 in slots of 2 panels (8 recurrent + 8
 // look-ahead accumulators), batch 2 in slots of 1 panel (8 + 8).

@@ -1,13 +1,14 @@
 // The AVX2 variants of the kernel families: the *-inl.h bodies compiled with -mavx2 -mfma (this file only).
 // hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for accumulators.
+#include "fastlstm/bf16.h"
 #include "fastlstm/kernels.h"
 #include "simd_avx2.h"
 
 #define FASTLSTM_ISA_NAMESPACE avx2
 #include "f32_activations-inl.h"
 #include "f32_fma_peak-inl.h"
-#include "f32_gemm_panels-inl.h"
-#include "f32_lstm_step-inl.h"
+#include "lstm_step-inl.h"
+#include "gemm_panels-inl.h"
 #include "f32_lstm_step_look_ahead-inl.h"
 #include "f32_softmax-inl.h"
 
@@ -22,6 +23,16 @@ void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int6
 }
 
 void f32_lstm_step__avx2(const LstmStepArgs& args) { avx2::lstm_step<3, 12>(args); }
+
+// Precision bf16 by widening each weight pair to two float32 vectors: a weight vector and an operand take two
+// registers each, so tiles are 2 rows high (8 accumulators, 4 operand and 2 weight registers of the 16).
+void bf16_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const uint32_t* pairs,
+                            int64_t panel_width, const float* init, float* C, int64_t ldc, uint16_t* a_bf16) {
+    (void)panel_width;  // gate panels only
+    avx2::bf16_gemm_panels<2>(M, N, K, A, lda, pairs, init, C, ldc, a_bf16);
+}
+
+void bf16_lstm_step__avx2(const LstmStepArgs& args) { avx2::bf16_lstm_step<2, 8>(args); }
 
 // Batch 1 with the next steps' input projection interleaved: slots of 1 panel (4 recurrent + 8 look-ahead
 // accumulators of the 16 registers).

@@ -1,0 +1,122 @@
+// Panel GEMM (see kernels.h for the contract), written once over the Simd interface and compiled per ISA, in
+// precision f32 and bf16 (the operand structs of lstm_step-inl.h, whose rows are the rows of A). Include after
+// lstm_step-inl.h.
+//
+// Register tile: kRows rows of A times kPanels panels of kVectors vectors each, all accumulators in registers.
+// Each A element is broadcast once per tile and each weight vector loaded once per tile and depth step.
+// Rows are processed in blocks of kRowBlock so that the block of A stays in L2 while every panel streams past it.
+
+namespace fastlstm {
+namespace FASTLSTM_ISA_NAMESPACE {
+
+// `product` holds the tile's first panel and first row of A.
+template <int kRows, int kPanels, int kVectors, class Product>
+inline void gemm_tile(const Product& product, int64_t panel_stride, const float* init, float* C, int64_t ldc,
+                      int64_t columns) {
+    constexpr int64_t kWidth = kVectors * Simd::kLanes;  // columns of one panel
+    V acc[kRows][kPanels][kVectors];
+    for (int r = 0; r < kRows; ++r)
+        for (int p = 0; p < kPanels; ++p)
+            for (int v = 0; v < kVectors; ++v)
+                acc[r][p][v] = init ? Simd::load(init + p * kWidth + v * Simd::kLanes) : Simd::zero();
+    for (int64_t k = 0; k < product.depth; ++k) {
+        decltype(product.operand(0, 0)) a[kRows];
+        for (int r = 0; r < kRows; ++r) a[r] = product.operand(r, k);
+        for (int p = 0; p < kPanels; ++p)
+            for (int v = 0; v < kVectors; ++v) {
+                const auto w = Product::load(product.panels + p * panel_stride + k * kWidth + v * Simd::kLanes);
+                for (int r = 0; r < kRows; ++r) acc[r][p][v] = Product::madd(acc[r][p][v], w, a[r]);
+            }
+    }
+    // Store the first `columns` columns of the tile (all of them but at the right edge of C).
+    for (int r = 0; r < kRows; ++r)
+        for (int p = 0; p < kPanels; ++p)
+            for (int v = 0; v < kVectors; ++v) {
+                const int64_t column = p * kWidth + v * Simd::kLanes;
+                float* dst = C + r * ldc + column;
+                if (column + Simd::kLanes <= columns)
+                    Simd::store(dst, acc[r][p][v]);
+                else if (column < columns)
+                    Simd::store_first(dst, acc[r][p][v], columns - column);
+            }
+}
+
+// `product` moved to row m of A.
+template <class Product>
+inline Product from_row(Product product, int64_t m) {
+    product.rows += m * product.row_stride;
+    return product;
+}
+
+// Rows [0, M) x panels [p, p + kPanels): full tiles of kMaxRows rows, then one tile of the remaining rows.
+template <int kMaxRows, int kPanels, int kVectors, class Product>
+inline void gemm_rows(int64_t M, const Product& product, int64_t panel_stride, const float* init, float* C,
+                      int64_t ldc, int64_t columns) {
+    int64_t m = 0;
+    for (; m + kMaxRows <= M; m += kMaxRows)
+        gemm_tile<kMaxRows, kPanels, kVectors>(from_row(product, m), panel_stride, init, C + m * ldc, ldc, columns);
+    const int64_t rest = M - m;
+    if constexpr (kMaxRows > 1) {
+        if (rest > 0) {
+            const Product a = from_row(product, m);
+            float* c = C + m * ldc;
+            // The remainder has 1 .. kMaxRows-1 rows; dispatch to a tile of exactly that height.
+            if (rest == 1) gemm_tile<1, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
+            if constexpr (kMaxRows > 2)
+                if (rest == 2) gemm_tile<2, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
+            if constexpr (kMaxRows > 3)
+                if (rest == 3) gemm_tile<3, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
+            if constexpr (kMaxRows > 4)
+                if (rest == 4) gemm_tile<4, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
+            if constexpr (kMaxRows > 5)
+                if (rest == 5) gemm_tile<5, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
+        }
+    }
+}
+
+// kVectors vectors per panel; kPanels panels per tile. Gate panels: kVectors = 4, kPanels = 1. Projection panels
+// (one vector wide): kVectors = 1, kPanels = 4, so a tile still holds 4 vectors of columns per row.
+// `product` holds all of A and the first panel; N columns.
+template <int kMaxRows, int kPanels, int kVectors, class Product>
+inline void gemm_panels_with(int64_t M, int64_t N, const Product& product, const float* init, float* C,
+                             int64_t ldc) {
+    constexpr int64_t kWidth = kVectors * Simd::kLanes;
+    constexpr int64_t kRowBlock = 256;
+    const int64_t num_panels = (N + kWidth - 1) / kWidth;
+    const int64_t panel_stride = product.depth * kWidth;
+    for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
+        const int64_t rows = M - m0 < kRowBlock ? M - m0 : kRowBlock;
+        Product block = from_row(product, m0);
+        float* c = C + m0 * ldc;
+        int64_t p = 0;
+        const auto* first_panel = product.panels;
+        for (; p + kPanels <= num_panels; p += kPanels) {
+            block.panels = first_panel + p * panel_stride;
+            gemm_rows<kMaxRows, kPanels, kVectors>(rows, block, panel_stride, init ? init + p * kWidth : nullptr,
+                                                   c + p * kWidth, ldc, N - p * kWidth);
+        }
+        for (; p < num_panels; ++p) {
+            block.panels = first_panel + p * panel_stride;
+            gemm_rows<kMaxRows, 1, kVectors>(rows, block, panel_stride, init ? init + p * kWidth : nullptr,
+                                             c + p * kWidth, ldc, N - p * kWidth);
+        }
+    }
+}
+
+template <int kMaxRows, int kPanels, int kVectors>
+inline void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
+                        const float* init, float* C, int64_t ldc) {
+    gemm_panels_with<kMaxRows, kPanels, kVectors>(M, N, F32Product{panels, A, lda, K}, init, C, ldc);
+}
+
+// Precision bf16, gate panels only: A rounded into a_bf16 first.
+template <int kMaxRows>
+inline void bf16_gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const uint32_t* pairs,
+                             const float* init, float* C, int64_t ldc, uint16_t* a_bf16) {
+    const int64_t stride = (K + 1) / 2 * 2;
+    round_rows_to_bf16(M, K, A, lda, a_bf16, stride);
+    gemm_panels_with<kMaxRows, 1, 4>(M, N, BF16PairProduct{pairs, a_bf16, stride, stride / 2}, init, C, ldc);
+}
+
+}  // namespace FASTLSTM_ISA_NAMESPACE
+}  // namespace fastlstm

@@ -1,0 +1,115 @@
+// Portable panel GEMM: the reference path, compiled with the baseline flags of the target and always available.
+// Rows are blocked by kRows so that each loaded weight feeds several rows; the accumulators of one block live in a
+// small local array that the compiler keeps in vector registers for the fixed panel widths.
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "fastlstm/bf16.h"
+#include "fastlstm/kernels.h"
+
+namespace fastlstm {
+namespace {
+
+constexpr int64_t kRows = 4;
+
+template <int64_t kWidth, int64_t kBlockRows>
+void gemm_panel_rows(int64_t K, const float* A, int64_t lda, const float* panel, const float* init, float* C,
+                     int64_t ldc, int64_t columns) {
+    float acc[kBlockRows][kWidth];
+    for (int64_t r = 0; r < kBlockRows; ++r)
+        for (int64_t j = 0; j < kWidth; ++j) acc[r][j] = init ? init[j] : 0.0f;
+    for (int64_t k = 0; k < K; ++k) {
+        const float* w = panel + k * kWidth;
+        for (int64_t r = 0; r < kBlockRows; ++r) {
+            const float a = A[r * lda + k];
+            for (int64_t j = 0; j < kWidth; ++j) acc[r][j] += a * w[j];
+        }
+    }
+    for (int64_t r = 0; r < kBlockRows; ++r)
+        for (int64_t j = 0; j < columns; ++j) C[r * ldc + j] = acc[r][j];
+}
+
+template <int64_t kWidth>
+void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
+                 const float* init, float* C, int64_t ldc) {
+    const int64_t num_panels = (N + kWidth - 1) / kWidth;
+    for (int64_t p = 0; p < num_panels; ++p) {
+        const float* panel = panels + p * K * kWidth;
+        const float* panel_init = init ? init + p * kWidth : nullptr;
+        const int64_t columns = std::min(kWidth, N - p * kWidth);
+        int64_t m = 0;
+        for (; m + kRows <= M; m += kRows)
+            gemm_panel_rows<kWidth, kRows>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc,
+                                           columns);
+        for (; m < M; ++m)
+            gemm_panel_rows<kWidth, 1>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc,
+                                       columns);
+    }
+}
+
+inline float widen_bf16(uint32_t half) {
+    const uint32_t bits = half << 16;
+    float x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+// Precision bf16 (kernels.h): A as rows of bf16 values (row stride a_stride, K rounded up to even), pair panels of
+// kWidth columns; per element, the pairs in order, the even product added first.
+template <int64_t kWidth, int64_t kBlockRows>
+void bf16_gemm_panel_rows(int64_t pairs, const uint16_t* A, int64_t a_stride, const uint32_t* panel,
+                          const float* init, float* C, int64_t ldc, int64_t columns) {
+    float acc[kBlockRows][kWidth];
+    for (int64_t r = 0; r < kBlockRows; ++r)
+        for (int64_t j = 0; j < kWidth; ++j) acc[r][j] = init ? init[j] : 0.0f;
+    for (int64_t pair = 0; pair < pairs; ++pair) {
+        const uint32_t* w = panel + pair * kWidth;
+        for (int64_t r = 0; r < kBlockRows; ++r) {
+            const float a_even = widen_bf16(A[r * a_stride + 2 * pair]), a_odd = widen_bf16(A[r * a_stride + 2 * pair + 1]);
+            for (int64_t j = 0; j < kWidth; ++j) {
+                acc[r][j] += a_even * widen_bf16(w[j] & 0xFFFFu);
+                acc[r][j] += a_odd * widen_bf16(w[j] >> 16);
+            }
+        }
+    }
+    for (int64_t r = 0; r < kBlockRows; ++r)
+        for (int64_t j = 0; j < columns; ++j) C[r * ldc + j] = acc[r][j];
+}
+
+}  // namespace
+
+void bf16_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                                const uint32_t* pair_panels, int64_t panel_width, const float* init, float* C,
+                                int64_t ldc, uint16_t* a_bf16) {
+    constexpr int64_t kWidth = 32;  // gate panels of hidden_block 8, the only ones in bf16
+    assert(panel_width == kWidth && "bf16_gemm_panels__portable: unsupported panel width");
+    (void)panel_width;
+    const int64_t stride = (K + 1) / 2 * 2, pairs = stride / 2;
+    round_rows_to_bf16(M, K, A, lda, a_bf16, stride);
+    const int64_t num_panels = (N + kWidth - 1) / kWidth;
+    for (int64_t p = 0; p < num_panels; ++p) {
+        const uint32_t* panel = pair_panels + p * pairs * kWidth;
+        const float* panel_init = init ? init + p * kWidth : nullptr;
+        const int64_t columns = std::min(kWidth, N - p * kWidth);
+        int64_t m = 0;
+        for (; m + kRows <= M; m += kRows)
+            bf16_gemm_panel_rows<kWidth, kRows>(pairs, a_bf16 + m * stride, stride, panel, panel_init,
+                                                C + m * ldc + p * kWidth, ldc, columns);
+        for (; m < M; ++m)
+            bf16_gemm_panel_rows<kWidth, 1>(pairs, a_bf16 + m * stride, stride, panel, panel_init,
+                                            C + m * ldc + p * kWidth, ldc, columns);
+    }
+}
+
+void f32_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
+                               int64_t panel_width, const float* init, float* C, int64_t ldc) {
+    // The portable variant packs with hidden_block 8: gate panels are 32 wide, projection panels 8.
+    switch (panel_width) {
+        case 8: return gemm_panels<8>(M, N, K, A, lda, panels, init, C, ldc);
+        case 32: return gemm_panels<32>(M, N, K, A, lda, panels, init, C, ldc);
+        default: assert(false && "f32_gemm_panels__portable: unsupported panel width");
+    }
+}
+
+}  // namespace fastlstm

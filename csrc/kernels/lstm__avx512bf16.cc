@@ -1,0 +1,25 @@
+// The bf16 kernels of the avx512bf16 variant: the *-inl.h bodies over AVX512-BF16 dot products (vdpbf16ps: 16
+// lanes, each adding two bf16 products per instruction), compiled with -mavx512f -mavx512bf16 (this file only).
+// Its f32 kernels are those of avx512 (variants.inc). An operand pair and a weight vector take one register
+// each, as in f32, so the tiles are those of lstm__avx512.cc: up to 24 accumulators.
+#include "fastlstm/bf16.h"
+#include "fastlstm/kernels.h"
+#include "simd_avx512.h"
+
+#define FASTLSTM_ISA_NAMESPACE avx512bf16
+#include "f32_activations-inl.h"
+#include "lstm_step-inl.h"
+#include "gemm_panels-inl.h"
+
+namespace fastlstm {
+
+void bf16_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                                  const uint32_t* pairs, int64_t panel_width, const float* init, float* C,
+                                  int64_t ldc, uint16_t* a_bf16) {
+    (void)panel_width;  // gate panels only
+    avx512bf16::bf16_gemm_panels<6>(M, N, K, A, lda, pairs, init, C, ldc, a_bf16);
+}
+
+void bf16_lstm_step__avx512bf16(const LstmStepArgs& args) { avx512bf16::bf16_lstm_step<6, 24>(args); }
+
+}  // namespace fastlstm
