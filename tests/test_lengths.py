@@ -77,9 +77,10 @@ def test_against_the_reference_at_every_isa(isa, rng, case, given_state):
         assert not padding.any()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_a_row_is_computed_as_if_alone_bitwise(isa, rng, case):
-    model, _, _ = _models(case)
+def test_a_row_is_computed_as_if_alone_bitwise(isa, rng, case, precision):
+    model = _models(case)[0].astype(precision)
     lengths = np.array(case[6])
     x, state = _inputs(rng, model, lengths, given_state=True)
     output, (h_n, c_n) = model(x, state, lengths=lengths)
@@ -94,8 +95,9 @@ def test_a_row_is_computed_as_if_alone_bitwise(isa, rng, case):
         assert np.array_equal(h_n[:, b : b + 1], row_h) and np.array_equal(c_n[:, b : b + 1], row_c)
 
 
-def test_full_lengths_equal_no_lengths_bitwise_at_any_thread_count(rng):
-    model = fastlstm.LSTM(24, 40, 2, bidirectional=True, seed=5)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_full_lengths_equal_no_lengths_bitwise_at_any_thread_count(rng, precision):
+    model = fastlstm.LSTM(24, 40, 2, bidirectional=True, seed=5, precision=precision)
     x = rng.standard_normal((13, 6, 24)).astype(np.float32)
     plain, (h, c) = model(x, threads=1)
     for threads in (1, 2):

@@ -19,8 +19,10 @@ CONFIGURATIONS = [
 ]
 
 
-def _model(input_size, hidden, layers, proj_size, batch_first, seed=0):
-    return fastlstm.LSTM(input_size, hidden, layers, batch_first=batch_first, proj_size=proj_size, seed=seed)
+def _model(input_size, hidden, layers, proj_size, batch_first, seed=0, precision="fp32"):
+    return fastlstm.LSTM(
+        input_size, hidden, layers, batch_first=batch_first, proj_size=proj_size, seed=seed, precision=precision
+    )
 
 
 def _sequence(rng, model, batch, steps):
@@ -34,10 +36,11 @@ def _split(x, model, bounds):
     return np.split(x, bounds, axis=axis), axis
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("configuration", CONFIGURATIONS, ids=lambda c: "I{}-H{}-L{}-P{}-bf{}-N{}".format(*c))
-def test_chunks_and_steps_equal_one_call_bitwise(isa, rng, configuration):
+def test_chunks_and_steps_equal_one_call_bitwise(isa, rng, configuration, precision):
     *options, batch = configuration
-    model = _model(*options)
+    model = _model(*options, precision=precision)
     x = _sequence(rng, model, batch, 40)
     expected, (h_n, c_n) = model(x)
     stream = model.stream(batch)

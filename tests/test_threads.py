@@ -27,9 +27,14 @@ def _run(model, x, threads):
     return output, h_n, c_n
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("input_size, hidden, layers, bidirectional, proj, batch, steps", SHAPES)
-def test_bitwise_identical_for_any_thread_count(isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps):
-    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=5)
+def test_bitwise_identical_for_any_thread_count(
+    isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps, precision
+):
+    model = fastlstm.LSTM(
+        input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=5, precision=precision
+    )
     x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
     single = _run(model, x, threads=1)
     for threads in (2, 3, 8):  # more than the machine has is capped, not an error
@@ -39,9 +44,14 @@ def test_bitwise_identical_for_any_thread_count(isa, rng, input_size, hidden, la
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("input_size, hidden, layers, bidirectional, proj, batch, steps", SHAPES)
-def test_a_row_does_not_depend_on_its_batch(isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps):
-    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=6)
+def test_a_row_does_not_depend_on_its_batch(
+    isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps, precision
+):
+    model = fastlstm.LSTM(
+        input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, seed=6, precision=precision
+    )
     x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
     output, (h_n, c_n) = model(x)
     for row in range(batch):

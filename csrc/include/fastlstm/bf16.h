@@ -7,7 +7,7 @@
 namespace fastlstm {
 
 // The bf16 nearest to x, ties to even; NaN stays NaN (quiet), values past the largest bf16 become +-inf.
-// Relative error at most 2^-9 for normal values.
+// Relative error at most 2^-8 (half an ulp of 8 significant bits) for normal values.
 uint16_t round_to_bf16(float x);
 
 // float32 of a bf16 value (exact).
