@@ -48,6 +48,16 @@ inline Product from_row(Product product, int64_t m) {
     return product;
 }
 
+// The tile of exactly `rows` rows (1 <= rows <= kRows), found by counting down.
+template <int kRows, int kPanels, int kVectors, class Product>
+inline void gemm_tile_of_height(int64_t rows, const Product& product, int64_t panel_stride, const float* init,
+                                float* C, int64_t ldc, int64_t columns) {
+    if (rows == kRows)
+        gemm_tile<kRows, kPanels, kVectors>(product, panel_stride, init, C, ldc, columns);
+    else if constexpr (kRows > 1)
+        gemm_tile_of_height<kRows - 1, kPanels, kVectors>(rows, product, panel_stride, init, C, ldc, columns);
+}
+
 // Rows [0, M) x panels [p, p + kPanels): full tiles of kMaxRows rows, then one tile of the remaining rows.
 template <int kMaxRows, int kPanels, int kVectors, class Product>
 inline void gemm_rows(int64_t M, const Product& product, int64_t panel_stride, const float* init, float* C,
@@ -55,23 +65,9 @@ inline void gemm_rows(int64_t M, const Product& product, int64_t panel_stride, c
     int64_t m = 0;
     for (; m + kMaxRows <= M; m += kMaxRows)
         gemm_tile<kMaxRows, kPanels, kVectors>(from_row(product, m), panel_stride, init, C + m * ldc, ldc, columns);
-    const int64_t rest = M - m;
-    if constexpr (kMaxRows > 1) {
-        if (rest > 0) {
-            const Product a = from_row(product, m);
-            float* c = C + m * ldc;
-            // The remainder has 1 .. kMaxRows-1 rows; dispatch to a tile of exactly that height.
-            if (rest == 1) gemm_tile<1, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
-            if constexpr (kMaxRows > 2)
-                if (rest == 2) gemm_tile<2, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
-            if constexpr (kMaxRows > 3)
-                if (rest == 3) gemm_tile<3, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
-            if constexpr (kMaxRows > 4)
-                if (rest == 4) gemm_tile<4, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
-            if constexpr (kMaxRows > 5)
-                if (rest == 5) gemm_tile<5, kPanels, kVectors>(a, panel_stride, init, c, ldc, columns);
-        }
-    }
+    if (m < M)
+        gemm_tile_of_height<kMaxRows, kPanels, kVectors>(M - m, from_row(product, m), panel_stride, init, C + m * ldc,
+                                                         ldc, columns);
 }
 
 // kVectors vectors per panel; kPanels panels per tile. Gate panels: kVectors = 4, kPanels = 1. Projection panels
