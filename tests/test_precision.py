@@ -129,14 +129,17 @@ def test_bf16_from_a_given_state_and_with_options(rng):
     _check_bf16_error(model, x, state)
 
 
-def test_non_finite_weights_and_inputs_propagate_as_in_the_reference(isa, rng):
-    model = fastlstm.LSTM(5, 9, seed=2, precision="bf16")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_non_finite_weights_and_inputs_propagate_as_in_the_reference(isa, rng, precision):
+    model = fastlstm.LSTM(5, 9, seed=2, precision=precision)
     parameters = model.state_dict()
     parameters["weight_hh_l0"][3, 2] = np.inf  # h starts at zero: 0 * inf is NaN, as in the reference
-    parameters["weight_ih_l0"][1, 4] = 3.4e38  # past the largest bf16: becomes inf
+    parameters["weight_ih_l0"][1, 4] = 3.4e38  # past the largest bf16: inf in bf16
     model.load_state_dict(parameters)
-    exact = reference.LSTM(5, 9, precision="bf16")
+    exact = reference.LSTM(5, 9, precision=precision)
     exact.load_state_dict(parameters)
+    float32 = reference.LSTM(5, 9, precision=precision, dtype=np.float32)
+    float32.load_state_dict(parameters)
     x = rng.standard_normal((4, 2, 5)).astype(np.float32)
     x[2, 1, 0] = np.nan
     output, (h_n, c_n) = model(x)
@@ -144,6 +147,11 @@ def test_non_finite_weights_and_inputs_propagate_as_in_the_reference(isa, rng):
     for value, want in ((output, expected), (h_n, h_expected), (c_n, c_expected)):
         assert np.array_equal(np.isnan(value), np.isnan(want))
         assert np.isnan(value).any()
+    # The first step's finite units read h_0 = 0 exactly (not whatever lies past a zero buffer).
+    first = output[0]
+    assert np.isfinite(first).sum() >= 8  # only unit 3's gate row holds the infinity
+    tolerance = float32_tolerance(expected[0], float32(x)[0][0])
+    assert max_abs_difference(first, expected[0]) <= tolerance
 
 
 def test_astype_keeps_the_parameters_and_round_trips(rng):
