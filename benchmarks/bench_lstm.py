@@ -2,8 +2,13 @@
 and full matrices: odd sizes, bidirectional and 2-layer models included), at 1 and 2 threads (as far as the machine
 has them), and every implementation: fastlstm at each kernel variant this CPU runs, and each installed peer, checked
 against the NumPy reference before it is timed. Results are grouped by shape and thread count so that the
-implementations appear side by side; extra_info holds flops, threads, implementation and GFLOP/s, and with
-``--benchmark-json`` each peer's ``fastlstm_speedup`` (see conftest).
+implementations appear side by side; extra_info holds flops, threads, implementation, precision and GFLOP/s, and
+with ``--benchmark-json`` the ratios of peers and fastlstm (see conftest).
+
+fastlstm in bf16 (``test_forward_bf16``) runs on the shapes of the bf16 acceptance figures, next to the float32
+peers of ``test_forward`` and openvino in bf16: at batch 1 (T = 100, H = 512 and 1024) and for the single step
+(1, 1, 256), bf16 >= 1.7x the fastest float32 peer (``best_fp32_peer_speedup``) and >= 1.2x openvino-bf16 (its
+``fastlstm_speedup``); at batch 64, H = 512, >= 1.0x openvino-bf16. Select both tests with ``-k`` on a shape:
 
     python -m pytest benchmarks --benchmark-min-rounds=10 [-k 1x100x128] [--benchmark-json FILE]
 """
@@ -19,12 +24,49 @@ import fastlstm
 from fastlstm import bench
 
 #: fastlstm at every kernel variant this CPU runs, then every installed peer (names as conftest's ``subject`` takes)
-IMPLEMENTATIONS = [f"fastlstm-{isa}" for isa in fastlstm.available_isas()] + [
-    peer.name for peer in bench.available_peers()
+FASTLSTM_IMPLEMENTATIONS = [f"fastlstm-{isa}" for isa in fastlstm.available_isas()]
+IMPLEMENTATIONS = FASTLSTM_IMPLEMENTATIONS + [peer.name for peer in bench.available_peers()]
+#: fastlstm in bf16 at every kernel variant, and the installed peers that compute in bf16 (openvino-bf16); the float32
+#: peers they are compared with are timed by test_forward.
+BF16_IMPLEMENTATIONS = FASTLSTM_IMPLEMENTATIONS + [
+    peer.name for peer in bench.available_peers(["bf16"]) if peer.precision == "bf16"
 ]
 #: Every shape of the quick and the full matrix, each once.
 SHAPES = list(dict.fromkeys(bench.QUICK_SHAPES + bench.FULL_SHAPES))
 THREAD_COUNTS = [threads for threads in (1, 2) if threads <= (os.cpu_count() or 1)]
+#: The shapes of the bf16 acceptance figures (all in the full matrix too, where test_forward times the float32 peers).
+BF16_SHAPES = [
+    bench.Shape(1, 1, 256, 256),
+    bench.Shape(1, 100, 512, 512),
+    bench.Shape(1, 100, 1024, 1024),
+    bench.Shape(64, 100, 512, 512),
+]
+
+
+def _time_forward(
+    benchmark, shape: bench.Shape, threads: int, implementation: str, subject, x: np.ndarray, reference: np.ndarray
+) -> None:
+    """Check ``subject`` against the float32 ``reference`` within the tolerance of its precision, then time it."""
+    benchmark.group = f"{shape.label}, {threads} thread(s)"
+    benchmark.extra_info.update(
+        shape=shape.key,
+        implementation=implementation,
+        isa=subject.isa,
+        threads=threads,
+        precision=subject.precision,
+        flops=shape.flops,
+    )
+    with subject.limit_threads():
+        difference = bench.output_difference(subject.forward(x), reference)
+        tolerance = bench.TOLERANCES[subject.precision]
+        assert difference < tolerance, (
+            f"{implementation} in {subject.precision} differs from the float32 NumPy reference by {difference:.3g}, "
+            f"expected < {tolerance:.0e}"
+        )
+        benchmark(subject.forward, x)
+    # The rate needs the median, known only now. --benchmark-disable runs the call once untimed and keeps no stats.
+    if benchmark.stats is not None:
+        benchmark.extra_info["gflops"] = shape.flops / benchmark.stats.stats.median / 1e9
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -39,17 +81,24 @@ def test_forward(
     x: np.ndarray,
     reference_output: np.ndarray,
 ) -> None:
-    benchmark.group = f"{shape.label}, {threads} thread(s)"
-    benchmark.extra_info.update(
-        shape=shape.key, implementation=implementation, isa=subject.isa, threads=threads, flops=shape.flops
-    )
-    with subject.limit_threads():
-        difference = bench.output_difference(subject.forward(x), reference_output)
-        assert difference < bench.TOLERANCE, f"{implementation} differs from the NumPy reference by {difference:.3g}"
-        benchmark(subject.forward, x)
-    # The rate needs the median, known only now. --benchmark-disable runs the call once untimed and keeps no stats.
-    if benchmark.stats is not None:
-        benchmark.extra_info["gflops"] = shape.flops / benchmark.stats.stats.median / 1e9
+    _time_forward(benchmark, shape, threads, implementation, subject, x, reference_output)
+
+
+@pytest.mark.parametrize("precision", ["bf16"])
+@pytest.mark.parametrize("implementation", BF16_IMPLEMENTATIONS)
+@pytest.mark.parametrize("threads", THREAD_COUNTS, ids=lambda threads: f"{threads}t")
+@pytest.mark.parametrize("shape", BF16_SHAPES, ids=lambda shape: shape.key)
+def test_forward_bf16(
+    benchmark,
+    shape: bench.Shape,
+    threads: int,
+    implementation: str,
+    precision: str,
+    subject,
+    x: np.ndarray,
+    reference_output: np.ndarray,
+) -> None:
+    _time_forward(benchmark, shape, threads, implementation, subject, x, reference_output)
 
 
 #: Variable lengths: the same padded batch without lengths, with every row at full length, and with lengths drawn

@@ -1,6 +1,6 @@
 """Fixtures of the pytest-benchmark suite: the implementation under test, built from the test's ``shape``,
-``threads`` and ``implementation`` parameters, its input, and the NumPy reference output it must match before it is
-timed; and, in the JSON of ``--benchmark-json``, each peer's ratio to fastlstm."""
+``threads``, ``implementation`` and ``precision`` parameters, its input, and the float32 NumPy reference output it
+must match before it is timed; and, in the JSON of ``--benchmark-json``, the ratios between peers and fastlstm."""
 
 from __future__ import annotations
 
@@ -25,30 +25,41 @@ class Subject:
 
     forward: bench.Forward
     isa: str | None  # the fastlstm kernel variant; None for peers
+    precision: str  # what the implementation computes in (see bench.PRECISIONS)
     #: the context in which the implementation runs on the test's thread count (see bench.Peer.limit_threads)
     limit_threads: Callable[[], ContextManager[Any]] = contextlib.nullcontext
 
 
 @pytest.fixture
 def model(shape: bench.Shape) -> fastlstm.LSTM:
-    """The benchmark's fastlstm model of ``shape``, packed for the active variant; the peers get its weights."""
+    """The benchmark's float32 fastlstm model of ``shape``, packed for the active variant; the peers get its
+    weights."""
     return bench.build_model(shape)
 
 
 @pytest.fixture
-def subject(implementation: str, shape: bench.Shape, threads: int, model: fastlstm.LSTM) -> Subject:
-    """``implementation`` (see FASTLSTM_PREFIX) built for ``shape`` on ``threads`` threads."""
+def precision() -> str:
+    """The precision of the fastlstm implementations under test; a test parametrizes it to run another."""
+    return "fp32"
+
+
+@pytest.fixture
+def subject(
+    implementation: str, shape: bench.Shape, threads: int, precision: str, model: fastlstm.LSTM
+) -> Subject:
+    """``implementation`` (see FASTLSTM_PREFIX) built for ``shape`` on ``threads`` threads; fastlstm in
+    ``precision``, a peer in its own."""
     if implementation.startswith(FASTLSTM_PREFIX):
         # A model keeps the variant it was packed for, so it runs it after the block too.
         with fastlstm.use_isa(implementation.removeprefix(FASTLSTM_PREFIX)):
-            packed = bench.build_model(shape, threads)
-        return Subject(bench.fastlstm_forward(packed), packed.isa)
+            packed = bench.build_model(shape, threads, precision)
+        return Subject(bench.fastlstm_forward(packed), packed.isa, precision)
     peer = next(peer for peer in bench.PEERS if peer.name == implementation)
     try:
         forward = peer.build(model, threads)
     except bench.Unsupported as reason:
         pytest.skip(f"{implementation} cannot express this model: {reason}")
-    return Subject(forward, None, lambda: peer.limit_threads(threads))
+    return Subject(forward, None, peer.precision, lambda: peer.limit_threads(threads))
 
 
 @pytest.fixture
@@ -58,23 +69,48 @@ def x(shape: bench.Shape) -> np.ndarray:
 
 @pytest.fixture
 def reference_output(model: fastlstm.LSTM, x: np.ndarray) -> np.ndarray:
-    """What every implementation must compute: the float32 NumPy reference on the same weights and input."""
+    """What every implementation must compute (within the tolerance of its precision): the float32 NumPy reference
+    on the same weights and input."""
     return bench.NUMPY.build(model, 1)(x)
 
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
-    """Adds ``fastlstm_speedup`` (the peer's median / fastlstm's at the active variant, same shape and threads) to
-    each peer's extra_info in the JSON, so that the ratios need no post-processing."""
+    """Adds the ratios of the JSON's medians that the benchmark is about, so that they need no post-processing;
+    all against fastlstm at the active variant, on the same shape and threads:
+
+    - to each peer's extra_info, ``fastlstm_speedup``: the peer's median / fastlstm's in the peer's precision (so
+      openvino-bf16 against fastlstm in bf16), and for float32 peers ``fastlstm_bf16_speedup``, the same over
+      fastlstm in bf16, when it ran;
+    - to fastlstm's extra_info in bf16, ``best_fp32_peer`` and ``best_fp32_peer_speedup``: the fastest float32 peer
+      other than the baseline and its median / fastlstm's."""
     entries = output_json["benchmarks"]
-    fastlstm_medians = {
-        (entry["extra_info"]["shape"], entry["extra_info"]["threads"]): entry["stats"]["median"]
-        for entry in entries
-        if entry["extra_info"].get("implementation") == FASTLSTM_PREFIX + fastlstm.active_isa()
-    }
+    peers = {peer.name: peer for peer in bench.PEERS}
+    active = FASTLSTM_PREFIX + fastlstm.active_isa()
+    fastlstm_entries: dict[tuple[str, int, str], dict] = {}  # (shape, threads, precision) -> entry
     for entry in entries:
         info = entry["extra_info"]
-        if info.get("implementation", "").startswith(FASTLSTM_PREFIX):
+        if info.get("implementation") == active:
+            fastlstm_entries[info["shape"], info["threads"], info["precision"]] = entry
+    best_fp32_peers: dict[tuple[str, int], dict] = {}  # (shape, threads) -> the fastest competitor's entry
+    for entry in entries:
+        info = entry["extra_info"]
+        peer = peers.get(info.get("implementation"))
+        if peer is None:  # fastlstm, or a test that times no implementation
             continue
-        fastlstm_median = fastlstm_medians.get((info.get("shape"), info.get("threads")))
-        if fastlstm_median is not None:
-            info["fastlstm_speedup"] = entry["stats"]["median"] / fastlstm_median
+        key = (info["shape"], info["threads"])
+        same_precision = fastlstm_entries.get((*key, peer.precision))
+        if same_precision is not None:
+            info["fastlstm_speedup"] = entry["stats"]["median"] / same_precision["stats"]["median"]
+        if peer.precision != "fp32":
+            continue
+        bf16 = fastlstm_entries.get((*key, "bf16"))
+        if bf16 is not None:
+            info["fastlstm_bf16_speedup"] = entry["stats"]["median"] / bf16["stats"]["median"]
+        best = best_fp32_peers.get(key)
+        if not peer.baseline and (best is None or entry["stats"]["median"] < best["stats"]["median"]):
+            best_fp32_peers[key] = entry
+    for (shape, threads), best in best_fp32_peers.items():
+        bf16 = fastlstm_entries.get((shape, threads, "bf16"))
+        if bf16 is not None:
+            bf16["extra_info"]["best_fp32_peer"] = best["extra_info"]["implementation"]
+            bf16["extra_info"]["best_fp32_peer_speedup"] = best["stats"]["median"] / bf16["stats"]["median"]

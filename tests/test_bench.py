@@ -3,9 +3,11 @@ promise, and its arguments are checked. Nothing here measures speed: repeat time
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -59,7 +61,7 @@ def test_a_peer_that_cannot_express_the_model_is_not_applicable(tmp_path):
     assert unsupported.timing is None and unsupported.agrees and row.agrees
     assert row.best_peer is None  # the baseline does not count as the best peer
 
-    env = {**bench.environment({1: 1.0}, [bench.NUMPY]), "peers": {"numpy": "1", "never": "1"}}
+    env = bench.environment({1: 1.0}, [bench.NUMPY, NEVER])
     text = bench.report([row], env, repeat_seconds=0)
     table_row = next(line for line in text.splitlines() if line.startswith("B=1 T=2 I=H=8"))
     assert table_row.split()[-4:-1] == ["n/a", "n/a", "-"]  # vs never, vs best peer, best peer
@@ -98,11 +100,11 @@ def test_flops():
 
 def test_weight_traffic_and_working_set():
     # One layer, I=5, H=7, T=3: input weights 4*7*5 once, recurrent 4*7*7 for the 2 steps after the first, float32.
-    assert bench.Shape(1, 3, 5, 7).weight_traffic_bytes == 4 * (4 * 7 * 5 + 4 * 7 * 7 * 2)
+    assert bench.Shape(1, 3, 5, 7).weight_traffic_bytes() == 4 * (4 * 7 * 5 + 4 * 7 * 7 * 2)
     # Two directions count twice; the second layer reads 2*H inputs; a projection P=4 (h 4 wide) is read every step.
     shape = bench.Shape(1, 3, 5, 7, num_layers=2, bidirectional=True, proj_size=4)
     per_direction = [4 * 7 * 5 + 4 * 7 * 4 * 2 + 4 * 7 * 3, 4 * 7 * 8 + 4 * 7 * 4 * 2 + 4 * 7 * 3]
-    assert shape.weight_traffic_bytes == 4 * 2 * sum(per_direction)
+    assert shape.weight_traffic_bytes() == 4 * 2 * sum(per_direction)
     # Working set: a thread's share of the largest layer; directions on their own threads; no recurrent at T=1.
     largest = 4 * 7 * 8 + 4 * 7 * 4 + 4 * 7
     assert shape.working_set_bytes(1) == 4 * largest
@@ -113,16 +115,27 @@ def test_weight_traffic_and_working_set():
     assert shape.recurrent_set_bytes(1) == 4 * (4 * 7 * 4 + 4 * 7)
     assert bench.Shape(1, 3, 5, 7).recurrent_set_bytes(2) == 4 * (4 * 7 * 7) // 2
     assert bench.Shape(1, 1, 5, 7).recurrent_set_bytes(1) == 0
-    assert bench.Shape(1, 3, 5, 7).input_traffic_bytes == 4 * 4 * 7 * 5
-    assert bench.Shape(1, 3, 5, 7).recurrent_traffic_bytes == 4 * 4 * 7 * 7 * 2
+    assert bench.Shape(1, 3, 5, 7).input_traffic_bytes() == 4 * 4 * 7 * 5
+    assert bench.Shape(1, 3, 5, 7).recurrent_traffic_bytes() == 4 * 4 * 7 * 7 * 2
+
+
+def test_bf16_weight_traffic_and_working_set_take_two_bytes_per_gate_weight():
+    # One layer, I=5, H=7, T=3: the gate weights in 2 bytes each.
+    assert bench.Shape(1, 3, 5, 7).input_traffic_bytes("bf16") == 2 * 4 * 7 * 5
+    assert bench.Shape(1, 3, 5, 7).recurrent_traffic_bytes("bf16") == 2 * 4 * 7 * 7 * 2
+    assert bench.Shape(1, 3, 5, 7).working_set_bytes(2, "bf16") == 2 * (4 * 7 * 5 + 4 * 7 * 7) // 2
+    # A projection P=4 stays float32: 4 bytes for each of its 4*7 weights, at every step.
+    projected = bench.Shape(1, 3, 5, 7, proj_size=4)
+    assert projected.recurrent_traffic_bytes("bf16") == 2 * 4 * 7 * 4 * 2 + 4 * 4 * 7 * 3
+    assert projected.recurrent_set_bytes(1, "bf16") == 2 * 4 * 7 * 4 + 4 * 4 * 7
 
 
 def test_batch_one_rows_get_a_bound(tmp_path):
     rows = bench.measure([bench.Shape(1, 4, 8, 8), bench.Shape(2, 4, 8, 8)], {1: 100.0}, [bench.NUMPY], 0.0)
     row = rows[0]
     assert row.bandwidth_gbs > 0 and row.recurrent_bandwidth_gbs > 0 and 0 < row.percent_of_bound
-    traffic = (row.shape.input_traffic_bytes / (row.bandwidth_gbs * 1e9)
-               + row.shape.recurrent_traffic_bytes / (row.recurrent_bandwidth_gbs * 1e9))
+    traffic = (row.shape.input_traffic_bytes() / (row.bandwidth_gbs * 1e9)
+               + row.shape.recurrent_traffic_bytes() / (row.recurrent_bandwidth_gbs * 1e9))
     assert row.bound_seconds == max(row.shape.flops / 100e9, traffic)
     assert rows[1].bandwidth_gbs is None and rows[1].percent_of_bound is None
     json_path = tmp_path / "rows.json"
@@ -174,3 +187,121 @@ def test_output_difference_flags_broken_outputs():
     expected = np.zeros((2, 1, 3))
     assert bench.output_difference(np.zeros((2, 1, 4), np.float32), expected) == math.inf
     assert math.isnan(bench.output_difference(np.full((2, 1, 3), np.nan, np.float32), expected))
+
+
+# ---- precision ----------------------------------------------------------------------------------------------------
+
+
+def test_parse_precisions():
+    assert bench.parse_precisions("bf16") == ["bf16"]
+    assert bench.parse_precisions(" fp32 , bf16,fp32") == ["fp32", "bf16"]
+    for bad, item in [("fp16", "'fp16'"), ("fp32,", "''"), ("BF16", "'BF16'")]:
+        with pytest.raises(ValueError, match=f"expected fp32 or bf16, .* got {item}"):
+            bench.parse_precisions(bad)
+
+
+def test_precision_argument(monkeypatch, capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["bench"]).precision == ["fp32"]
+    assert parser.parse_args(["bench", "--precision", "fp32,bf16"]).precision == ["fp32", "bf16"]
+    with pytest.raises(SystemExit) as stopped:
+        parser.parse_args(["bench", "--precision", "fp32,fp16"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --precision: expected fp32 or bf16" in error and "got 'fp16'" in error
+
+    calls = []
+    monkeypatch.setattr(bench, "run", lambda shapes, **options: calls.append(options) or 0)
+    assert cli.main(["bench", "--shapes", "1x2x8", "--precision", "bf16"]) == 0
+    assert calls[0]["precisions"] == ["bf16"]
+
+
+def test_run_refuses_unknown_precisions_before_measuring(monkeypatch):
+    monkeypatch.setattr(bench, "measure_peaks", lambda *args: pytest.fail("measured"))
+    with pytest.raises(ValueError, match=r"precisions: expected one or more of \['fp32', 'bf16'\], got \['fp16'\]"):
+        bench.run([bench.Shape(1, 2, 8, 8)], thread_counts=[1], precisions=["fp16"])
+
+
+def test_a_bf16_row_builds_a_bf16_model_and_compares_with_fp32(monkeypatch):
+    built = []
+    original_build_model = bench.build_model
+
+    def recording_build_model(*args, **kwargs):
+        model = original_build_model(*args, **kwargs)
+        built.append(model.precision)
+        return model
+
+    monkeypatch.setattr(bench, "build_model", recording_build_model)
+    row = bench.measure_shape(bench.Shape(1, 2, 8, 8), 1, 1.0, [bench.NUMPY], repeat_seconds=0, precision="bf16")
+    assert built == ["bf16", "fp32"]  # the timed model, then the reference the outputs are compared with
+    assert row.precision == "bf16" and row.agrees
+    assert 0 < row.fastlstm_diff < bench.BF16_TOLERANCE
+    [numpy_result] = row.peers
+    assert numpy_result.precision == "fp32" and numpy_result.max_abs_diff < bench.TOLERANCE
+    assert row.percent_of_peak is None  # the FMA peak is no ceiling for bf16
+
+
+def test_openvino_bf16_is_a_peer_of_bf16_rows_only():
+    assert bench.OPENVINO_BF16 in bench.PEERS and bench.OPENVINO_BF16.precision == "bf16"
+    assert bench.OPENVINO_BF16 not in bench.relevant_peers(["fp32"])
+    assert bench.OPENVINO_BF16 in bench.relevant_peers(["bf16"])
+    float32_peers = [peer for peer in bench.PEERS if peer is not bench.OPENVINO_BF16]
+    assert all(peer.takes_part_in("fp32") and peer.takes_part_in("bf16") for peer in float32_peers)
+    assert bench.OPENVINO_BF16.name not in bench.environment({1: 1.0}, [], ["fp32"])["unavailable_peers"]
+
+
+def test_openvino_bf16_rows(monkeypatch):
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnx")
+    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(bench, "BANDWIDTH_SECONDS", 0.01)
+    peers = [bench.NUMPY, bench.OPENVINO_BF16]
+    fp32_row, bf16_row = bench.measure([bench.Shape(2, 3, 8, 8)], {1: 1.0}, peers, 0.0, io.StringIO(),
+                                       precisions=["fp32", "bf16"])
+    assert [peer.peer for peer in fp32_row.peers] == ["numpy"]
+    assert [peer.peer for peer in bf16_row.peers] == ["numpy", "openvino-bf16"]
+    openvino_bf16 = bf16_row.peer("openvino-bf16")
+    assert openvino_bf16.agrees and openvino_bf16.tolerance == bench.BF16_TOLERANCE
+    assert bf16_row.best_peer is None  # neither the baseline nor a bf16 peer is the best fp32 peer
+
+    env = bench.environment({1: 1.0}, peers, ["fp32", "bf16"])
+    table = bench.columns(list(env["peers"]), [], peer_times=True, reduced_precision=True)
+    fp32_cells, bf16_cells = ({column.header: column.cell(row) for column in table} for row in (fp32_row, bf16_row))
+    assert fp32_cells["vs openvino-bf16"] == "-" and fp32_cells["fastlstm |diff|"] == "-"
+    assert bf16_cells["vs openvino-bf16"].endswith("x") and bf16_cells["% peak"] == "-"
+
+
+def test_quick_bf16_run_records_the_precision(monkeypatch, tmp_path):
+    for name, seconds in [("PEAK_SECONDS", 0.01), ("BANDWIDTH_SECONDS", 0.01), ("SETTLE_SECONDS", 0.0)]:
+        monkeypatch.setattr(bench, name, seconds)
+    out, json_path = io.StringIO(), tmp_path / "bench.json"
+    status = bench.run([bench.Shape(1, 3, 8, 8)], thread_counts=[1], precisions=["fp32", "bf16"],
+                       repeat_seconds=0.01, json_path=json_path, out=out, progress=io.StringIO())
+    assert status == 0, out.getvalue()
+
+    lines = out.getvalue().splitlines()
+    # Cells are at least two spaces apart; a header or a label has single spaces only.
+    header = re.split(r"\s{2,}", next(line for line in lines if line.startswith("shape")))
+    fp32_cells, bf16_cells = (
+        dict(zip(header, re.split(r"\s{2,}", line))) for line in lines if line.startswith("B=1 T=3 I=H=8 ")
+    )
+    assert (fp32_cells["precision"], bf16_cells["precision"]) == ("fp32", "bf16")
+    assert bf16_cells["% peak"] == "-" and fp32_cells["% peak"] != "-"
+    assert bf16_cells["% bound"] != "-" and bf16_cells["fastlstm |diff|"] != "-"
+    assert fp32_cells["fastlstm |diff|"] == "-"  # fastlstm's fp32 output is the reference
+    if len(bench.available_peers()) > 1:  # a competitor besides the baseline
+        assert "vs best fp32 peer" in header
+
+    document = json.loads(json_path.read_text())
+    installed = [peer.name for peer in bench.available_peers(["fp32", "bf16"])]
+    assert document["environment"]["precisions"] == ["fp32", "bf16"]
+    assert list(document["environment"]["peer_precisions"]) == installed
+    fp32_row, bf16_row = document["rows"]
+    assert (fp32_row["precision"], bf16_row["precision"]) == ("fp32", "bf16")
+    assert fp32_row["fastlstm"]["max_abs_diff_from_fp32"] is None
+    assert 0 < bf16_row["fastlstm"]["max_abs_diff_from_fp32"] < bench.BF16_TOLERANCE
+    assert bf16_row["fastlstm"]["percent_of_peak"] is None
+    # half the gate weights' bytes of the fp32 row
+    assert bf16_row["batch1_bound"]["weight_traffic_bytes"] * 2 == fp32_row["batch1_bound"]["weight_traffic_bytes"]
+    assert "openvino-bf16" not in fp32_row["peers"]
+    assert ("openvino-bf16" in bf16_row["peers"]) == ("openvino-bf16" in installed)

@@ -19,6 +19,13 @@ def _shapes(text: str) -> list[bench.Shape]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _precisions(text: str) -> list[str]:
+    try:
+        return bench.parse_precisions(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive_float(text: str) -> float:
     error = argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     try:
@@ -50,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time fastlstm against NumPy and the other installed runtimes over a matrix of shapes",
         description=(
             "Time fastlstm against the other LSTM implementations installed (NumPy always; torch, onnxruntime and "
-            "openvino when present) on the same weights and input, after checking that their outputs agree, at "
-            "each thread count. Progress goes to stderr, the report to stdout. Exit status 1 when some output "
-            "disagrees."
+            "openvino when present; openvino-bf16 in bf16 rows) on the same weights and input, after checking that "
+            "their outputs agree, at each thread count and precision. Progress goes to stderr, the report to stdout. "
+            "Exit status 1 when some output disagrees."
         ),
     )
     which = command.add_mutually_exclusive_group()
@@ -91,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     command.add_argument(
+        "--precision",
+        type=_precisions,
+        default=["fp32"],
+        metavar="P,...",
+        help=(
+            f"run fastlstm in each of these precisions ({', '.join(bench.PRECISIONS)}; fp32,bf16 for both), a row per "
+            "shape, thread count and precision; a bf16 row compares every output with fastlstm's fp32 one and adds "
+            "the openvino-bf16 peer (default: fp32)"
+        ),
+    )
+    command.add_argument(
         "--json", type=Path, metavar="FILE", help="also write every result and the environment as JSON"
     )
     command.add_argument(
@@ -113,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return bench.run(
         shapes,
         thread_counts=args.threads,
+        precisions=args.precision,
         repeat_seconds=args.repeat_seconds,
         isa=args.isa,
         json_path=args.json,

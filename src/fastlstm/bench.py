@@ -3,7 +3,9 @@ of shapes and thread counts, with a correctness check before any peer is timed.
 
 For every shape, one fastlstm model is built with a fixed seed; every peer is built from that model's configuration
 and ``state_dict``, so all of them compute the same function on the same random input. Each shape is measured at
-each requested thread count: fastlstm calls with ``threads=`` that count, and every peer is limited to it. Each
+each requested thread count and precision: fastlstm calls with ``threads=`` that count, and every peer is limited to
+it. A row in a reduced precision (bf16) times fastlstm built in it, with the float32 peers and the peers of that
+precision, all compared with fastlstm's float32 output of the same weights. Each
 implementation is timed with ``time.perf_counter`` over whole calls (after a warm-up, at least ``MIN_RUNS`` runs and
 ``repeat_seconds`` of running, the implementations of a row taking turns in ``ROUNDS`` rounds) and summarised by its
 median, which a noisy shared machine disturbs least.
@@ -17,6 +19,7 @@ suite (``benchmarks/``) pick it up from there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import io
@@ -40,11 +43,29 @@ import numpy as np
 import fastlstm
 
 from . import _core, reference
+from ._checks import PRECISIONS as MODEL_PRECISIONS
 from ._onnx import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
 
-#: Largest max |output difference| between fastlstm and a peer for the results to count as agreeing. Far above the
-#: float32 rounding of these shapes (about 1e-6), far below what a wrong gate or a lost step produces.
+#: Largest max |output difference| of a float32 output (a peer's) from fastlstm's float32 one for the results to
+#: count as agreeing. Far above the float32 rounding of these shapes (about 1e-6), far below what a wrong gate or a
+#: lost step produces.
 TOLERANCE = 1e-4
+#: The same for bf16 outputs (fastlstm in bf16 and bf16 peers) against the float32 result. bf16 keeps 8 significant
+#: bits, so each rounded weight, x and h is off by up to 2^-8 relative: measured here, fastlstm's bf16 output differs
+#: from its float32 one by about 2.6e-3 and openvino's with the bf16 hint by about 3.5e-3 (fastlstm.LSTM documents
+#: at most 4e-3). The limit leaves room for that and is still far below what a wrong gate or a lost step produces.
+BF16_TOLERANCE = 1e-2
+#: The precisions a row can run fastlstm in (see fastlstm.LSTM), and the tolerance of outputs computed in each.
+PRECISIONS: tuple[str, ...] = tuple(MODEL_PRECISIONS)
+TOLERANCES = {"fp32": TOLERANCE, "bf16": BF16_TOLERANCE}
+#: Bytes of a packed gate (input or recurrent) weight in each precision. The projection weights stay float32 in
+#: every precision.
+GATE_WEIGHT_BYTES = {"fp32": 4, "bf16": 2}
+PROJECTION_WEIGHT_BYTES = 4
+#: Multiply-adds per float32 lane and instruction of each precision, relative to the FMA's one: vdpbf16ps does two.
+#: Twice the FMA peak is thus the arithmetic ceiling of bf16, the least time a bf16 call can take for its arithmetic
+#: on any ISA (those without AVX512-BF16 widen the pairs to float32, which is slower still).
+MULTIPLY_ADDS_PER_LANE = {"fp32": 1, "bf16": 2}
 #: Seed of the models' weights and of the inputs: every run measures the same problems.
 SEED = 0
 #: Timed runs per implementation and shape: at least MIN_RUNS for a meaningful median, at most MAX_RUNS so that a
@@ -141,51 +162,57 @@ class Shape:
         hidden = self.hidden_size
         return 4 * hidden * layer_input, 4 * hidden * self.output_size, self.proj_size * hidden
 
-    @property
-    def input_traffic_bytes(self) -> int:
-        """Bytes of float32 input weights that must reach the cores in one call: every layer and direction's once
-        (a perfect kernel would reuse them for all steps)."""
-        return 4 * self.num_directions * sum(self._layer_weights(layer)[0] for layer in range(self.num_layers))
+    def _layer_weight_bytes(self, layer: int, precision: str) -> tuple[int, int, int]:
+        """Bytes of one direction's input, recurrent and projection weights in ``layer`` as packed in
+        ``precision``."""
+        input_weights, recurrent, projection = self._layer_weights(layer)
+        gate_bytes = GATE_WEIGHT_BYTES[precision]
+        return gate_bytes * input_weights, gate_bytes * recurrent, PROJECTION_WEIGHT_BYTES * projection
 
-    @property
-    def recurrent_traffic_bytes(self) -> int:
-        """Bytes of float32 recurrent and projection weights that must reach the cores in one call: at every step
-        (h_t is known only after step t), but for the first recurrent product, which the zero initial state makes
-        zero."""
+    def input_traffic_bytes(self, precision: str = "fp32") -> int:
+        """Bytes of input weights in ``precision`` that must reach the cores in one call: every layer and
+        direction's once (a perfect kernel would reuse them for all steps)."""
+        layers = range(self.num_layers)
+        return self.num_directions * sum(self._layer_weight_bytes(layer, precision)[0] for layer in layers)
+
+    def recurrent_traffic_bytes(self, precision: str = "fp32") -> int:
+        """Bytes of recurrent and projection weights in ``precision`` that must reach the cores in one call: at
+        every step (h_t is known only after step t), but for the first recurrent product, which the zero initial
+        state makes zero."""
         steps_with_product = max(0, self.steps - 1)
         total = 0
         for layer in range(self.num_layers):
-            _, recurrent, projection = self._layer_weights(layer)
+            _, recurrent, projection = self._layer_weight_bytes(layer, precision)
             total += recurrent * steps_with_product + projection * self.steps
-        return 4 * self.num_directions * total
+        return self.num_directions * total
 
-    @property
-    def weight_traffic_bytes(self) -> int:
-        """The fewest bytes of weights that must reach the cores in one call. At batch 1 this traffic, not the
-        arithmetic, bounds the time."""
-        return self.input_traffic_bytes + self.recurrent_traffic_bytes
+    def weight_traffic_bytes(self, precision: str = "fp32") -> int:
+        """The fewest bytes of weights in ``precision`` that must reach the cores in one call. At batch 1 this
+        traffic, not the arithmetic, bounds the time."""
+        return self.input_traffic_bytes(precision) + self.recurrent_traffic_bytes(precision)
 
-    def _thread_share(self, threads: int, floats: int) -> int:
+    def _thread_share(self, threads: int, total_bytes: int) -> int:
         # The two directions run on different threads when there are several.
         sharing = max(1, threads // 2) if self.bidirectional and threads > 1 else threads
-        return 4 * floats // sharing
+        return total_bytes // sharing
 
-    def working_set_bytes(self, threads: int) -> int:
-        """The weights one of ``threads`` threads reads: its share of one layer and direction's weights (the largest
-        layer; the recurrent ones only if there is more than one step)."""
+    def working_set_bytes(self, threads: int, precision: str = "fp32") -> int:
+        """The weights one of ``threads`` threads reads in ``precision``: its share of one layer and direction's
+        weights (the largest layer; the recurrent ones only if there is more than one step)."""
         largest = 0
         for layer in range(self.num_layers):
-            input_weights, recurrent, projection = self._layer_weights(layer)
+            input_weights, recurrent, projection = self._layer_weight_bytes(layer, precision)
             largest = max(largest, input_weights + projection + (recurrent if self.steps > 1 else 0))
         return self._thread_share(threads, largest)
 
-    def recurrent_set_bytes(self, threads: int) -> int:
-        """The weights one of ``threads`` threads re-reads at every step: its share of one layer and direction's
-        recurrent and projection weights (the largest layer; the recurrent ones only if there is more than one
-        step). A kernel that keeps only these in cache streams them from the level that holds this much."""
+    def recurrent_set_bytes(self, threads: int, precision: str = "fp32") -> int:
+        """The weights one of ``threads`` threads re-reads at every step in ``precision``: its share of one layer
+        and direction's recurrent and projection weights (the largest layer; the recurrent ones only if there is
+        more than one step). A kernel that keeps only these in cache streams them from the level that holds this
+        much."""
         largest = 0
         for layer in range(self.num_layers):
-            _, recurrent, projection = self._layer_weights(layer)
+            _, recurrent, projection = self._layer_weight_bytes(layer, precision)
             largest = max(largest, projection + (recurrent if self.steps > 1 else 0))
         return self._thread_share(threads, largest)
 
@@ -267,8 +294,28 @@ def check_thread_counts(counts: Sequence[int]) -> None:
         raise ValueError(f"thread counts must be between 1 and {cpus} (the CPUs of this machine), got {list(counts)}")
 
 
-def build_model(shape: Shape, threads: int | None = None) -> fastlstm.LSTM:
-    """The fastlstm model of ``shape`` with the benchmark's fixed weights, packed for the active ISA."""
+def parse_precisions(text: str) -> list[str]:
+    """Precisions separated by commas (``fp32``, ``bf16``, ``fp32,bf16``), each once in the given order. Raises
+    ValueError naming the bad item."""
+    items = [item.strip() for item in text.split(",")]
+    for item in items:
+        if item not in PRECISIONS:
+            raise ValueError(
+                f"expected {' or '.join(PRECISIONS)}, or several separated by commas (such as fp32,bf16), got {item!r}"
+            )
+    return list(dict.fromkeys(items))
+
+
+def check_precisions(precisions: Sequence[str]) -> None:
+    """Raises ValueError unless ``precisions`` holds one or more of PRECISIONS."""
+    bad = [precision for precision in precisions if precision not in PRECISIONS]
+    if bad or not precisions:
+        raise ValueError(f"precisions: expected one or more of {list(PRECISIONS)}, got {list(precisions)}")
+
+
+def build_model(shape: Shape, threads: int | None = None, precision: str = "fp32") -> fastlstm.LSTM:
+    """The fastlstm model of ``shape`` in ``precision`` with the benchmark's fixed weights, packed for the active
+    ISA. The weights do not depend on the precision: a bf16 model rounds those of the fp32 one."""
     return fastlstm.LSTM(
         shape.input_size,
         shape.hidden_size,
@@ -277,6 +324,7 @@ def build_model(shape: Shape, threads: int | None = None) -> fastlstm.LSTM:
         proj_size=shape.proj_size,
         seed=SEED,
         threads=threads,
+        precision=precision,
     )
 
 
@@ -318,9 +366,18 @@ class Peer:
     limit_threads: Callable[[int], ContextManager[Any]] = _no_thread_setting
     #: a baseline to put numbers in perspective rather than a competitor: left out of "vs best peer"
     baseline: bool = False
+    #: the precision the peer computes in (one of PRECISIONS); its output must agree with fastlstm's float32 one
+    #: within TOLERANCES of it
+    precision: str = "fp32"
 
     def is_available(self) -> bool:
         return all(importlib.util.find_spec(module) is not None for module in self.modules)
+
+    def takes_part_in(self, row_precision: str) -> bool:
+        """Whether the peer is measured in rows where fastlstm runs in ``row_precision``: a float32 peer in every
+        row, what a reduced precision must beat; a reduced-precision peer only in rows of its precision, since it
+        would not compute the same numbers as fastlstm in float32."""
+        return self.precision == "fp32" or self.precision == row_precision
 
     @property
     def version(self) -> str:
@@ -402,14 +459,15 @@ def _build_onnxruntime(model: fastlstm.LSTM, threads: int) -> Forward:
     return lambda x: session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 
-def _build_openvino(model: fastlstm.LSTM, threads: int) -> Forward:
+def _build_openvino(model: fastlstm.LSTM, threads: int, inference_precision: str = "f32") -> Forward:
     import openvino
 
     core = openvino.Core()
     config = {
         "INFERENCE_NUM_THREADS": threads,
-        # Without it, CPUs with bf16 support (AMX, AVX512-BF16) compute in bf16, off by ~1e-3 from float32.
-        "INFERENCE_PRECISION_HINT": "f32",
+        # "f32" for the openvino peer: without it, CPUs with bf16 support (AMX, AVX512-BF16) compute in bf16, off by
+        # ~1e-3 from float32. "bf16" for openvino-bf16, openvino's own reduced precision.
+        "INFERENCE_PRECISION_HINT": inference_precision,
         "PERFORMANCE_HINT": "LATENCY",
     }
     compiled = core.compile_model(core.read_model(io.BytesIO(_onnx_bytes(model))), "CPU", config)
@@ -419,16 +477,29 @@ def _build_openvino(model: fastlstm.LSTM, threads: int) -> Forward:
 
 
 NUMPY = Peer("numpy", ("numpy",), _build_numpy, limit_threads=_numpy_threads, baseline=True)
+OPENVINO_BF16 = Peer(
+    "openvino-bf16",
+    ("openvino", "onnx"),
+    functools.partial(_build_openvino, inference_precision="bf16"),
+    precision="bf16",
+)
 PEERS: tuple[Peer, ...] = (
     NUMPY,
     Peer("torch", ("torch",), _build_torch, limit_threads=_torch_threads),
     Peer("onnxruntime", ("onnxruntime", "onnx"), _build_onnxruntime),
     Peer("openvino", ("openvino", "onnx"), _build_openvino),
+    OPENVINO_BF16,
 )
 
 
-def available_peers() -> list[Peer]:
-    return [peer for peer in PEERS if peer.is_available()]
+def relevant_peers(precisions: Sequence[str]) -> list[Peer]:
+    """The peers that take part in rows of at least one of ``precisions``, installed or not."""
+    return [peer for peer in PEERS if any(peer.takes_part_in(precision) for precision in precisions)]
+
+
+def available_peers(precisions: Sequence[str] = ("fp32",)) -> list[Peer]:
+    """The installed peers that take part in rows of at least one of ``precisions``."""
+    return [peer for peer in relevant_peers(precisions) if peer.is_available()]
 
 
 def fastlstm_forward(model: fastlstm.LSTM) -> Forward:
@@ -498,21 +569,29 @@ class PeerResult:
     peer: str
     #: the peer's time, or None when it cannot express the model (reported as "n/a")
     timing: Timing | None
-    #: output_difference of the peer's output from fastlstm's, measured before timing (NaN when not measured)
+    #: output_difference of the peer's output from fastlstm's float32 one, measured before timing (NaN when not
+    #: measured)
     max_abs_diff: float = math.nan
     #: why the peer cannot express the model, when it cannot
     unsupported: str = ""
     baseline: bool = False
+    #: the precision the peer computes in (Peer.precision)
+    precision: str = "fp32"
+
+    @property
+    def tolerance(self) -> float:
+        return TOLERANCES[self.precision]
 
     @property
     def agrees(self) -> bool:
-        """False only when the peer ran and its output differed from fastlstm's."""
-        return self.timing is None or self.max_abs_diff < TOLERANCE
+        """False only when the peer ran and its output differed from fastlstm's float32 one by its tolerance or
+        more."""
+        return self.timing is None or self.max_abs_diff < self.tolerance
 
 
 @dataclass(frozen=True)
 class Row:
-    """The results of one shape at one thread count."""
+    """The results of one shape at one thread count and precision."""
 
     shape: Shape
     isa: str
@@ -526,26 +605,36 @@ class Row:
     #: with our calibration kernel (None for larger batches)
     bandwidth_gbs: float | None = None
     recurrent_bandwidth_gbs: float | None = None
+    #: the precision fastlstm ran in (one of PRECISIONS)
+    precision: str = "fp32"
+    #: output_difference of fastlstm's output in ``precision`` from its float32 one (None in float32 rows, whose
+    #: fastlstm output is the reference itself)
+    fastlstm_diff: float | None = None
 
     @property
     def gflops(self) -> float:
         return self.shape.flops / self.fastlstm.median_seconds / 1e9
 
     @property
-    def percent_of_peak(self) -> float:
+    def percent_of_peak(self) -> float | None:
+        """Of the FMA peak; None in reduced-precision rows, whose instructions do more than one multiply-add per
+        lane (see MULTIPLY_ADDS_PER_LANE), so that the FMA peak is no ceiling for them."""
+        if self.precision != "fp32":
+            return None
         return 100 * self.gflops / self.peak_gflops
 
     @property
     def bound_seconds(self) -> float | None:
-        """Batch 1: the least time the call can take on this machine, the larger of its arithmetic at the FMA peak
-        and its weight traffic (both can proceed at once): the input weights (Shape.input_traffic_bytes) at the
-        read bandwidth measured for all of a thread's weights, plus the recurrent ones (recurrent_traffic_bytes) at
-        the bandwidth measured for just those, the level they could stay in if nothing else did."""
+        """Batch 1: the least time the call can take on this machine, the larger of its arithmetic at the row's
+        arithmetic ceiling (the FMA peak times MULTIPLY_ADDS_PER_LANE) and its weight traffic in the row's
+        precision (both can proceed at once): the input weights (Shape.input_traffic_bytes) at the read bandwidth
+        measured for all of a thread's weights, plus the recurrent ones (recurrent_traffic_bytes) at the bandwidth
+        measured for just those, the level they could stay in if nothing else did."""
         if self.bandwidth_gbs is None or self.recurrent_bandwidth_gbs is None:
             return None
-        arithmetic = self.shape.flops / (self.peak_gflops * 1e9)
-        traffic = (self.shape.input_traffic_bytes / (self.bandwidth_gbs * 1e9)
-                   + self.shape.recurrent_traffic_bytes / (self.recurrent_bandwidth_gbs * 1e9))
+        arithmetic = self.shape.flops / (self.peak_gflops * MULTIPLY_ADDS_PER_LANE[self.precision] * 1e9)
+        traffic = (self.shape.input_traffic_bytes(self.precision) / (self.bandwidth_gbs * 1e9)
+                   + self.shape.recurrent_traffic_bytes(self.precision) / (self.recurrent_bandwidth_gbs * 1e9))
         return max(arithmetic, traffic)
 
     @property
@@ -553,24 +642,39 @@ class Row:
         bound = self.bound_seconds
         return None if bound is None else 100 * bound / self.fastlstm.median_seconds
 
-    def peer(self, name: str) -> PeerResult:
-        return next(result for result in self.peers if result.peer == name)
+    def peer(self, name: str) -> PeerResult | None:
+        """The result of peer ``name``; None when that peer takes no part in rows of this precision."""
+        return next((result for result in self.peers if result.peer == name), None)
 
-    def speedup(self, peer: PeerResult) -> float | None:
-        """How many times faster fastlstm is than ``peer``: peer median / fastlstm median (None: not measured)."""
-        if peer.timing is None:
+    def speedup(self, peer: PeerResult | None) -> float | None:
+        """How many times faster fastlstm is than ``peer``: peer median / fastlstm median (None: not measured, or
+        no peer of this row)."""
+        if peer is None or peer.timing is None:
             return None
         return peer.timing.median_seconds / self.fastlstm.median_seconds
 
     @property
     def best_peer(self) -> PeerResult | None:
-        """The fastest competitor measured on this row (baselines excluded), or None."""
-        measured = [peer for peer in self.peers if peer.timing is not None and not peer.baseline]
+        """The fastest float32 competitor measured on this row (baselines and reduced-precision peers excluded),
+        or None."""
+        measured = [
+            peer for peer in self.peers if peer.timing is not None and not peer.baseline and peer.precision == "fp32"
+        ]
         return min(measured, key=lambda peer: peer.timing.median_seconds, default=None)
 
     @property
-    def agrees(self) -> bool:
+    def peers_agree(self) -> bool:
         return all(peer.agrees for peer in self.peers)
+
+    @property
+    def fastlstm_agrees(self) -> bool:
+        """False only when fastlstm in a reduced precision differed from its float32 output by the tolerance of
+        that precision or more."""
+        return self.fastlstm_diff is None or self.fastlstm_diff < TOLERANCES[self.precision]
+
+    @property
+    def agrees(self) -> bool:
+        return self.peers_agree and self.fastlstm_agrees
 
 
 def measure_shape(
@@ -579,19 +683,31 @@ def measure_shape(
     peak_gflops: float,
     peers: Sequence[Peer],
     repeat_seconds: float,
+    precision: str = "fp32",
 ) -> Row:
-    """Build fastlstm for ``shape`` at ``threads`` threads and every peer from it; check each peer's output against
-    fastlstm's; then time them all, taking turns (time_interleaved), each peer held to ``threads`` threads."""
-    model = build_model(shape, threads)
+    """Build fastlstm for ``shape`` at ``threads`` threads in ``precision``, and every peer of ``peers`` that takes
+    part in rows of that precision from its float32 model; check each output (fastlstm's own in a reduced
+    precision too) against fastlstm's float32 one; then time them all, taking turns (time_interleaved), each peer
+    held to ``threads`` threads."""
+    model = build_model(shape, threads, precision)
     x = make_input(shape)
     forwards = {"fastlstm": fastlstm_forward(model)}
-    expected = forwards["fastlstm"](x)
+    if precision == "fp32":
+        float32_model = model
+        expected = forwards["fastlstm"](x)
+        fastlstm_diff = None
+    else:
+        # The peers compute in float32 (or reduce it themselves, as openvino-bf16): they get the float32 model.
+        float32_model = build_model(shape, threads)
+        expected = fastlstm_forward(float32_model)(x)
+        fastlstm_diff = output_difference(forwards["fastlstm"](x), expected)
+    peers = [peer for peer in peers if peer.takes_part_in(precision)]
     unsupported: dict[str, str] = {}
     differences: dict[str, float] = {}
     with contextlib.ExitStack() as limits:
         for peer in peers:
             try:
-                forward = peer.build(model, threads)
+                forward = peer.build(float32_model, threads)
             except Unsupported as reason:
                 unsupported[peer.name] = str(reason)
                 continue
@@ -600,12 +716,25 @@ def measure_shape(
             forwards[peer.name] = forward
         timings = time_interleaved(forwards, x, repeat_seconds)
     peer_results = tuple(
-        PeerResult(peer.name, None, unsupported=unsupported[peer.name], baseline=peer.baseline)
+        PeerResult(
+            peer.name, None, unsupported=unsupported[peer.name], baseline=peer.baseline, precision=peer.precision
+        )
         if peer.name in unsupported
-        else PeerResult(peer.name, timings[peer.name], differences[peer.name], baseline=peer.baseline)
+        else PeerResult(
+            peer.name, timings[peer.name], differences[peer.name], baseline=peer.baseline, precision=peer.precision
+        )
         for peer in peers
     )
-    return Row(shape, model.isa, threads, peak_gflops, timings["fastlstm"], peer_results)
+    return Row(
+        shape,
+        model.isa,
+        threads,
+        peak_gflops,
+        timings["fastlstm"],
+        peer_results,
+        precision=precision,
+        fastlstm_diff=fastlstm_diff,
+    )
 
 
 def measure(
@@ -614,28 +743,33 @@ def measure(
     peers: Sequence[Peer],
     repeat_seconds: float,
     progress: TextIO = sys.stderr,
+    *,
+    precisions: Sequence[str] = ("fp32",),
 ) -> list[Row]:
-    """Measure every shape at every thread count of ``peaks`` (thread count -> peak GFLOP/s), printing a progress
-    line per row to ``progress``. Batch-1 rows also get the read bandwidth of their working set (Row.bound_seconds),
-    measured before and after the row."""
-    plan = [(shape, threads) for shape in shapes for threads in peaks]
+    """Measure every shape at every thread count of ``peaks`` (thread count -> peak GFLOP/s) in each of
+    ``precisions`` (the rows of a shape and thread count next to each other), printing a progress line per row to
+    ``progress``. Batch-1 rows also get the read bandwidth of their working set (Row.bound_seconds), measured before
+    and after the row."""
+    plan = [(shape, threads, precision) for shape in shapes for threads in peaks for precision in precisions]
     bandwidths: dict[tuple[int, int], float] = {}
     rows = []
-    for number, (shape, threads) in enumerate(plan, start=1):
-        print(f"[{number}/{len(plan)}] {shape.label}, {_threads_text(threads)} ...", end="", file=progress, flush=True)
+    for number, (shape, threads, precision) in enumerate(plan, start=1):
+        where = _row_text(shape, threads, precision)
+        print(f"[{number}/{len(plan)}] {where} ...", end="", file=progress, flush=True)
         start = time.perf_counter()
         if shape.batch != 1:
-            rows.append(measure_shape(shape, threads, peaks[threads], peers, repeat_seconds))
+            rows.append(measure_shape(shape, threads, peaks[threads], peers, repeat_seconds, precision))
         else:
             # The best of every measurement of each working set, before and after the row: a slow spell of the
             # shared machine makes one read low, which would make the bound look reachable when it is not.
             # (At T = 1 nothing is re-read: the recurrent "set" is empty and takes the reading of all weights.)
-            recurrent_set = shape.recurrent_set_bytes(threads) or shape.working_set_bytes(threads)
-            keys = [(threads, shape.working_set_bytes(threads)), (threads, recurrent_set)]
+            working_set = shape.working_set_bytes(threads, precision)
+            recurrent_set = shape.recurrent_set_bytes(threads, precision) or working_set
+            keys = [(threads, working_set), (threads, recurrent_set)]
             distinct = list(dict.fromkeys(keys))
             for key in distinct:
                 bandwidths[key] = max(bandwidths.get(key, 0.0), _read_bandwidth(*key))
-            row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds)
+            row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds, precision)
             for key in distinct:
                 bandwidths[key] = max(bandwidths[key], _read_bandwidth(*key))
             rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[keys[0]],
@@ -651,6 +785,12 @@ def _read_bandwidth(threads: int, bytes_per_thread: int) -> float:
 
 def _threads_text(threads: int) -> str:
     return f"{threads} thread" + ("" if threads == 1 else "s")
+
+
+def _row_text(shape: Shape, threads: int, precision: str) -> str:
+    """``B=1 T=100 I=H=512, 2 threads``, then ``, bf16`` in a reduced precision (fp32, the default, is implicit)."""
+    text = f"{shape.label}, {_threads_text(threads)}"
+    return text if precision == "fp32" else f"{text}, {precision}"
 
 
 # ---- environment ------------------------------------------------------------------------------------------------
@@ -683,21 +823,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def environment(peaks: dict[int, float], peers: Sequence[Peer]) -> dict[str, Any]:
+def environment(
+    peaks: dict[int, float], peers: Sequence[Peer], precisions: Sequence[str] = ("fp32",)
+) -> dict[str, Any]:
     """Versions, machine and settings that the numbers depend on."""
     return {
         "fastlstm": fastlstm.__version__,
         "isa": fastlstm.active_isa(),
         "available_isas": fastlstm.available_isas(),
         "threads": list(peaks),
+        "precisions": list(precisions),
         "fma_peak_gflops": {str(threads): gflops for threads, gflops in peaks.items()},
         "numpy": np.__version__,
         "blas": blas_info(),
         "numpy_threads_limited": numpy_threads_limitable(),
         "blas_tuning_variables": {name: os.environ[name] for name in BLAS_TUNING_VARIABLES if name in os.environ},
         "peers": {peer.name: peer.version for peer in peers},
+        "peer_precisions": {peer.name: peer.precision for peer in peers},
         "baseline_peers": [peer.name for peer in peers if peer.baseline],
-        "unavailable_peers": [peer.name for peer in PEERS if peer not in peers],
+        "unavailable_peers": [peer.name for peer in relevant_peers(precisions) if peer not in peers],
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
@@ -736,6 +880,11 @@ def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
         f"timing: median of >= {MIN_RUNS} runs and >= {repeat_seconds:g} s per implementation, after a warm-up, "
         f"the implementations of a row taking turns in {ROUNDS} rounds",
     ]
+    if env["precisions"] != ["fp32"]:
+        lines.append(
+            f"precisions: {', '.join(env['precisions'])} (each shape and thread count in each; every output compared "
+            "with fastlstm's fp32 one, bf16 peers in bf16 rows only)"
+        )
     if env["unavailable_peers"]:
         lines.append(f"peers not installed, skipped: {', '.join(env['unavailable_peers'])}")
     if "numpy" in env["peers"] and not env["numpy_threads_limited"]:
@@ -754,6 +903,23 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _competitors(env: dict[str, Any]) -> list[str]:
+    """The peers that "vs best peer" takes the fastest of: float32 ones other than baselines."""
+    return [
+        name
+        for name in env["peers"]
+        if name not in env["baseline_peers"] and env["peer_precisions"][name] == "fp32"
+    ]
+
+
+def _has_reduced_precision(rows: Sequence[Row]) -> bool:
+    return any(row.precision != "fp32" for row in rows)
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
@@ -761,13 +927,20 @@ class Column:
     left: bool = False  # text columns are left-aligned, numbers right-aligned
 
 
-def columns(peer_names: Sequence[str], competitors: Sequence[str], peer_times: bool) -> list[Column]:
+def columns(
+    peer_names: Sequence[str], competitors: Sequence[str], peer_times: bool, reduced_precision: bool = False
+) -> list[Column]:
     """The table's columns: per peer its time (when ``peer_times``) and fastlstm's speed-up over it, and, when
-    ``competitors`` (peers other than baselines) are installed, the speed-up over the fastest of them."""
+    ``competitors`` (float32 peers other than baselines) are installed, the speed-up over the fastest of them. With
+    ``reduced_precision`` (some rows are not fp32), also each row's precision and fastlstm's difference from its
+    fp32 output, and the best peer is called the best fp32 peer."""
 
-    def peer_time(row: Row, name: str) -> str:
-        timing = row.peer(name).timing
-        return "n/a" if timing is None else _milliseconds(timing.median_seconds)
+    def peer_cell(row: Row, name: str, cell: Callable[[PeerResult], str]) -> str:
+        peer = row.peer(name)
+        return "-" if peer is None else cell(peer)
+
+    def peer_time(peer: PeerResult) -> str:
+        return "n/a" if peer.timing is None else _milliseconds(peer.timing.median_seconds)
 
     def best_speedup(row: Row) -> str:
         best = row.best_peer
@@ -777,27 +950,41 @@ def columns(peer_names: Sequence[str], competitors: Sequence[str], peer_times: b
         differences = [peer.max_abs_diff for peer in row.peers if peer.timing is not None]
         if not differences:
             return "-"
-        return f"{max(differences):.1e}" + ("" if row.agrees else " !")
+        return f"{max(differences):.1e}" + ("" if row.peers_agree else " !")
+
+    def fastlstm_difference(row: Row) -> str:
+        if row.fastlstm_diff is None:
+            return "-"
+        return f"{row.fastlstm_diff:.1e}" + ("" if row.fastlstm_agrees else " !")
 
     table = [
         Column("shape", lambda row: row.shape.label, left=True),
         Column("threads", lambda row: str(row.threads)),
+    ]
+    if reduced_precision:
+        table.append(Column("precision", lambda row: row.precision, left=True))
+    table += [
         Column("fastlstm ms", lambda row: _milliseconds(row.fastlstm.median_seconds)),
         Column("GFLOP/s", lambda row: f"{row.gflops:.1f}"),
-        Column("% peak", lambda row: f"{row.percent_of_peak:.1f}"),
-        Column("% bound", lambda row: "-" if row.percent_of_bound is None else f"{row.percent_of_bound:.1f}"),
+        Column("% peak", lambda row: _percent(row.percent_of_peak)),
+        Column("% bound", lambda row: _percent(row.percent_of_bound)),
     ]
     for name in peer_names:
         # Default arguments bind this peer's name; a closure would see the loop's last one.
         if peer_times:
-            table.append(Column(f"{name} ms", lambda row, name=name: peer_time(row, name)))
-        table.append(Column(f"vs {name}", lambda row, name=name: _ratio(row.speedup(row.peer(name)))))
+            table.append(Column(f"{name} ms", lambda row, name=name: peer_cell(row, name, peer_time)))
+        table.append(
+            Column(f"vs {name}", lambda row, name=name: peer_cell(row, name, lambda peer: _ratio(row.speedup(peer))))
+        )
     if competitors:
+        best = "best fp32 peer" if reduced_precision else "best peer"
         table += [
-            Column("vs best peer", best_speedup),
-            Column("best peer", lambda row: row.best_peer.peer if row.best_peer else "-", left=True),
+            Column(f"vs {best}", best_speedup),
+            Column(best, lambda row: row.best_peer.peer if row.best_peer else "-", left=True),
         ]
     table.append(Column("max |diff|", largest_difference))
+    if reduced_precision:
+        table.append(Column("fastlstm |diff|", fastlstm_difference))
     return table
 
 
@@ -820,41 +1007,62 @@ def table_lines(rows: Sequence[Row], env: dict[str, Any]) -> tuple[list[str], bo
     """The table, with every peer's time if that fits in TABLE_WIDTH characters, else with the speed-ups only;
     and whether the peers' times are in it."""
     peer_names = list(env["peers"])
-    competitors = [name for name in peer_names if name not in env["baseline_peers"]]
-    lines = format_table(columns(peer_names, competitors, peer_times=True), rows)
+    competitors = _competitors(env)
+    reduced_precision = _has_reduced_precision(rows)
+    lines = format_table(columns(peer_names, competitors, True, reduced_precision), rows)
     if max(map(len, lines)) <= TABLE_WIDTH:
         return lines, True
-    return format_table(columns(peer_names, competitors, peer_times=False), rows), False
+    return format_table(columns(peer_names, competitors, False, reduced_precision), rows), False
 
 
 def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> list[str]:
-    competitors = [name for name in env["peers"] if name not in env["baseline_peers"]]
+    competitors = _competitors(env)
+    reduced_precision = _has_reduced_precision(rows)
     lines = [
         "GFLOP/s: 2 flops per multiply-add of the gate products (8*H*(I+H)*B*T per layer and direction without a "
-        "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count.",
+        "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count."
+        + (" - in bf16 rows: vdpbf16ps does two multiply-adds per lane, so the FMA peak is no ceiling there."
+           if reduced_precision else ""),
         "% bound (batch 1): the least possible time / fastlstm median time; the least possible time is the larger of "
         "the arithmetic at the FMA peak and the weights that must be read: input weights once, at the read bandwidth "
         "measured for a thread's share of a layer's weights, and recurrent ones every step after the first, at the "
-        "bandwidth measured for its share of those alone.",
+        "bandwidth measured for its share of those alone."
+        + (" In bf16 rows: 2 bytes per gate weight instead of 4 (the projection stays float32) and the arithmetic at "
+           "twice the FMA peak." if reduced_precision else ""),
         "vs X: X median time / fastlstm median time (higher: fastlstm is faster)."
-        + ("" if peer_times else " The peers' times are in the JSON (--json)."),
+        + ("" if peer_times else " The peers' times are in the JSON (--json).")
+        + (" In a bf16 row fastlstm runs in bf16; - where X takes no part in the row's precision (bf16 peers in "
+           "fp32 rows)." if reduced_precision else ""),
     ]
     if competitors:
+        best = "best fp32 peer" if reduced_precision else "best peer"
         lines.append(
-            f"vs best peer: the same over the fastest of {', '.join(competitors)} on the row (the baseline left out)."
+            f"vs {best}: the same over the fastest of {', '.join(competitors)} on the row (the baseline left out)."
         )
-    lines.append(
-        f"max |diff|: largest output difference from any peer, checked before timing (limit {TOLERANCE:.0e})."
-    )
+    if reduced_precision:
+        lines += [
+            f"max |diff|: largest difference of any peer's output from fastlstm's fp32 one, checked before timing "
+            f"(limit {TOLERANCE:.0e}; bf16 peers {BF16_TOLERANCE:.0e}).",
+            f"fastlstm |diff|: of fastlstm's bf16 output from its fp32 one, checked before timing "
+            f"(limit {BF16_TOLERANCE:.0e}).",
+        ]
+    else:
+        lines.append(
+            f"max |diff|: largest output difference from any peer, checked before timing (limit {TOLERANCE:.0e})."
+        )
     reasons: dict[str, list[str]] = {}
     for row in rows:
+        where = _row_text(row.shape, row.threads, row.precision)
+        reference = "fastlstm" if row.precision == "fp32" else "fastlstm fp32"
+        if not row.fastlstm_agrees:
+            difference = f"{row.fastlstm_diff:.3g} >= {TOLERANCES[row.precision]:.0e}"
+            lines.append(f"! {where}: fastlstm {row.precision} and fastlstm fp32 differ by {difference}")
         for peer in row.peers:
             if peer.timing is None and peer.peer not in reasons.get(peer.unsupported, []):
                 reasons.setdefault(peer.unsupported, []).append(peer.peer)
             if not peer.agrees:
-                difference = f"{peer.max_abs_diff:.3g} >= {TOLERANCE:.0e}"
-                where = f"{row.shape.label}, {_threads_text(row.threads)}"
-                lines.append(f"! {where}: fastlstm and {peer.peer} differ by {difference}")
+                difference = f"{peer.max_abs_diff:.3g} >= {peer.tolerance:.0e}"
+                lines.append(f"! {where}: {reference} and {peer.peer} differ by {difference}")
     for reason, names in reasons.items():
         lines.append(f"n/a ({', '.join(names)}): {reason}")
     return lines
@@ -880,25 +1088,34 @@ def _peer_record(row: Row, peer: PeerResult) -> dict[str, Any]:
 
 def _row_record(row: Row) -> dict[str, Any]:
     best = row.best_peer
+    shape, precision = row.shape, row.precision
     return {
-        "label": row.shape.label,
-        "key": row.shape.key,
-        "shape": asdict(row.shape),
-        "flops": row.shape.flops,
+        "label": shape.label,
+        "key": shape.key,
+        "shape": asdict(shape),
+        "flops": shape.flops,
         "isa": row.isa,
         "threads": row.threads,
+        "precision": precision,
         "fma_peak_gflops": row.peak_gflops,
-        "fastlstm": {**asdict(row.fastlstm), "gflops": row.gflops, "percent_of_peak": row.percent_of_peak},
+        "fastlstm": {
+            **asdict(row.fastlstm),
+            "gflops": row.gflops,
+            "percent_of_peak": row.percent_of_peak,
+            # None in fp32 rows: there fastlstm's output is the reference
+            "max_abs_diff_from_fp32": row.fastlstm_diff,
+            "agrees": row.fastlstm_agrees,
+        },
         "batch1_bound": None
         if row.bandwidth_gbs is None
         else {
             "read_bandwidth_gbs": row.bandwidth_gbs,
-            "working_set_bytes_per_thread": row.shape.working_set_bytes(row.threads),
+            "working_set_bytes_per_thread": shape.working_set_bytes(row.threads, precision),
             "recurrent_read_bandwidth_gbs": row.recurrent_bandwidth_gbs,
-            "recurrent_set_bytes_per_thread": row.shape.recurrent_set_bytes(row.threads),
-            "input_traffic_bytes": row.shape.input_traffic_bytes,
-            "recurrent_traffic_bytes": row.shape.recurrent_traffic_bytes,
-            "weight_traffic_bytes": row.shape.weight_traffic_bytes,
+            "recurrent_set_bytes_per_thread": shape.recurrent_set_bytes(row.threads, precision),
+            "input_traffic_bytes": shape.input_traffic_bytes(precision),
+            "recurrent_traffic_bytes": shape.recurrent_traffic_bytes(precision),
+            "weight_traffic_bytes": shape.weight_traffic_bytes(precision),
             "bound_seconds": row.bound_seconds,
             "percent_of_bound": row.percent_of_bound,
         },
@@ -915,6 +1132,7 @@ def write_json(path: Path, rows: Sequence[Row], env: dict[str, Any], repeat_seco
             "min_runs": MIN_RUNS,
             "max_runs": MAX_RUNS,
             "tolerance": TOLERANCE,
+            "tolerances": TOLERANCES,
             "seed": SEED,
             "peak_seconds": PEAK_SECONDS,
             "bandwidth_seconds": BANDWIDTH_SECONDS,
@@ -949,7 +1167,7 @@ def write_plot(path: Path, rows: Sequence[Row], env: dict[str, Any]) -> None:
         positions, speedups = [], []
         for row_number, row in enumerate(rows):
             speedup = row.speedup(row.peer(name))
-            if speedup is not None:  # n/a: the peer cannot express this model
+            if speedup is not None:  # the peer cannot express this model, or takes no part in the row's precision
                 positions.append(row_number - 0.4 + (index + 0.5) * bar_height)
                 speedups.append(speedup)
         shown += speedups
@@ -962,7 +1180,8 @@ def write_plot(path: Path, rows: Sequence[Row], env: dict[str, Any]) -> None:
     axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
     axes.xaxis.set_minor_formatter(NullFormatter())
-    axes.set_yticks(range(len(rows)), [f"{row.shape.label}, {_threads_text(row.threads)}" for row in rows], fontsize=8)
+    labels = [_row_text(row.shape, row.threads, row.precision) for row in rows]
+    axes.set_yticks(range(len(rows)), labels, fontsize=8)
     axes.set_ylim(len(rows) - 0.5, -0.5)  # first row at the top, as in the table
     axes.set_xlabel("speed-up of fastlstm: peer median time / fastlstm median time (> 1: fastlstm is faster)")
     title = f"fastlstm {env['fastlstm']} ({env['isa']}) vs peers, {env['cpu']}, {env['cpu_count']} CPUs"
@@ -981,6 +1200,7 @@ def run(
     shapes: Sequence[Shape],
     *,
     thread_counts: Sequence[int] | None = None,
+    precisions: Sequence[str] = ("fp32",),
     repeat_seconds: float = 0.2,
     isa: str | None = None,
     json_path: Path | None = None,
@@ -988,18 +1208,20 @@ def run(
     out: TextIO = sys.stdout,
     progress: TextIO = sys.stderr,
 ) -> int:
-    """Measure ``shapes`` at each of ``thread_counts`` (default: ``default_thread_counts()``), print the report to
-    ``out`` and optionally write JSON and a plot (which needs matplotlib). Returns the exit status: 0, or 1 when
-    some peer's output disagreed with fastlstm's."""
+    """Measure ``shapes`` at each of ``thread_counts`` (default: ``default_thread_counts()``) and fastlstm in each of
+    ``precisions``, print the report to ``out`` and optionally write JSON and a plot (which needs matplotlib).
+    Returns the exit status: 0, or 1 when some output disagreed with fastlstm's fp32 one."""
     thread_counts = list(dict.fromkeys(thread_counts or default_thread_counts()))
     check_thread_counts(thread_counts)
-    peers = available_peers()
+    precisions = list(dict.fromkeys(precisions))
+    check_precisions(precisions)
+    peers = available_peers(precisions)
     with fastlstm.use_isa(isa) if isa else contextlib.nullcontext():
         print("measuring the FMA peak ...", end="", file=progress, flush=True)
         peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
         print(" done", file=progress, flush=True)
-        env = environment(peaks, peers)
-        rows = measure(shapes, peaks, peers, repeat_seconds, progress)
+        env = environment(peaks, peers, precisions)
+        rows = measure(shapes, peaks, peers, repeat_seconds, progress, precisions=precisions)
     out.write(report(rows, env, repeat_seconds))
     if json_path is not None:
         write_json(json_path, rows, env, repeat_seconds)
