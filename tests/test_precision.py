@@ -18,7 +18,7 @@ import torch
 
 import fastlstm
 from fastlstm import _core, bench, reference
-from fastlstm.testing import SIMD_TAIL_SIZES, float32_tolerance, max_abs_difference
+from fastlstm.testing import float32_tolerance, max_abs_difference
 
 #: Largest |bf16 - fp32| allowed per result on the benchmark inputs (standard normal x, PyTorch's initialisation).
 #: Where it comes from: rounding the weights and rounding x each change a gate pre-activation by about
