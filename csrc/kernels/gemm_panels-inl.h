@@ -9,16 +9,17 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
-// `product` holds the tile's first panel and first row of A.
+// `product` holds the tile's first panel and first row of A; `column0` is the tile's first column (for the
+// product's per-column data) and init, when not null, starts there.
 template <int kRows, int kPanels, int kVectors, class Product>
-inline void gemm_tile(const Product& product, int64_t panel_stride, const float* init, float* C, int64_t ldc,
-                      int64_t columns) {
+inline void gemm_tile(const Product& product, int64_t panel_stride, int64_t column0, const float* init, float* C,
+                      int64_t ldc, int64_t columns) {
     constexpr int64_t kWidth = kVectors * Simd::kLanes;  // columns of one panel
-    V acc[kRows][kPanels][kVectors];
+    auto init_at = [&](int p, int v) { return init ? init + p * kWidth + v * Simd::kLanes : nullptr; };
+    typename Product::Accumulator acc[kRows][kPanels][kVectors];
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p)
-            for (int v = 0; v < kVectors; ++v)
-                acc[r][p][v] = init ? Simd::load(init + p * kWidth + v * Simd::kLanes) : Simd::zero();
+            for (int v = 0; v < kVectors; ++v) acc[r][p][v] = product.start(init_at(p, v));
     for (int64_t k = 0; k < product.depth; ++k) {
         decltype(product.operand(0, 0)) a[kRows];
         for (int r = 0; r < kRows; ++r) a[r] = product.operand(r, k);
@@ -33,41 +34,37 @@ inline void gemm_tile(const Product& product, int64_t panel_stride, const float*
         for (int p = 0; p < kPanels; ++p)
             for (int v = 0; v < kVectors; ++v) {
                 const int64_t column = p * kWidth + v * Simd::kLanes;
+                const V value = product.finish(acc[r][p][v], init_at(p, v), r, column0 + column);
                 float* dst = C + r * ldc + column;
                 if (column + Simd::kLanes <= columns)
-                    Simd::store(dst, acc[r][p][v]);
+                    Simd::store(dst, value);
                 else if (column < columns)
-                    Simd::store_first(dst, acc[r][p][v], columns - column);
+                    Simd::store_first(dst, value, columns - column);
             }
-}
-
-// `product` moved to row m of A.
-template <class Product>
-inline Product from_row(Product product, int64_t m) {
-    product.rows += m * product.row_stride;
-    return product;
 }
 
 // The tile of exactly `rows` rows (1 <= rows <= kRows), found by counting down.
 template <int kRows, int kPanels, int kVectors, class Product>
-inline void gemm_tile_of_height(int64_t rows, const Product& product, int64_t panel_stride, const float* init,
-                                float* C, int64_t ldc, int64_t columns) {
+inline void gemm_tile_of_height(int64_t rows, const Product& product, int64_t panel_stride, int64_t column0,
+                                const float* init, float* C, int64_t ldc, int64_t columns) {
     if (rows == kRows)
-        gemm_tile<kRows, kPanels, kVectors>(product, panel_stride, init, C, ldc, columns);
+        gemm_tile<kRows, kPanels, kVectors>(product, panel_stride, column0, init, C, ldc, columns);
     else if constexpr (kRows > 1)
-        gemm_tile_of_height<kRows - 1, kPanels, kVectors>(rows, product, panel_stride, init, C, ldc, columns);
+        gemm_tile_of_height<kRows - 1, kPanels, kVectors>(rows, product, panel_stride, column0, init, C, ldc,
+                                                          columns);
 }
 
 // Rows [0, M) x panels [p, p + kPanels): full tiles of kMaxRows rows, then one tile of the remaining rows.
 template <int kMaxRows, int kPanels, int kVectors, class Product>
-inline void gemm_rows(int64_t M, const Product& product, int64_t panel_stride, const float* init, float* C,
-                      int64_t ldc, int64_t columns) {
+inline void gemm_rows(int64_t M, const Product& product, int64_t panel_stride, int64_t column0, const float* init,
+                      float* C, int64_t ldc, int64_t columns) {
     int64_t m = 0;
     for (; m + kMaxRows <= M; m += kMaxRows)
-        gemm_tile<kMaxRows, kPanels, kVectors>(from_row(product, m), panel_stride, init, C + m * ldc, ldc, columns);
+        gemm_tile<kMaxRows, kPanels, kVectors>(product.from_row(m), panel_stride, column0, init, C + m * ldc, ldc,
+                                               columns);
     if (m < M)
-        gemm_tile_of_height<kMaxRows, kPanels, kVectors>(M - m, from_row(product, m), panel_stride, init, C + m * ldc,
-                                                         ldc, columns);
+        gemm_tile_of_height<kMaxRows, kPanels, kVectors>(M - m, product.from_row(m), panel_stride, column0, init,
+                                                         C + m * ldc, ldc, columns);
 }
 
 // kVectors vectors per panel; kPanels panels per tile. Gate panels: kVectors = 4, kPanels = 1. Projection panels
@@ -82,19 +79,21 @@ inline void gemm_panels_with(int64_t M, int64_t N, const Product& product, const
     const int64_t panel_stride = product.depth * kWidth;
     for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
         const int64_t rows = M - m0 < kRowBlock ? M - m0 : kRowBlock;
-        Product block = from_row(product, m0);
+        Product block = product.from_row(m0);
         float* c = C + m0 * ldc;
         int64_t p = 0;
         const auto* first_panel = product.panels;
         for (; p + kPanels <= num_panels; p += kPanels) {
             block.panels = first_panel + p * panel_stride;
-            gemm_rows<kMaxRows, kPanels, kVectors>(rows, block, panel_stride, init ? init + p * kWidth : nullptr,
-                                                   c + p * kWidth, ldc, N - p * kWidth);
+            gemm_rows<kMaxRows, kPanels, kVectors>(rows, block, panel_stride, p * kWidth,
+                                                   init ? init + p * kWidth : nullptr, c + p * kWidth, ldc,
+                                                   N - p * kWidth);
         }
         for (; p < num_panels; ++p) {
             block.panels = first_panel + p * panel_stride;
-            gemm_rows<kMaxRows, 1, kVectors>(rows, block, panel_stride, init ? init + p * kWidth : nullptr,
-                                             c + p * kWidth, ldc, N - p * kWidth);
+            gemm_rows<kMaxRows, 1, kVectors>(rows, block, panel_stride, p * kWidth,
+                                             init ? init + p * kWidth : nullptr, c + p * kWidth, ldc,
+                                             N - p * kWidth);
         }
     }
 }
@@ -102,7 +101,7 @@ inline void gemm_panels_with(int64_t M, int64_t N, const Product& product, const
 template <int kMaxRows, int kPanels, int kVectors>
 inline void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                         const float* init, float* C, int64_t ldc) {
-    gemm_panels_with<kMaxRows, kPanels, kVectors>(M, N, F32Product{panels, A, lda, K}, init, C, ldc);
+    gemm_panels_with<kMaxRows, kPanels, kVectors>(M, N, F32Product{{}, panels, A, lda, K}, init, C, ldc);
 }
 
 // Precision bf16, gate panels only: A rounded into a_bf16 first.
@@ -111,7 +110,7 @@ inline void bf16_gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, in
                              const float* init, float* C, int64_t ldc, uint16_t* a_bf16) {
     const int64_t stride = (K + 1) / 2 * 2;
     round_rows_to_bf16(M, K, A, lda, a_bf16, stride);
-    gemm_panels_with<kMaxRows, 1, 4>(M, N, BF16PairProduct{pairs, a_bf16, stride, stride / 2}, init, C, ldc);
+    gemm_panels_with<kMaxRows, 1, 4>(M, N, BF16PairProduct{{}, pairs, a_bf16, stride, stride / 2}, init, C, ldc);
 }
 
 }  // namespace FASTLSTM_ISA_NAMESPACE

@@ -10,9 +10,19 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
+// A product's accumulators (the "Product" structs below and in int8_product-inl.h): `Accumulator` vectors start
+// from start(init) (init: the precomputed input part, the bias, or null for zeros) and end as floats through
+// finish(acc, init, row, column), column counted over the whole layer's panels. f32 and bf16 accumulate in
+// float32 straight from init; int8 accumulates integers and adds init when it scales them back.
+struct FloatAccumulation {
+    using Accumulator = V;
+    static V start(const float* init) { return init ? Simd::load(init) : Simd::zero(); }
+    static V finish(V acc, const float*, int64_t, int64_t) { return acc; }
+};
+
 // The operands of the recurrent product in precision f32: one depth step is one k, h[k] broadcast times a vector of
 // weights. The same struct describes the input projection's operands (gemm_panels-inl.h).
-struct F32Product {
+struct F32Product : FloatAccumulation {
     using Weight = float;
     using Operand = float;
     const float* panels;  // gate panels (kernels.h)
@@ -21,13 +31,14 @@ struct F32Product {
     int64_t depth;  // K
 
     V operand(int64_t row, int64_t k) const { return Simd::set1(rows[row * row_stride + k]); }
+    F32Product from_row(int64_t m) const { return {{}, panels, rows + m * row_stride, row_stride, depth}; }
     static V load(const float* w) { return Simd::load(w); }
     static V pinned(V w) { return Simd::pinned(w); }
     static V madd(V acc, V w, V h) { return Simd::fmadd(h, w, acc); }
 };
 
 // Precision bf16: one depth step is a pair of k, (h[2j], h[2j+1]) times a vector of weight pairs.
-struct BF16PairProduct {
+struct BF16PairProduct : FloatAccumulation {
     using Weight = uint32_t;
     using Operand = uint16_t;
     const uint32_t* panels;  // pair panels (kernels.h)
@@ -38,13 +49,14 @@ struct BF16PairProduct {
     Simd::OperandPair operand(int64_t row, int64_t j) const {
         return Simd::broadcast_pair(rows + row * row_stride + 2 * j);
     }
+    BF16PairProduct from_row(int64_t m) const { return {{}, panels, rows + m * row_stride, row_stride, depth}; }
     static Simd::WeightPairs load(const uint32_t* w) { return Simd::load_pairs(w); }
     static Simd::WeightPairs pinned(Simd::WeightPairs w) { return Simd::pinned(w); }
     static V madd(V acc, const Simd::WeightPairs& w, const Simd::OperandPair& h) { return Simd::dot_pairs(acc, w, h); }
 };
 
 inline F32Product f32_recurrent_product(const LstmStepArgs& a) {
-    return {a.recurrent_panels, a.h_prev, a.h_prev_stride, a.recurrent_size};
+    return {{}, a.recurrent_panels, a.h_prev, a.h_prev_stride, a.recurrent_size};
 }
 
 // The new c and h of `units` cells (all Simd::kLanes but in the last panel).
@@ -114,11 +126,13 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
     const int64_t depth = product.depth;
     const typename Product::Weight* weights = product.panels + panel * depth * kWidth;
 
-    V acc[kRows][kPanels][4];
+    auto gates_in = [&](int r, int p, int g) {
+        return a.gates_in + (row + r) * a.gates_in_stride + (panel + p) * kWidth + g * L;
+    };
+    typename Product::Accumulator acc[kRows][kPanels][4];
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p)
-            for (int g = 0; g < 4; ++g)
-                acc[r][p][g] = Simd::load(a.gates_in + (row + r) * a.gates_in_stride + (panel + p) * kWidth + g * L);
+            for (int g = 0; g < 4; ++g) acc[r][p][g] = product.start(gates_in(r, p, g));
     for (int64_t k = 0; k < depth; ++k) {
         decltype(product.operand(0, 0)) h[kRows];
         for (int r = 0; r < kRows; ++r) h[r] = product.operand(row + r, k);
@@ -131,10 +145,13 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
     }
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p) {
+            V z[4];
+            for (int g = 0; g < 4; ++g)
+                z[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
             if constexpr (kOptions)
-                finish_cells_with_options(a, acc[r][p], row + r, panel + p);
+                finish_cells_with_options(a, z, row + r, panel + p);
             else
-                finish_cells(a, acc[r][p], row + r, panel + p);
+                finish_cells(a, z, row + r, panel + p);
         }
 }
 
@@ -223,7 +240,7 @@ template <int kMaxRows, int kMaxAccumulators>
 inline void bf16_lstm_step(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
     if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
-    const BF16PairProduct product{a.recurrent_pairs, a.h_bf16, stride, stride / 2};
+    const BF16PairProduct product{{}, a.recurrent_pairs, a.h_bf16, stride, stride / 2};
     lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
 }
 
