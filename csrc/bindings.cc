@@ -47,6 +47,7 @@ std::vector<std::string> isa_names(bool supported_only) {
 fastlstm::Precision precision_named(const std::string& name) {
     if (name == "fp32") return fastlstm::Precision::kF32;
     if (name == "bf16") return fastlstm::Precision::kBF16;
+    if (name == "int8") return fastlstm::Precision::kInt8;
     throw py::value_error("_core: unknown precision '" + name + "'");
 }
 
@@ -285,7 +286,11 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         .def_property_readonly("isa", [](const PackedLstm& lstm) { return std::string(lstm.kernels().isa); })
         .def_property_readonly("precision",
                                [](const PackedLstm& lstm) {
-                                   return std::string(lstm.precision() == fastlstm::Precision::kBF16 ? "bf16" : "fp32");
+                                   switch (lstm.precision()) {
+                                       case fastlstm::Precision::kBF16: return std::string("bf16");
+                                       case fastlstm::Precision::kInt8: return std::string("int8");
+                                       default: return std::string("fp32");
+                                   }
                                })
         .def_property_readonly("hidden_block", [](const PackedLstm& lstm) { return lstm.kernels().hidden_block; })
         .def("pack_cell", &pack_cell, py::arg("layer"), py::arg("direction"), py::arg("w_ih").noconvert(),

@@ -60,12 +60,13 @@ bool cpu_runs_avx512() {
     return cpu_runs_avx2() && avx512f && (os_saved_states() & needed) == needed;
 }
 
-// AVX512-BF16 (CPUID leaf 7 subleaf 1, EAX bit 5), with the BW and VL subsets its kernels also use.
+// AVX512-BF16 (CPUID leaf 7 subleaf 1, EAX bit 5) and AVX512-VNNI (leaf 7, ECX bit 11), with the BW and VL subsets
+// their kernels also use.
 bool cpu_runs_avx512bf16() {
     const CpuidRegisters leaf7 = cpuid(7, 0);
-    const bool bw = leaf7.ebx & (1u << 30), vl = leaf7.ebx & (1u << 31);
+    const bool bw = leaf7.ebx & (1u << 30), vl = leaf7.ebx & (1u << 31), vnni = leaf7.ecx & (1u << 11);
     const bool bf16 = leaf7.eax >= 1 && (cpuid(7, 1).eax & (1u << 5));
-    return cpu_runs_avx512() && bw && vl && bf16;
+    return cpu_runs_avx512() && bw && vl && vnni && bf16;
 }
 #endif
 
@@ -73,6 +74,7 @@ const KernelSet kKernelSets[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, cpu_check)      \
     {#isa,                    hidden_block,         f32_gemm_panels__##suffix, f32_lstm_step__##suffix, \
      bf16_gemm_panels__##bf16_suffix,               bf16_lstm_step__##bf16_suffix,                          \
+     int8_gemm_panels__##bf16_suffix,               int8_lstm_step__##bf16_suffix,                          \
      f32_lstm_step_look_ahead__##suffix,            look_ahead_batches,                                     \
      f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_softmax_rows__##suffix,                             \
      f32_fma_peak__##suffix,  f32_read_sum__##suffix},

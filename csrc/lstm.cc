@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/thread_pool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -68,6 +69,33 @@ void pack_gate_pair_panels(const float* w, int64_t hidden, int64_t K, int64_t bl
                     dst[g * block + u] = word;
                 }
         }
+}
+
+// Quad panels (kernels.h: precision int8): panel p, quad j, gate g, unit u  <-  the int8 codes of w[(g*H + p*block +
+// u) * K + 4j + i] in byte i, zero past K and past H; each gate row's scale and offset (128 * sum of its codes) at
+// column (p*4 + g)*block + u, zero past H.
+void pack_gate_quad_panels(const float* w, int64_t hidden, int64_t K, int64_t block, uint32_t* out, float* scales,
+                           int32_t* offsets) {
+    const int64_t panels = ceil_div(hidden, block);
+    const int64_t quads = ceil_div(K, 4);
+    const int64_t width = kGates * block;
+    std::vector<int8_t> codes(quads * 4);
+    for (int64_t p = 0; p < panels; ++p)
+        for (int64_t g = 0; g < kGates; ++g)
+            for (int64_t u = 0; u < block; ++u) {
+                const int64_t unit = p * block + u, column = (p * kGates + g) * block + u;
+                std::fill(codes.begin(), codes.end(), int8_t{0});
+                scales[column] = unit < hidden ? quantize_row_to_int8(K, w + (g * hidden + unit) * K, codes.data()) : 0.0f;
+                int32_t sum = 0;
+                for (int64_t k = 0; k < K; ++k) sum += codes[k];
+                offsets[column] = 128 * sum;
+                for (int64_t j = 0; j < quads; ++j) {
+                    uint32_t word = 0;
+                    for (int64_t i = 0; i < 4; ++i)
+                        word |= static_cast<uint32_t>(static_cast<uint8_t>(codes[4 * j + i])) << (8 * i);
+                    out[(p * quads + j) * width + g * block + u] = word;
+                }
+            }
 }
 
 void pack_gate_bias(const float* b_ih, const float* b_hh, int64_t hidden, int64_t block, float* out) {
@@ -158,7 +186,9 @@ PackedLstm::PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry, P
       precision_(precision),
       cells_(geometry.num_layers * geometry.num_directions) {}
 
-int64_t PackedLstm::weight_bytes() const { return precision_ == Precision::kBF16 ? 2 : 4; }
+int64_t PackedLstm::weight_bytes() const {
+    return precision_ == Precision::kInt8 ? 1 : precision_ == Precision::kBF16 ? 2 : 4;
+}
 
 int64_t PackedLstm::num_panels() const { return ceil_div(geometry_.hidden_size, kernels_.hidden_block); }
 
@@ -181,6 +211,18 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
         pack_gate_pair_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_pairs.data());
         for (int64_t i = 0; i < 4 * hidden * recurrent; ++i)
             packed.recurrent_finite &= std::isfinite(bf16_to_float(round_to_bf16(w.w_hh[i])));
+    } else if (precision_ == Precision::kInt8) {
+        packed.input_quads = AlignedBuffer<uint32_t>(gate_width() * ceil_div(input, 4));
+        packed.recurrent_quads = AlignedBuffer<uint32_t>(gate_width() * ceil_div(recurrent, 4));
+        packed.input_scales = AlignedFloats(gate_width());
+        packed.recurrent_scales = AlignedFloats(gate_width());
+        packed.input_offsets = AlignedBuffer<int32_t>(gate_width());
+        packed.recurrent_offsets = AlignedBuffer<int32_t>(gate_width());
+        pack_gate_quad_panels(w.w_ih, hidden, input, block, packed.input_quads.data(), packed.input_scales.data(),
+                              packed.input_offsets.data());
+        pack_gate_quad_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_quads.data(),
+                              packed.recurrent_scales.data(), packed.recurrent_offsets.data());
+        for (int64_t i = 0; i < gate_width(); ++i) packed.recurrent_finite &= !std::isnan(packed.recurrent_scales.data()[i]);
     } else {
         packed.input_panels = AlignedFloats(gate_width() * input);
         packed.recurrent_panels = AlignedFloats(gate_width() * recurrent);
@@ -227,6 +269,9 @@ struct PackedLstm::Workspace {
     std::vector<AlignedFloats> x_by_k;  // with look-ahead: per team member, the next chunk's inputs k-major
     // Precision bf16: per team member, a chunk's inputs or a step's h_prev rounded to bf16 (kernels.h).
     std::vector<AlignedBuffer<uint16_t>> bf16_rows;
+    // Precision int8: per team member, a chunk's inputs or a step's h_prev quantized, and their row scales.
+    std::vector<AlignedBuffer<uint8_t>> int8_rows;
+    std::vector<AlignedFloats> int8_scales;
 };
 
 // Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
@@ -282,6 +327,17 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
                                         std::max(batch, other_batch) * (g.output_size() + 1));
         for (int member = 0; member < members; ++member) workspace.bf16_rows.emplace_back(values);
     }
+    if (precision_ == Precision::kInt8) {
+        const LstmGeometry& g = geometry_;
+        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t rows = std::max(plain_rows, std::max(batch, other_batch));
+        const int64_t values = std::max(plain_rows * (widest_input + 3),
+                                        std::max(batch, other_batch) * (g.output_size() + 3));
+        for (int member = 0; member < members; ++member) {
+            workspace.int8_rows.emplace_back(values);
+            workspace.int8_scales.emplace_back(rows);
+        }
+    }
     return workspace;
 }
 
@@ -291,7 +347,7 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
 // chunk's steps) otherwise.
 void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                                 int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
-                                float* gates_in, uint16_t* bf16_scratch) const {
+                                float* gates_in, const OperandScratch& scratch) const {
     const int64_t width = gate_width();
     const int64_t panel_width = kGates * kernels_.hidden_block;
     const int64_t columns = (panel_end - panel_begin) * panel_width;
@@ -300,14 +356,21 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
     float* out = gates_in + panel_begin * panel_width;
     // rows x columns of the product from rows of A at a (row stride lda), into c (row stride ldc).
     auto product = [&](int64_t rows, const float* a, int64_t lda, float* c, int64_t ldc) {
-        if (precision_ == Precision::kBF16)
+        if (precision_ == Precision::kBF16) {
             kernels_.bf16_gemm_panels(rows, columns, layer_input_size, a, lda,
                                       cell.input_pairs.data() + panel_begin * ceil_div(layer_input_size, 2) * panel_width,
-                                      panel_width, bias, c, ldc, bf16_scratch);
-        else
+                                      panel_width, bias, c, ldc, scratch.bf16);
+        } else if (precision_ == Precision::kInt8) {
+            const Int8Panels weights{
+                cell.input_quads.data() + panel_begin * ceil_div(layer_input_size, 4) * panel_width,
+                cell.input_scales.data() + panel_begin * panel_width, cell.input_offsets.data() + panel_begin * panel_width};
+            kernels_.int8_gemm_panels(rows, columns, layer_input_size, a, lda, weights, panel_width, bias, c, ldc,
+                                      scratch.int8, scratch.int8_scales);
+        } else {
             kernels_.gemm_panels(rows, columns, layer_input_size, a, lda,
                                  cell.input_panels.data() + panel_begin * layer_input_size * panel_width, panel_width,
                                  bias, c, ldc);
+        }
     };
     const float* first = in.step(t_begin);
     if (in.step_offsets) {  // packed rows: the chunk's rows are contiguous
@@ -364,8 +427,16 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     step.gates_in_stride = gate_width();
     step.recurrent_panels = cell.recurrent_panels.data();
     step.recurrent_pairs = cell.recurrent_pairs.data();
-    uint16_t* bf16_scratch = precision_ == Precision::kBF16 ? workspace.bf16_rows[team.index].data() : nullptr;
-    step.h_bf16 = bf16_scratch;
+    step.recurrent_int8 = {cell.recurrent_quads.data(), cell.recurrent_scales.data(), cell.recurrent_offsets.data()};
+    OperandScratch scratch;  // this member's, for the rounded or quantized rows of x and h
+    if (precision_ == Precision::kBF16) scratch.bf16 = workspace.bf16_rows[team.index].data();
+    if (precision_ == Precision::kInt8) {
+        scratch.int8 = workspace.int8_rows[team.index].data();
+        scratch.int8_scales = workspace.int8_scales[team.index].data();
+    }
+    step.h_bf16 = scratch.bf16;
+    step.h_uint8 = scratch.int8;
+    step.h_scales = scratch.int8_scales;
     step.c = c;
     step.c_stride = H;
     step.options = cell.has_options ? &cell.options : nullptr;
@@ -400,7 +471,7 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
         float* gates_in = workspace.gates_in.data() + (look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (!look_ahead || n == 0)
             project_inputs(cell, in, g.layer_input_size(layer), B, t_begin, t_end, panel_begin, panel_end, gates_in,
-                           bf16_scratch);
+                           scratch);
         // The next chunk's pieces, spread evenly over this chunk's steps (at most one per slot of panels).
         int64_t pieces = 0, pieces_per_step = 0;
         if (look_ahead && (n + 1) * chunk < T) {
@@ -440,6 +511,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
                 kernels_.lstm_step_look_ahead(step, ahead);
             } else if (precision_ == Precision::kBF16) {
                 kernels_.bf16_lstm_step(step);
+            } else if (precision_ == Precision::kInt8) {
+                kernels_.int8_lstm_step(step);
             } else {
                 kernels_.lstm_step(step);
             }

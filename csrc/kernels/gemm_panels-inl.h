@@ -113,5 +113,15 @@ inline void bf16_gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, in
     gemm_panels_with<kMaxRows, 1, 4>(M, N, BF16PairProduct{{}, pairs, a_bf16, stride, stride / 2}, init, C, ldc);
 }
 
+// Precision int8, gate panels only: A quantized into a_uint8 and a_scales first.
+template <int kMaxRows>
+inline void int8_gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
+                             const float* init, float* C, int64_t ldc, uint8_t* a_uint8, float* a_scales) {
+    const int64_t stride = (K + 3) / 4 * 4;
+    quantize_rows_to_uint8(M, K, A, lda, a_uint8, stride, a_scales);
+    gemm_panels_with<kMaxRows, 1, 4>(
+        M, N, Int8QuadProduct{B.quads, a_uint8, stride, stride / 4, a_scales, B.scales, B.offsets}, init, C, ldc);
+}
+
 }  // namespace FASTLSTM_ISA_NAMESPACE
 }  // namespace fastlstm

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"
 
 namespace fastlstm {
@@ -77,7 +78,57 @@ void bf16_gemm_panel_rows(int64_t pairs, const uint16_t* A, int64_t a_stride, co
         for (int64_t j = 0; j < columns; ++j) C[r * ldc + j] = acc[r][j];
 }
 
+// Precision int8 (kernels.h): rows of q + 128 (row stride a_stride, K rounded up to 4) with their scales, quad panels
+// of kWidth columns from column `column0` of B's scales and offsets.
+template <int64_t kWidth, int64_t kBlockRows>
+void int8_gemm_panel_rows(int64_t quads, const uint8_t* A, int64_t a_stride, const float* a_scales,
+                          const uint32_t* panel, const Int8Panels& B, int64_t column0, const float* init, float* C,
+                          int64_t ldc, int64_t columns) {
+    int32_t sums[kBlockRows][kWidth] = {};
+    for (int64_t quad = 0; quad < quads; ++quad) {
+        const uint32_t* w = panel + quad * kWidth;
+        for (int64_t r = 0; r < kBlockRows; ++r) {
+            const uint8_t* a = A + r * a_stride + 4 * quad;
+            for (int64_t j = 0; j < kWidth; ++j) {
+                int32_t sum = 0;
+                for (int byte = 0; byte < 4; ++byte)
+                    sum += static_cast<int32_t>(a[byte]) * static_cast<int8_t>(w[j] >> (8 * byte) & 0xFFu);
+                sums[r][j] += sum;
+            }
+        }
+    }
+    for (int64_t r = 0; r < kBlockRows; ++r)
+        for (int64_t j = 0; j < columns; ++j) {
+            const float value = static_cast<float>(sums[r][j] - B.offsets[column0 + j]);
+            const float scaled = value * (a_scales[r] * B.scales[column0 + j]);
+            C[r * ldc + j] = init ? init[j] + scaled : scaled;
+        }
+}
+
 }  // namespace
+
+void int8_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
+                                int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                                float* a_scales) {
+    constexpr int64_t kWidth = 32;  // gate panels of hidden_block 8, the only ones in int8
+    assert(panel_width == kWidth && "int8_gemm_panels__portable: unsupported panel width");
+    (void)panel_width;
+    const int64_t stride = (K + 3) / 4 * 4, quads = stride / 4;
+    quantize_rows_to_uint8(M, K, A, lda, a_uint8, stride, a_scales);
+    const int64_t num_panels = (N + kWidth - 1) / kWidth;
+    for (int64_t p = 0; p < num_panels; ++p) {
+        const uint32_t* panel = B.quads + p * quads * kWidth;
+        const float* panel_init = init ? init + p * kWidth : nullptr;
+        const int64_t columns = std::min(kWidth, N - p * kWidth);
+        int64_t m = 0;
+        for (; m + kRows <= M; m += kRows)
+            int8_gemm_panel_rows<kWidth, kRows>(quads, a_uint8 + m * stride, stride, a_scales + m, panel, B,
+                                                p * kWidth, panel_init, C + m * ldc + p * kWidth, ldc, columns);
+        for (; m < M; ++m)
+            int8_gemm_panel_rows<kWidth, 1>(quads, a_uint8 + m * stride, stride, a_scales + m, panel, B, p * kWidth,
+                                            panel_init, C + m * ldc + p * kWidth, ldc, columns);
+    }
+}
 
 void bf16_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                 const uint32_t* pair_panels, int64_t panel_width, const float* init, float* C,

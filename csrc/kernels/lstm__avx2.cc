@@ -1,6 +1,7 @@
 // The AVX2 variants of the kernel families: the *-inl.h bodies compiled with -mavx2 -mfma (this file only).
 // hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for accumulators.
 #include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"
 #include "simd_avx2.h"
 
@@ -33,6 +34,17 @@ void bf16_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int
 }
 
 void bf16_lstm_step__avx2(const LstmStepArgs& args) { avx2::bf16_lstm_step<2, 8>(args); }
+
+// Precision int8 by exact emulation in 32-bit lanes (no byte dot product here): an operand takes four registers,
+// so the tiles are lower than bf16's.
+void int8_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
+                            int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                            float* a_scales) {
+    (void)panel_width;  // gate panels only
+    avx2::int8_gemm_panels<1>(M, N, K, A, lda, B, init, C, ldc, a_uint8, a_scales);
+}
+
+void int8_lstm_step__avx2(const LstmStepArgs& args) { avx2::int8_lstm_step<1, 8>(args); }
 
 // Batch 1 with the next steps' input projection interleaved: slots of 1 panel (4 recurrent + 8 look-ahead
 // accumulators of the 16 registers).

@@ -1,6 +1,7 @@
 // The AVX-512 variants of the kernel families: the *-inl.h bodies compiled with -mavx512f (this file only).
 // hidden_block 16: one zmm per gate per panel. Tiles use at most 24 of the 32 vector registers for accumulators.
 #include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"
 #include "simd_avx512.h"
 
@@ -34,6 +35,17 @@ void bf16_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, i
 }
 
 void bf16_lstm_step__avx512(const LstmStepArgs& args) { avx512::bf16_lstm_step<4, 16>(args); }
+
+// Precision int8 by exact emulation in 32-bit lanes (no byte dot product here): an operand takes four registers,
+// so the tiles are lower than bf16's.
+void int8_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
+                            int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                            float* a_scales) {
+    (void)panel_width;  // gate panels only
+    avx512::int8_gemm_panels<2>(M, N, K, A, lda, B, init, C, ldc, a_uint8, a_scales);
+}
+
+void int8_lstm_step__avx512(const LstmStepArgs& args) { avx512::int8_lstm_step<2, 8>(args); }
 
 // Batches 1 and 2 with the next steps' input projection interleaved: batch 1 in slots of 2 panels (8 recurrent + 8
 // look-ahead accumulators), batch 2 in slots of 1 panel (8 + 8).

@@ -1,8 +1,10 @@
-// The bf16 kernels of the avx512bf16 variant: the *-inl.h bodies over AVX512-BF16 dot products (vdpbf16ps: 16
-// lanes, each adding two bf16 products per instruction), compiled with -mavx512f -mavx512bf16 (this file only).
-// Its f32 kernels are those of avx512 (variants.inc). An operand pair and a weight vector take one register
-// each, as in f32, so the tiles are those of lstm__avx512.cc: up to 24 accumulators.
+// The bf16 and int8 kernels of the avx512bf16 variant: the *-inl.h bodies over AVX512-BF16 dot products
+// (vdpbf16ps: 16 lanes, each adding two bf16 products per instruction) and AVX512-VNNI ones (vpdpbusd: four byte
+// products per lane), compiled with -mavx512bf16 -mavx512vnni (this file only). Its f32 kernels are those of
+// avx512 (variants.inc). An operand and a weight vector take one register each, as in f32, so the tiles are those
+// of lstm__avx512.cc: up to 24 accumulators.
 #include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"
 #include "simd_avx512.h"
 
@@ -21,5 +23,14 @@ void bf16_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* 
 }
 
 void bf16_lstm_step__avx512bf16(const LstmStepArgs& args) { avx512bf16::bf16_lstm_step<6, 24>(args); }
+
+void int8_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
+                                  int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                                  float* a_scales) {
+    (void)panel_width;  // gate panels only
+    avx512bf16::int8_gemm_panels<6>(M, N, K, A, lda, B, init, C, ldc, a_uint8, a_scales);
+}
+
+void int8_lstm_step__avx512bf16(const LstmStepArgs& args) { avx512bf16::int8_lstm_step<6, 24>(args); }
 
 }  // namespace fastlstm

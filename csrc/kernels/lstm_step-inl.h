@@ -55,6 +55,39 @@ struct BF16PairProduct : FloatAccumulation {
     static V madd(V acc, const Simd::WeightPairs& w, const Simd::OperandPair& h) { return Simd::dot_pairs(acc, w, h); }
 };
 
+// Precision int8: one depth step is a quad of k, four operand bytes (q + 128) times a vector of weight quads, summed
+// exactly in 32-bit integers; finish() removes the offset and scales back (kernels.h).
+struct Int8QuadProduct {
+    using Accumulator = Simd::VI;
+    using Weight = uint32_t;
+    const uint32_t* panels;  // quad panels
+    const uint8_t* rows;     // rows of q + 128, K rounded up to 4
+    int64_t row_stride;
+    int64_t depth;              // ceil(K / 4)
+    const float* row_scales;    // per row of `rows`
+    const float* column_scales;  // per column, from the layer's (or the call's) first column
+    const int32_t* column_offsets;
+
+    static Simd::VI start(const float*) { return Simd::zero_int(); }
+    V finish(Simd::VI acc, const float* init, int64_t row, int64_t column) const {
+        const V value = Simd::int_to_float(Simd::sub_int(acc, Simd::load_int(column_offsets + column)));
+        const V scale = Simd::mul(Simd::set1(row_scales[row]), Simd::load(column_scales + column));
+        return init ? Simd::fmadd(value, scale, Simd::load(init)) : Simd::mul(value, scale);
+    }
+    Simd::OperandQuad operand(int64_t row, int64_t j) const { return Simd::broadcast_quad(rows + row * row_stride + 4 * j); }
+    Int8QuadProduct from_row(int64_t m) const {
+        Int8QuadProduct moved = *this;
+        moved.rows += m * row_stride;
+        moved.row_scales += m;
+        return moved;
+    }
+    static Simd::WeightQuads load(const uint32_t* w) { return Simd::load_quads(w); }
+    static Simd::WeightQuads pinned(Simd::WeightQuads w) { return Simd::pinned(w); }
+    static Simd::VI madd(Simd::VI acc, Simd::WeightQuads w, const Simd::OperandQuad& h) {
+        return Simd::dot_quads(acc, w, h);
+    }
+};
+
 inline F32Product f32_recurrent_product(const LstmStepArgs& a) {
     return {{}, a.recurrent_panels, a.h_prev, a.h_prev_stride, a.recurrent_size};
 }
@@ -241,6 +274,19 @@ inline void bf16_lstm_step(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
     if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
     const BF16PairProduct product{{}, a.recurrent_pairs, a.h_bf16, stride, stride / 2};
+    lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
+}
+
+// Precision int8: h_prev quantized into h_uint8 and h_scales first (K values per row).
+template <int kMaxRows, int kMaxAccumulators>
+inline void int8_lstm_step(const LstmStepArgs& a) {
+    const int64_t stride = (a.recurrent_size + 3) / 4 * 4;
+    if (a.recurrent_size > 0)
+        quantize_rows_to_uint8(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_uint8, stride, a.h_scales);
+    else  // no product (a zero state): scale 0 also cancels the offsets, which assume K bytes of 128
+        for (int64_t r = 0; r < a.batch; ++r) a.h_scales[r] = 0.0f;
+    const Int8QuadProduct product{a.recurrent_int8.quads, a.h_uint8, stride, stride / 4, a.h_scales,
+                                  a.recurrent_int8.scales, a.recurrent_int8.offsets};
     lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
 }
 

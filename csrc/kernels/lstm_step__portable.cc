@@ -7,6 +7,7 @@
 
 #include "f32_activations_portable.h"
 #include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"
 
 namespace fastlstm {
@@ -89,6 +90,39 @@ struct BF16PairProduct {
     }
 };
 
+// Precision int8 (kernels.h): quad panels and rows of q + 128, one quad of k per depth step, summed exactly in
+// int32, then scaled back and added: z += float(sum - offset) * (row scale * column scale).
+struct Int8QuadProduct {
+    Int8Panels weights;
+    const uint8_t* rows;
+    int64_t row_stride;
+    int64_t depth;
+    const float* row_scales;
+
+    template <int64_t kBlockRows>
+    void accumulate(float (*z)[kPanelWidth], int64_t panel_index, int64_t row) const {
+        const uint32_t* panel = weights.quads + panel_index * depth * kPanelWidth;
+        int32_t sums[kBlockRows][kPanelWidth] = {};
+        for (int64_t quad = 0; quad < depth; ++quad)
+            for (int64_t r = 0; r < kBlockRows; ++r) {
+                const uint8_t* a = rows + (row + r) * row_stride + 4 * quad;
+                for (int64_t j = 0; j < kPanelWidth; ++j) {
+                    const uint32_t word = panel[quad * kPanelWidth + j];
+                    int32_t sum = 0;
+                    for (int byte = 0; byte < 4; ++byte)
+                        sum += static_cast<int32_t>(a[byte]) * static_cast<int8_t>(word >> (8 * byte) & 0xFFu);
+                    sums[r][j] += sum;
+                }
+            }
+        const int64_t column0 = panel_index * kPanelWidth;
+        for (int64_t r = 0; r < kBlockRows; ++r)
+            for (int64_t j = 0; j < kPanelWidth; ++j) {
+                const float value = static_cast<float>(sums[r][j] - weights.offsets[column0 + j]);
+                z[r][j] += value * (row_scales[row + r] * weights.scales[column0 + j]);
+            }
+    }
+};
+
 template <int64_t kBlockRows, class Product>
 void step_rows(const LstmStepArgs& a, const Product& product, int64_t panel_index, int64_t row) {
     const int64_t unit0 = panel_index * kHiddenBlock;
@@ -137,6 +171,15 @@ void bf16_lstm_step__portable(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
     if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
     step(a, BF16PairProduct{a.recurrent_pairs, a.h_bf16, stride, stride / 2});
+}
+
+void int8_lstm_step__portable(const LstmStepArgs& a) {
+    const int64_t stride = (a.recurrent_size + 3) / 4 * 4;
+    if (a.recurrent_size > 0)
+        quantize_rows_to_uint8(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_uint8, stride, a.h_scales);
+    else  // no product (a zero state): scale 0 also cancels the offsets, which assume K bytes of 128
+        for (int64_t r = 0; r < a.batch; ++r) a.h_scales[r] = 0.0f;
+    step(a, Int8QuadProduct{a.recurrent_int8, a.h_uint8, stride, stride / 4, a.h_scales});
 }
 
 // The reference of the look-ahead step: the step, then the pieces one by one, each element summed as

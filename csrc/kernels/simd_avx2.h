@@ -100,6 +100,31 @@ struct Simd {
     static V dot_pairs(V acc, const WeightPairs& w, const OperandPair& h) {
         return _mm256_fmadd_ps(h.odd, w.odd, _mm256_fmadd_ps(h.even, w.even, acc));
     }
+
+    // int8 quads, exact in 32-bit lanes, as in simd_avx512.h.
+    using VI = __m256i;
+    using WeightQuads = __m256i;
+    struct OperandQuad {
+        __m256i byte[4];
+    };
+    static VI zero_int() { return _mm256_setzero_si256(); }
+    static VI load_int(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+    static V int_to_float(VI a) { return _mm256_cvtepi32_ps(a); }
+    static VI sub_int(VI a, VI b) { return _mm256_sub_epi32(a, b); }
+    static WeightQuads load_quads(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+    static OperandQuad broadcast_quad(const uint8_t* p) {
+        return {{_mm256_set1_epi32(p[0]), _mm256_set1_epi32(p[1]), _mm256_set1_epi32(p[2]), _mm256_set1_epi32(p[3])}};
+    }
+    static VI pinned(VI v) {
+        asm("" : "+x"(v));
+        return v;
+    }
+    static VI dot_quads(VI acc, WeightQuads w, const OperandQuad& h) {
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_srai_epi32(_mm256_slli_epi32(w, 24), 24), h.byte[0]));
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_srai_epi32(_mm256_slli_epi32(w, 16), 24), h.byte[1]));
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_srai_epi32(_mm256_slli_epi32(w, 8), 24), h.byte[2]));
+        return _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_srai_epi32(w, 24), h.byte[3]));
+    }
 };
 
 }  // namespace avx2

@@ -95,13 +95,43 @@ struct Simd {
     static V dot_pairs(V acc, const WeightPairs& w, const OperandPair& h) {
         return _mm512_fmadd_ps(h.odd, w.odd, _mm512_fmadd_ps(h.even, w.even, acc));
     }
+
+    // int8 quads (kernels.h: quad panels): 32-bit lanes of integer sums. Without VNNI, each signed byte of a word is
+    // sign-extended by two shifts and multiplied with its unsigned operand byte in 32-bit lanes: exact, so every
+    // variant gives the same integers (AVX-512F alone has no byte multiply-add).
+    using VI = __m512i;
+    using WeightQuads = __m512i;
+    struct OperandQuad {
+        __m512i byte[4];
+    };
+    static VI zero_int() { return _mm512_setzero_si512(); }
+    static VI load_int(const int32_t* p) { return _mm512_loadu_si512(p); }
+    static V int_to_float(VI a) { return _mm512_cvtepi32_ps(a); }
+    static VI sub_int(VI a, VI b) { return _mm512_sub_epi32(a, b); }
+    static WeightQuads load_quads(const uint32_t* p) { return _mm512_loadu_si512(p); }
+    static OperandQuad broadcast_quad(const uint8_t* p) {
+        return {{_mm512_set1_epi32(p[0]), _mm512_set1_epi32(p[1]), _mm512_set1_epi32(p[2]), _mm512_set1_epi32(p[3])}};
+    }
+    static VI pinned(VI v) {
+        asm("" : "+v"(v));
+        return v;
+    }
+    // acc + sum over the 4 bytes i of (signed byte i of w) * (unsigned operand byte i).
+    static VI dot_quads(VI acc, WeightQuads w, const OperandQuad& h) {
+        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_srai_epi32(_mm512_slli_epi32(w, 24), 24), h.byte[0]));
+        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_srai_epi32(_mm512_slli_epi32(w, 16), 24), h.byte[1]));
+        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_srai_epi32(_mm512_slli_epi32(w, 8), 24), h.byte[2]));
+        return _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_srai_epi32(w, 24), h.byte[3]));
+    }
 };
 
 }  // namespace avx512
 
-#if defined(__AVX512BF16__)
-// AVX512-BF16: the same vectors, with one dot product over 16 pairs (vdpbf16ps) in place of the widening and two
-// multiply-adds. Its sum order is its own (per lane, acc plus both products, float32, denormals as zero).
+#if defined(__AVX512BF16__) && defined(__AVX512VNNI__)
+// AVX512-BF16 and AVX512-VNNI (every CPU with the first has the second): the same vectors, with one dot product
+// over 16 pairs (vdpbf16ps) in place of the widening and two multiply-adds, and one over 16 quads of bytes
+// (vpdpbusd) in place of four shifts, multiplies and adds. vdpbf16ps sums in its own order (per lane, acc plus both
+// products, float32, denormals as zero); vpdpbusd's integers are exact, as the emulation's.
 namespace avx512bf16 {
 
 struct Simd : avx512::Simd {
@@ -113,14 +143,16 @@ struct Simd : avx512::Simd {
         std::memcpy(&word, p, sizeof word);
         return _mm512_set1_epi32(static_cast<int>(word));
     }
-    using avx512::Simd::pinned;
-    static __m512i pinned(__m512i v) {
-        asm("" : "+v"(v));
-        return v;
-    }
     static V dot_pairs(V acc, WeightPairs w, OperandPair h) {
         return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(h));
     }
+    using OperandQuad = __m512i;
+    static OperandQuad broadcast_quad(const uint8_t* p) {
+        uint32_t word;
+        std::memcpy(&word, p, sizeof word);
+        return _mm512_set1_epi32(static_cast<int>(word));
+    }
+    static VI dot_quads(VI acc, WeightQuads w, OperandQuad h) { return _mm512_dpbusd_epi32(acc, h, w); }
 };
 
 }  // namespace avx512bf16

@@ -26,6 +26,7 @@ def check_int(value: Any, name: str, *, minimum: int) -> int:
 PRECISIONS = {
     "fp32": "float32 weights and products",
     "bf16": "bf16 weights times bf16-rounded inputs and h, float32 sums, activations and state",
+    "int8": "int8 weights (a scale per row) times inputs and h quantized per row, int32 sums, float32 state",
 }
 
 

@@ -12,7 +12,9 @@ For each layer and direction, at each step t (backwards in time for the reverse 
 The input part ``W_ih x_t + b_ih + b_hh`` does not depend on the recurrence, so it is computed for all steps at once.
 
 With ``precision="bf16"`` the products are those of the bf16 kernels: W_ih and W_hh rounded to bf16, times x_t and
-h_{t-1} rounded to bf16 (``round_to_bf16``), the rest in ``dtype``.
+h_{t-1} rounded to bf16 (``round_to_bf16``), the rest in ``dtype``. With ``precision="int8"``, those of the int8
+kernels: every row of W_ih and W_hh, and every row of x_t and h_{t-1}, replaced by its int8 code times its scale
+(``quantize_to_int8``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from . import _cell
 from ._module import LSTMBase, LSTMCellBase
 
-__all__ = ["LSTM", "LSTMCell", "round_to_bf16", "sigmoid"]
+__all__ = ["LSTM", "LSTMCell", "quantize_to_int8", "round_to_bf16", "sigmoid"]
 
 
 def round_to_bf16(values: np.ndarray) -> np.ndarray:
@@ -34,6 +36,24 @@ def round_to_bf16(values: np.ndarray) -> np.ndarray:
     nan = np.isnan(single)
     rounded[nan] = (bits[nan].astype(np.uint32) >> 16 << 16) | 0x00400000  # quiet, as the kernels keep it
     return rounded.view(np.float32)
+
+
+def quantize_to_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The symmetric int8 code of every row (last axis) of ``values`` as float32, as the kernels compute it:
+    ``(codes, scales)`` with scale = max|row| / 127 and codes = rint(row * (127 / max|row|)) in [-127, 127] (ties to
+    even), every operation in float32. A row whose largest magnitude is below the smallest normal float32 has scale
+    0 and codes 0; a row holding inf or NaN has scale NaN and codes 0. ``codes * scales`` is the row the int8 kernels
+    multiply with."""
+    single = np.ascontiguousarray(values, dtype=np.float32)
+    finite = np.all(np.isfinite(single), axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        largest = np.max(np.abs(single), axis=-1, keepdims=True, initial=np.float32(0))
+    usable = finite & (largest >= np.finfo(np.float32).tiny)
+    inverse = np.float32(127) / np.where(usable, largest, np.float32(1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        codes = np.clip(np.rint(np.where(usable, single, 0) * inverse), -127, 127).astype(np.float32)
+    scales = np.where(usable, largest / np.float32(127), np.where(finite, np.float32(0), np.float32(np.nan)))
+    return codes, scales.astype(np.float32)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -104,18 +124,16 @@ class LSTM(LSTMBase):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._cell_parameters(suffix)
                 bias = b_ih + b_hh if self.bias else 0.0
-                bf16 = self.precision == "bf16"
-                if bf16:
-                    w_ih, w_hh = self._as_bf16(w_ih), self._as_bf16(w_hh)
+                w_ih, w_hh = self._as_operand(w_ih), self._as_operand(w_hh)
 
-                input_part = (self._as_bf16(layer_input) if bf16 else layer_input) @ w_ih.T + bias  # (T, N, 4H)
+                input_part = self._as_operand(layer_input) @ w_ih.T + bias  # (T, N, 4H)
                 h, c = h0[index], c0[index]
                 output = np.empty((steps, batch, self.output_size), self._dtype)
                 backwards = direction == 1 or self.reverse
                 time_steps = range(steps - 1, -1, -1) if backwards else range(steps)
                 peepholes = self._parameters.get(f"peephole{suffix}")
                 for t in time_steps:
-                    gates = input_part[t] + (self._as_bf16(h) if bf16 else h) @ w_hh.T
+                    gates = input_part[t] + self._as_operand(h) @ w_hh.T
                     i, f, g, o = np.split(gates, 4, axis=1)
                     if self.has_cell_options:
                         c, h = self._cell_with_options(i, f, g, o, c, peepholes)
@@ -133,9 +151,16 @@ class LSTM(LSTMBase):
         y = layer_input.transpose(1, 0, 2) if batch_first else layer_input
         return np.ascontiguousarray(y), h_n, c_n
 
-    def _as_bf16(self, values: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            return round_to_bf16(values).astype(self._dtype)
+    def _as_operand(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (weights, or rows of x or h) as the kernels of this precision multiply them."""
+        if self.precision == "bf16":
+            with np.errstate(over="ignore"):
+                return round_to_bf16(values).astype(self._dtype)
+        if self.precision == "int8":
+            codes, scales = quantize_to_int8(values)
+            with np.errstate(invalid="ignore"):
+                return codes.astype(self._dtype) * scales.astype(self._dtype)
+        return values
 
     def _cell_with_options(self, i, f, g, o, c, peepholes):
         """(c_t, o * output(c_t)) by the equations of fastlstm._cell."""

@@ -20,11 +20,28 @@
 //     pairs[(p * ceil(K/2) + j) * 4*hidden_block + gate * hidden_block + u]
 //         = bf16(W[gate*H + p*hidden_block + u][2j]) | bf16(W[...][2j + 1]) << 16,
 // zero past K and past H. Their other operand comes as rows of bf16 values, K rounded up to even (zero last).
+//
+// Precision int8 (fastlstm/int8.h). A gate row r of weights has a scale s_r = max|W[r, :]| / 127 and codes q[r, k]
+// in [-127, 127]; a row of the other operand (x_t or h_{t-1}) has a scale s_a and codes q_a, stored as q_a + 128 in
+// unsigned bytes. The product
+//     sum_k W[r, k] a[k]  ~  s_a * s_r * (sum_k (q_a[k] + 128) q[r, k] - 128 * sum_k q[r, k])
+// is summed exactly in int32 (each term at most 255 * 127, so K up to 66,000; larger K are refused before the core)
+// and scaled back once: float32(integer) * (s_a * s_r), added to the input part. Weights are "quad panels": the gate
+// panels with the codes of k = 4j .. 4j + 3 in the bytes of one 32-bit word (byte i: k = 4j + i), zero past K and H,
+// for AVX512-VNNI's vpdpbusd (four byte products per 32-bit lane); scales and offsets 128 * sum_k q per column
+// (gate row) in panel order, like the fused bias.
 #pragma once
 
 #include <cstdint>
 
 namespace fastlstm {
+
+// int8 weights as the kernels read them (precision int8 above).
+struct Int8Panels {
+    const uint32_t* quads;
+    const float* scales;     // per column, zero past H
+    const int32_t* offsets;  // 128 * sum_k q per column
+};
 
 // C[m, n] = init[n] + sum_k A[m, k] * B[k, n]   for m in [0, M), n in [0, N),
 // where B is given as ceil(N / panel_width) panels of panel_width columns (the last one zero-padded) and
@@ -99,16 +116,29 @@ struct LstmStepArgs {
     // h_prev rounded to bf16 (recurrent_size rounded up to even per row), which the kernel fills.
     const uint32_t* recurrent_pairs = nullptr;
     uint16_t* h_bf16 = nullptr;
+    // The int8 step only: w_hh (instead of recurrent_panels), and room for batch rows of h_prev quantized (recurrent
+    // size rounded up to 4 bytes per row) and their scales, which the kernel fills.
+    Int8Panels recurrent_int8{};
+    uint8_t* h_uint8 = nullptr;
+    float* h_scales = nullptr;
 };
 using f32_lstm_step_fn = void (*)(const LstmStepArgs& args);
 // The same step in precision bf16 (see above): reads recurrent_pairs, h_prev and h_bf16.
 using bf16_lstm_step_fn = void (*)(const LstmStepArgs& args);
+// The same step in precision int8: reads recurrent_int8, h_prev, h_uint8 and h_scales.
+using int8_lstm_step_fn = void (*)(const LstmStepArgs& args);
 
 // f32_gemm_panels in precision bf16: B as pair panels (panel_width columns each) and A rounded to bf16 into
 // a_bf16, room for M rows of K rounded up to even, before the product.
 using bf16_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                      const uint32_t* pair_panels, int64_t panel_width, const float* init, float* C,
                                      int64_t ldc, uint16_t* a_bf16);
+
+// f32_gemm_panels in precision int8: B as quad panels from its first column (its scales and offsets too) and A
+// quantized into a_uint8 (M rows of K rounded up to 4) and a_scales (M) before the product.
+using int8_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
+                                     int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                                     float* a_scales);
 
 // Look-ahead input projection, for small batches (1 to kLookAheadMaxBatch rows). There a step streams the recurrent
 // weights from cache with few multiply-adds per weight loaded, and the cache's bandwidth, not the FMA units, bounds
@@ -185,12 +215,14 @@ using f32_read_sum_fn = float (*)(const float* data, int64_t n);
 
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
-    const char* isa;        // "portable", "avx2", "avx512", "avx512bf16"
+    const char* isa;        // "portable", "avx2", "avx512", "avx512bf16" (with VNNI)
     int64_t hidden_block;   // hidden units per gate panel; fixes the packed layout
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
     bf16_gemm_panels_fn bf16_gemm_panels;
     bf16_lstm_step_fn bf16_lstm_step;
+    int8_gemm_panels_fn int8_gemm_panels;
+    int8_lstm_step_fn int8_lstm_step;
     f32_lstm_step_look_ahead_fn lstm_step_look_ahead;
     int64_t look_ahead_batches;  // lstm_step_look_ahead takes batches 1 .. look_ahead_batches
     f32_activation_fn sigmoid;
@@ -202,6 +234,9 @@ struct KernelSet {
 
 // Declarations of every variant, from the table.
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, cpu_check)            \
+    void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&,        \
+                                         int64_t, const float*, float*, int64_t, uint8_t*, float*);                \
+    void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
     void bf16_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const uint32_t*, int64_t, \
                                          const float*, float*, int64_t, uint16_t*);                                \
     void bf16_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \

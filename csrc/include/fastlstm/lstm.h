@@ -11,11 +11,13 @@
 
 namespace fastlstm {
 
-// How the packed weights are stored and multiplied (kernels.h): float32, or bf16 weights times bf16-rounded
-// operands with float32 sums. Activations, the cell state and the outputs are float32 in both.
+// How the packed weights are stored and multiplied (kernels.h): float32; bf16 weights times bf16-rounded operands
+// with float32 sums; or int8 weights (per-row scales) times operands quantized per row, summed in int32.
+// Activations, the cell state and the outputs are float32 in all.
 enum class Precision : int32_t {
     kF32 = 0,
     kBF16 = 1,
+    kInt8 = 2,
 };
 
 struct LstmGeometry {
@@ -101,6 +103,10 @@ class PackedLstm {
         AlignedFloats recurrent_panels;   // gate panels of w_hh (precision f32)
         AlignedBuffer<uint32_t> input_pairs;      // pair panels of w_ih (precision bf16)
         AlignedBuffer<uint32_t> recurrent_pairs;  // pair panels of w_hh (precision bf16)
+        // Precision int8: quad panels of w_ih and w_hh with their per-column scales and offsets (kernels.h).
+        AlignedBuffer<uint32_t> input_quads, recurrent_quads;
+        AlignedFloats input_scales, recurrent_scales;
+        AlignedBuffer<int32_t> input_offsets, recurrent_offsets;
         AlignedFloats bias;               // b_ih + b_hh in panel order (zeros without bias)
         AlignedFloats projection_panels;  // panels of w_hr^T, hidden_block columns each
         bool recurrent_finite = true;     // w_hh holds no inf or NaN (once rounded, in bf16)
@@ -120,6 +126,12 @@ class PackedLstm {
     };
     struct Team;
     struct Workspace;
+    // A team member's room for operands rounded to bf16 or quantized to int8 (null in the other precisions).
+    struct OperandScratch {
+        uint16_t* bf16 = nullptr;
+        uint8_t* int8 = nullptr;
+        float* int8_scales = nullptr;
+    };
 
     int64_t num_panels() const;
     int64_t gate_width() const;  // floats per row of the input projection: num_panels * 4 * hidden_block
@@ -134,7 +146,7 @@ class PackedLstm {
     void forward_lengths(const ForwardArgs& args, int threads) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                         int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
-                        uint16_t* bf16_scratch) const;
+                        const OperandScratch& scratch) const;
     int64_t weight_bytes() const;  // bytes per packed weight
 
     const KernelSet& kernels_;
