@@ -12,6 +12,7 @@
 
 #include "fastlstm/bf16.h"
 #include "fastlstm/calibration.h"
+#include "fastlstm/int8.h"
 #include "fastlstm/dispatch.h"
 #include "fastlstm/lstm.h"
 
@@ -227,6 +228,18 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
             return y;
         },
         py::arg("x").noconvert(), "x rounded to bf16 as the core rounds (ties to even), as float32 (tests).");
+    m.def(
+        "quantize_to_int8",
+        [](const FloatArray& x) {
+            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
+            const int64_t rows = x.shape(0), K = x.shape(1);
+            py::array_t<int8_t> codes(std::vector<py::ssize_t>{rows, K});
+            FloatArray scales(std::vector<py::ssize_t>{rows});
+            for (int64_t r = 0; r < rows; ++r)
+                scales.mutable_data()[r] = fastlstm::quantize_row_to_int8(K, x.data() + r * K, codes.mutable_data() + r * K);
+            return std::make_pair(codes, scales);
+        },
+        py::arg("x").noconvert(), "(codes, scales) of each row of x as the core quantizes to int8 (tests).");
     m.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
           "The step kernel's sigmoid or tanh of one ISA, applied to an array (for accuracy tests).");
 

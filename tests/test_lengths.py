@@ -77,7 +77,7 @@ def test_against_the_reference_at_every_isa(isa, rng, case, given_state):
         assert not padding.any()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_a_row_is_computed_as_if_alone_bitwise(isa, rng, case, precision):
     model = _models(case)[0].astype(precision)
@@ -95,7 +95,7 @@ def test_a_row_is_computed_as_if_alone_bitwise(isa, rng, case, precision):
         assert np.array_equal(h_n[:, b : b + 1], row_h) and np.array_equal(c_n[:, b : b + 1], row_c)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_full_lengths_equal_no_lengths_bitwise_at_any_thread_count(rng, precision):
     model = fastlstm.LSTM(24, 40, 2, bidirectional=True, seed=5, precision=precision)
     x = rng.standard_normal((13, 6, 24)).astype(np.float32)

@@ -36,7 +36,7 @@ def _split(x, model, bounds):
     return np.split(x, bounds, axis=axis), axis
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("configuration", CONFIGURATIONS, ids=lambda c: "I{}-H{}-L{}-P{}-bf{}-N{}".format(*c))
 def test_chunks_and_steps_equal_one_call_bitwise(isa, rng, configuration, precision):
     *options, batch = configuration

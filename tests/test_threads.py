@@ -27,7 +27,7 @@ def _run(model, x, threads):
     return output, h_n, c_n
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("input_size, hidden, layers, bidirectional, proj, batch, steps", SHAPES)
 def test_bitwise_identical_for_any_thread_count(
     isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps, precision
@@ -44,7 +44,7 @@ def test_bitwise_identical_for_any_thread_count(
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("input_size, hidden, layers, bidirectional, proj, batch, steps", SHAPES)
 def test_a_row_does_not_depend_on_its_batch(
     isa, rng, input_size, hidden, layers, bidirectional, proj, batch, steps, precision

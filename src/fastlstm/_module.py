@@ -70,6 +70,7 @@ class LSTMBase:
             raise ValueError(
                 f"proj_size: expected 0 (no projection) or an int < hidden_size={self.hidden_size}, got {self.proj_size}"
             )
+        self._check_precision_fits(self.precision)
         self._parameters = self._initial_parameters(np.random.default_rng(seed))
         self._parameters_changed()
 
@@ -170,11 +171,30 @@ class LSTMBase:
     def _parameters_changed(self) -> None:
         """Hook: the parameters (or the precision) were set; fastlstm.LSTM repacks them here."""
 
+    #: int8 sums each gate's products exactly in 32-bit integers, each product of a quantized operand (q + 128 <= 255)
+    #: and weight (|q| <= 127) at most 32385: 2^31 / 32385 = 66311 terms fit; the kernels round K up to 4.
+    INT8_MAX_DEPTH = 65536
+
+    def _check_precision_fits(self, precision: str) -> None:
+        if precision != "int8":
+            return
+        depths = {"input_size": self.input_size, "the recurrent size": self.output_size}
+        if self.num_layers > 1:
+            depths["the input of layers > 0"] = self.num_directions * self.output_size
+        for what, depth in depths.items():
+            if depth > self.INT8_MAX_DEPTH:
+                raise ValueError(
+                    f"precision: 'int8' sums at most {self.INT8_MAX_DEPTH} products per gate exactly (32-bit "
+                    f"integers); {what} is {depth}. Use 'bf16' or 'fp32'"
+                )
+
     def astype(self, precision: str):
-        """A new model of the same class, options and parameters, computing in ``precision`` ("fp32" or "bf16").
+        """A new model of the same class, options and parameters, computing in ``precision`` ("fp32", "bf16" or
+        "int8").
         The parameters stay float32 in both (``state_dict`` gives them unrounded); only the packed copy the
         kernels read is rounded, so ``model.astype("bf16").astype("fp32")`` computes exactly what ``model`` does."""
         precision = check_precision(precision)
+        self._check_precision_fits(precision)
         other = copy.copy(self)
         other.precision = precision
         other._parameters = dict(self._parameters)  # the arrays are never changed in place: shared
@@ -332,6 +352,23 @@ class LSTMCellBase:
     hidden_size = property(lambda self: self._lstm.hidden_size)
     bias = property(lambda self: self._lstm.bias)
     precision = property(lambda self: self._lstm.precision)
+
+    #: int8 sums each gate's products exactly in 32-bit integers, each product of a quantized operand (q + 128 <= 255)
+    #: and weight (|q| <= 127) at most 32385: 2^31 / 32385 = 66311 terms fit; the kernels round K up to 4.
+    INT8_MAX_DEPTH = 65536
+
+    def _check_precision_fits(self, precision: str) -> None:
+        if precision != "int8":
+            return
+        depths = {"input_size": self.input_size, "the recurrent size": self.output_size}
+        if self.num_layers > 1:
+            depths["the input of layers > 0"] = self.num_directions * self.output_size
+        for what, depth in depths.items():
+            if depth > self.INT8_MAX_DEPTH:
+                raise ValueError(
+                    f"precision: 'int8' sums at most {self.INT8_MAX_DEPTH} products per gate exactly (32-bit "
+                    f"integers); {what} is {depth}. Use 'bf16' or 'fp32'"
+                )
 
     def astype(self, precision: str):
         """A new cell with the same parameters computing in ``precision`` (see ``LSTMBase.astype``)."""
