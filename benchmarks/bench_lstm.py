@@ -5,12 +5,15 @@ against the NumPy reference before it is timed. Results are grouped by shape and
 implementations appear side by side; extra_info holds flops, threads, implementation, precision and GFLOP/s, and
 with ``--benchmark-json`` the ratios of peers and fastlstm (see conftest).
 
-fastlstm in bf16 (``test_forward_bf16``) runs on the shapes of the bf16 acceptance figures, next to the float32
-peers of ``test_forward`` and openvino in bf16: at batch 1 (T = 100, H = 512 and 1024) and for the single step
-(1, 1, 256), bf16 >= 1.7x the fastest float32 peer (``best_fp32_peer_speedup``) and >= 1.2x openvino-bf16 (its
-``fastlstm_speedup``); at batch 64, H = 512, >= 1.0x openvino-bf16. Select both tests with ``-k`` on a shape:
+fastlstm in the reduced precisions (``test_forward_reduced_precision``, bf16 and int8) runs on the shapes of their
+acceptance figures, next to the float32 peers of ``test_forward`` and the peers of its precision (openvino in bf16;
+there is no int8 peer). At batch 1 (T = 100, H = 512 and 1024) and for the single step (1, 1, 256), at 1 and 2
+threads: bf16 >= 1.7x the fastest float32 peer (fastlstm's ``best_fp32_peer_speedup``) and >= 1.2x openvino-bf16
+(its ``fastlstm_speedup``), int8 >= 2.5x the fastest float32 peer; at batch 64, H = 512, bf16 >= 1.0x openvino-bf16.
+Select both tests with ``-k`` on a shape (``-k "reduced_precision and int8"`` selects the int8 cases alone; ``bf16``
+also matches the ISA ``avx512bf16``):
 
-    python -m pytest benchmarks --benchmark-min-rounds=10 [-k 1x100x128] [--benchmark-json FILE]
+    python -m pytest benchmarks --benchmark-min-rounds=10 [-k 1x100x512] [--benchmark-json FILE]
 """
 
 from __future__ import annotations
@@ -26,16 +29,28 @@ from fastlstm import bench
 #: fastlstm at every kernel variant this CPU runs, then every installed peer (names as conftest's ``subject`` takes)
 FASTLSTM_IMPLEMENTATIONS = [f"fastlstm-{isa}" for isa in fastlstm.available_isas()]
 IMPLEMENTATIONS = FASTLSTM_IMPLEMENTATIONS + [peer.name for peer in bench.available_peers()]
-#: fastlstm in bf16 at every kernel variant, and the installed peers that compute in bf16 (openvino-bf16); the float32
-#: peers they are compared with are timed by test_forward.
-BF16_IMPLEMENTATIONS = FASTLSTM_IMPLEMENTATIONS + [
-    peer.name for peer in bench.available_peers(["bf16"]) if peer.precision == "bf16"
+
+
+def _implementations_in(precision: str) -> list[str]:
+    """fastlstm in ``precision`` at every kernel variant, and the installed peers that compute in it (openvino-bf16
+    in bf16); the float32 peers they are compared with are timed by test_forward."""
+    peers = [peer.name for peer in bench.available_peers([precision]) if peer.precision == precision]
+    return FASTLSTM_IMPLEMENTATIONS + peers
+
+
+#: (precision, implementation) for each reduced precision and each implementation computing in it.
+REDUCED_PRECISION_CASES = [
+    (precision, implementation)
+    for precision in bench.PRECISIONS
+    if precision != "fp32"
+    for implementation in _implementations_in(precision)
 ]
 #: Every shape of the quick and the full matrix, each once.
 SHAPES = list(dict.fromkeys(bench.QUICK_SHAPES + bench.FULL_SHAPES))
 THREAD_COUNTS = [threads for threads in (1, 2) if threads <= (os.cpu_count() or 1)]
-#: The shapes of the bf16 acceptance figures (all in the full matrix too, where test_forward times the float32 peers).
-BF16_SHAPES = [
+#: The shapes of the reduced precisions' acceptance figures (all in the full matrix too, where test_forward times the
+#: float32 peers).
+REDUCED_PRECISION_SHAPES = [
     bench.Shape(1, 1, 256, 256),
     bench.Shape(1, 100, 512, 512),
     bench.Shape(1, 100, 1024, 1024),
@@ -84,11 +99,10 @@ def test_forward(
     _time_forward(benchmark, shape, threads, implementation, subject, x, reference_output)
 
 
-@pytest.mark.parametrize("precision", ["bf16"])
-@pytest.mark.parametrize("implementation", BF16_IMPLEMENTATIONS)
+@pytest.mark.parametrize("precision, implementation", REDUCED_PRECISION_CASES)
 @pytest.mark.parametrize("threads", THREAD_COUNTS, ids=lambda threads: f"{threads}t")
-@pytest.mark.parametrize("shape", BF16_SHAPES, ids=lambda shape: shape.key)
-def test_forward_bf16(
+@pytest.mark.parametrize("shape", REDUCED_PRECISION_SHAPES, ids=lambda shape: shape.key)
+def test_forward_reduced_precision(
     benchmark,
     shape: bench.Shape,
     threads: int,

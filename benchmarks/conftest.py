@@ -79,12 +79,14 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
     all against fastlstm at the active variant, on the same shape and threads:
 
     - to each peer's extra_info, ``fastlstm_speedup``: the peer's median / fastlstm's in the peer's precision (so
-      openvino-bf16 against fastlstm in bf16), and for float32 peers ``fastlstm_bf16_speedup``, the same over
-      fastlstm in bf16, when it ran;
-    - to fastlstm's extra_info in bf16, ``best_fp32_peer`` and ``best_fp32_peer_speedup``: the fastest float32 peer
-      other than the baseline and its median / fastlstm's."""
+      openvino-bf16 against fastlstm in bf16), and for float32 peers ``fastlstm_<precision>_speedup`` for each
+      reduced precision fastlstm ran in (``fastlstm_bf16_speedup``, ``fastlstm_int8_speedup``), the same over
+      fastlstm in that precision;
+    - to fastlstm's extra_info in each reduced precision, ``best_fp32_peer`` and ``best_fp32_peer_speedup``: the
+      fastest float32 peer other than the baseline and its median / fastlstm's."""
     entries = output_json["benchmarks"]
     peers = {peer.name: peer for peer in bench.PEERS}
+    reduced_precisions = [precision for precision in bench.PRECISIONS if precision != "fp32"]
     active = FASTLSTM_PREFIX + fastlstm.active_isa()
     fastlstm_entries: dict[tuple[str, int, str], dict] = {}  # (shape, threads, precision) -> entry
     for entry in entries:
@@ -103,14 +105,16 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output
             info["fastlstm_speedup"] = entry["stats"]["median"] / same_precision["stats"]["median"]
         if peer.precision != "fp32":
             continue
-        bf16 = fastlstm_entries.get((*key, "bf16"))
-        if bf16 is not None:
-            info["fastlstm_bf16_speedup"] = entry["stats"]["median"] / bf16["stats"]["median"]
+        for precision in reduced_precisions:
+            reduced = fastlstm_entries.get((*key, precision))
+            if reduced is not None:
+                info[f"fastlstm_{precision}_speedup"] = entry["stats"]["median"] / reduced["stats"]["median"]
         best = best_fp32_peers.get(key)
         if not peer.baseline and (best is None or entry["stats"]["median"] < best["stats"]["median"]):
             best_fp32_peers[key] = entry
     for (shape, threads), best in best_fp32_peers.items():
-        bf16 = fastlstm_entries.get((shape, threads, "bf16"))
-        if bf16 is not None:
-            bf16["extra_info"]["best_fp32_peer"] = best["extra_info"]["implementation"]
-            bf16["extra_info"]["best_fp32_peer_speedup"] = best["stats"]["median"] / bf16["stats"]["median"]
+        for precision in reduced_precisions:
+            reduced = fastlstm_entries.get((shape, threads, precision))
+            if reduced is not None:
+                reduced["extra_info"]["best_fp32_peer"] = best["extra_info"]["implementation"]
+                reduced["extra_info"]["best_fp32_peer_speedup"] = best["stats"]["median"] / reduced["stats"]["median"]

@@ -194,9 +194,11 @@ def test_output_difference_flags_broken_outputs():
 
 def test_parse_precisions():
     assert bench.parse_precisions("bf16") == ["bf16"]
+    assert bench.parse_precisions("int8") == ["int8"]
     assert bench.parse_precisions(" fp32 , bf16,fp32") == ["fp32", "bf16"]
-    for bad, item in [("fp16", "'fp16'"), ("fp32,", "''"), ("BF16", "'BF16'")]:
-        with pytest.raises(ValueError, match=f"expected fp32 or bf16, .* got {item}"):
+    assert bench.parse_precisions("int8,fp32,bf16,int8") == ["int8", "fp32", "bf16"]
+    for bad, item in [("fp16", "'fp16'"), ("fp32,", "''"), ("BF16", "'BF16'"), ("int4", "'int4'")]:
+        with pytest.raises(ValueError, match=f"expected fp32, bf16 or int8, .* got {item}"):
             bench.parse_precisions(bad)
 
 
@@ -204,25 +206,44 @@ def test_precision_argument(monkeypatch, capsys):
     parser = cli.build_parser()
     assert parser.parse_args(["bench"]).precision == ["fp32"]
     assert parser.parse_args(["bench", "--precision", "fp32,bf16"]).precision == ["fp32", "bf16"]
+    assert parser.parse_args(["bench", "--precision", "fp32,bf16,int8"]).precision == ["fp32", "bf16", "int8"]
     with pytest.raises(SystemExit) as stopped:
         parser.parse_args(["bench", "--precision", "fp32,fp16"])
     assert stopped.value.code == 2
     error = capsys.readouterr().err
-    assert "argument --precision: expected fp32 or bf16" in error and "got 'fp16'" in error
+    assert "argument --precision: expected fp32, bf16 or int8" in error and "got 'fp16'" in error
 
     calls = []
     monkeypatch.setattr(bench, "run", lambda shapes, **options: calls.append(options) or 0)
     assert cli.main(["bench", "--shapes", "1x2x8", "--precision", "bf16"]) == 0
-    assert calls[0]["precisions"] == ["bf16"]
+    assert cli.main(["bench", "--shapes", "1x2x8", "--precision", "int8"]) == 0
+    assert [call["precisions"] for call in calls] == [["bf16"], ["int8"]]
 
 
 def test_run_refuses_unknown_precisions_before_measuring(monkeypatch):
     monkeypatch.setattr(bench, "measure_peaks", lambda *args: pytest.fail("measured"))
-    with pytest.raises(ValueError, match=r"precisions: expected one or more of \['fp32', 'bf16'\], got \['fp16'\]"):
+    expected = r"precisions: expected one or more of \['fp32', 'bf16', 'int8'\], got \['fp16'\]"
+    with pytest.raises(ValueError, match=expected):
         bench.run([bench.Shape(1, 2, 8, 8)], thread_counts=[1], precisions=["fp16"])
 
 
-def test_a_bf16_row_builds_a_bf16_model_and_compares_with_fp32(monkeypatch):
+def test_reduced_precision_tables_cover_every_precision():
+    for table in (bench.TOLERANCES, bench.GATE_WEIGHT_BYTES, bench.MULTIPLY_ADD_INSTRUCTIONS,
+                  bench.MULTIPLY_ADDS_PER_LANE):
+        assert list(table) == list(bench.PRECISIONS)
+    assert bench.TOLERANCES["int8"] == bench.INT8_TOLERANCE
+    assert (bench.GATE_WEIGHT_BYTES["int8"], bench.MULTIPLY_ADDS_PER_LANE["int8"]) == (1, 4)
+
+
+def test_int8_weight_traffic_takes_one_byte_per_gate_weight():
+    shape = bench.Shape(1, 3, 5, 7, proj_size=4)  # the projection's 4*7 weights stay float32
+    assert shape.input_traffic_bytes("int8") == 4 * 7 * 5
+    assert shape.recurrent_traffic_bytes("int8") == 4 * 7 * 4 * 2 + 4 * 4 * 7 * 3
+    assert shape.recurrent_set_bytes(1, "int8") == 4 * 7 * 4 + 4 * 4 * 7
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_reduced_precision_row_builds_its_model_and_compares_with_fp32(monkeypatch, precision):
     built = []
     original_build_model = bench.build_model
 
@@ -232,21 +253,24 @@ def test_a_bf16_row_builds_a_bf16_model_and_compares_with_fp32(monkeypatch):
         return model
 
     monkeypatch.setattr(bench, "build_model", recording_build_model)
-    row = bench.measure_shape(bench.Shape(1, 2, 8, 8), 1, 1.0, [bench.NUMPY], repeat_seconds=0, precision="bf16")
-    assert built == ["bf16", "fp32"]  # the timed model, then the reference the outputs are compared with
-    assert row.precision == "bf16" and row.agrees
-    assert 0 < row.fastlstm_diff < bench.BF16_TOLERANCE
+    row = bench.measure_shape(bench.Shape(1, 2, 8, 8), 1, 1.0, [bench.NUMPY], repeat_seconds=0, precision=precision)
+    assert built == [precision, "fp32"]  # the timed model, then the reference the outputs are compared with
+    assert row.precision == precision and row.agrees
+    assert 0 < row.fastlstm_diff < bench.TOLERANCES[precision]
     [numpy_result] = row.peers
     assert numpy_result.precision == "fp32" and numpy_result.max_abs_diff < bench.TOLERANCE
-    assert row.percent_of_peak is None  # the FMA peak is no ceiling for bf16
+    assert row.percent_of_peak is None  # the FMA peak is no ceiling for a reduced precision
 
 
 def test_openvino_bf16_is_a_peer_of_bf16_rows_only():
     assert bench.OPENVINO_BF16 in bench.PEERS and bench.OPENVINO_BF16.precision == "bf16"
     assert bench.OPENVINO_BF16 not in bench.relevant_peers(["fp32"])
+    assert bench.OPENVINO_BF16 not in bench.relevant_peers(["int8"])
     assert bench.OPENVINO_BF16 in bench.relevant_peers(["bf16"])
+    assert bench.OPENVINO_BF16 in bench.relevant_peers(["fp32", "int8", "bf16"])
     float32_peers = [peer for peer in bench.PEERS if peer is not bench.OPENVINO_BF16]
-    assert all(peer.takes_part_in("fp32") and peer.takes_part_in("bf16") for peer in float32_peers)
+    assert all(peer.takes_part_in(precision) for peer in float32_peers for precision in bench.PRECISIONS)
+    assert bench.relevant_peers(["int8"]) == float32_peers  # there is no int8 peer
     assert bench.OPENVINO_BF16.name not in bench.environment({1: 1.0}, [], ["fp32"])["unavailable_peers"]
 
 
@@ -256,52 +280,70 @@ def test_openvino_bf16_rows(monkeypatch):
     monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(bench, "BANDWIDTH_SECONDS", 0.01)
     peers = [bench.NUMPY, bench.OPENVINO_BF16]
-    fp32_row, bf16_row = bench.measure([bench.Shape(2, 3, 8, 8)], {1: 1.0}, peers, 0.0, io.StringIO(),
-                                       precisions=["fp32", "bf16"])
+    fp32_row, bf16_row, int8_row = bench.measure([bench.Shape(2, 3, 8, 8)], {1: 1.0}, peers, 0.0, io.StringIO(),
+                                                 precisions=["fp32", "bf16", "int8"])
     assert [peer.peer for peer in fp32_row.peers] == ["numpy"]
     assert [peer.peer for peer in bf16_row.peers] == ["numpy", "openvino-bf16"]
+    assert [peer.peer for peer in int8_row.peers] == ["numpy"]
     openvino_bf16 = bf16_row.peer("openvino-bf16")
     assert openvino_bf16.agrees and openvino_bf16.tolerance == bench.BF16_TOLERANCE
     assert bf16_row.best_peer is None  # neither the baseline nor a bf16 peer is the best fp32 peer
 
-    env = bench.environment({1: 1.0}, peers, ["fp32", "bf16"])
+    env = bench.environment({1: 1.0}, peers, ["fp32", "bf16", "int8"])
     table = bench.columns(list(env["peers"]), [], peer_times=True, reduced_precision=True)
-    fp32_cells, bf16_cells = ({column.header: column.cell(row) for column in table} for row in (fp32_row, bf16_row))
+    fp32_cells, bf16_cells, int8_cells = (
+        {column.header: column.cell(row) for column in table} for row in (fp32_row, bf16_row, int8_row)
+    )
     assert fp32_cells["vs openvino-bf16"] == "-" and fp32_cells["fastlstm |diff|"] == "-"
     assert bf16_cells["vs openvino-bf16"].endswith("x") and bf16_cells["% peak"] == "-"
+    assert int8_cells["vs openvino-bf16"] == "-" and int8_cells["fastlstm |diff|"] != "-"
 
 
-def test_quick_bf16_run_records_the_precision(monkeypatch, tmp_path):
+def test_quick_reduced_precision_run_records_the_precision(monkeypatch, tmp_path):
     for name, seconds in [("PEAK_SECONDS", 0.01), ("BANDWIDTH_SECONDS", 0.01), ("SETTLE_SECONDS", 0.0)]:
         monkeypatch.setattr(bench, name, seconds)
+    precisions = ["fp32", "bf16", "int8"]
     out, json_path = io.StringIO(), tmp_path / "bench.json"
-    status = bench.run([bench.Shape(1, 3, 8, 8)], thread_counts=[1], precisions=["fp32", "bf16"],
+    status = bench.run([bench.Shape(1, 3, 8, 8)], thread_counts=[1], precisions=precisions,
                        repeat_seconds=0.01, json_path=json_path, out=out, progress=io.StringIO())
     assert status == 0, out.getvalue()
 
     lines = out.getvalue().splitlines()
     # Cells are at least two spaces apart; a header or a label has single spaces only.
     header = re.split(r"\s{2,}", next(line for line in lines if line.startswith("shape")))
-    fp32_cells, bf16_cells = (
+    fp32_cells, bf16_cells, int8_cells = (
         dict(zip(header, re.split(r"\s{2,}", line))) for line in lines if line.startswith("B=1 T=3 I=H=8 ")
     )
-    assert (fp32_cells["precision"], bf16_cells["precision"]) == ("fp32", "bf16")
-    assert bf16_cells["% peak"] == "-" and fp32_cells["% peak"] != "-"
-    assert bf16_cells["% bound"] != "-" and bf16_cells["fastlstm |diff|"] != "-"
-    assert fp32_cells["fastlstm |diff|"] == "-"  # fastlstm's fp32 output is the reference
+    assert [cells["precision"] for cells in (fp32_cells, bf16_cells, int8_cells)] == precisions
+    assert fp32_cells["% peak"] != "-" and fp32_cells["fastlstm |diff|"] == "-"  # fp32 is the reference
+    for cells in (bf16_cells, int8_cells):
+        assert cells["% peak"] == "-" and cells["% bound"] != "-" and cells["fastlstm |diff|"] != "-"
     if len(bench.available_peers()) > 1:  # a competitor besides the baseline
         assert "vs best fp32 peer" in header
+        assert int8_cells["vs best fp32 peer"].endswith("x")
+    if "vs openvino-bf16" in header:
+        assert int8_cells["vs openvino-bf16"] == "-" and int8_cells.get("openvino-bf16 ms", "-") == "-"
+    footer = out.getvalue()
+    assert "in bf16 and int8 rows: vdpbf16ps does 2 multiply-adds per lane and vpdpbusd 4" in footer
+    assert "bytes per gate weight bf16 2, int8 1 instead of 4" in footer
+    assert "(limit bf16 1e-02, int8 5e-02)" in footer
 
     document = json.loads(json_path.read_text())
-    installed = [peer.name for peer in bench.available_peers(["fp32", "bf16"])]
-    assert document["environment"]["precisions"] == ["fp32", "bf16"]
+    installed = [peer.name for peer in bench.available_peers(precisions)]
+    assert document["environment"]["precisions"] == precisions
     assert list(document["environment"]["peer_precisions"]) == installed
-    fp32_row, bf16_row = document["rows"]
-    assert (fp32_row["precision"], bf16_row["precision"]) == ("fp32", "bf16")
+    assert document["settings"]["tolerances"]["int8"] == bench.INT8_TOLERANCE
+    fp32_row, bf16_row, int8_row = document["rows"]
+    assert [row["precision"] for row in (fp32_row, bf16_row, int8_row)] == precisions
     assert fp32_row["fastlstm"]["max_abs_diff_from_fp32"] is None
-    assert 0 < bf16_row["fastlstm"]["max_abs_diff_from_fp32"] < bench.BF16_TOLERANCE
-    assert bf16_row["fastlstm"]["percent_of_peak"] is None
-    # half the gate weights' bytes of the fp32 row
-    assert bf16_row["batch1_bound"]["weight_traffic_bytes"] * 2 == fp32_row["batch1_bound"]["weight_traffic_bytes"]
-    assert "openvino-bf16" not in fp32_row["peers"]
+    for row in (bf16_row, int8_row):
+        assert 0 < row["fastlstm"]["max_abs_diff_from_fp32"] < bench.TOLERANCES[row["precision"]]
+        assert row["fastlstm"]["percent_of_peak"] is None
+    # the gate weights take half (bf16) and a quarter (int8) of the fp32 row's bytes
+    fp32_traffic = fp32_row["batch1_bound"]["weight_traffic_bytes"]
+    assert bf16_row["batch1_bound"]["weight_traffic_bytes"] * 2 == fp32_traffic
+    assert int8_row["batch1_bound"]["weight_traffic_bytes"] * 4 == fp32_traffic
+    assert "openvino-bf16" not in fp32_row["peers"] and "openvino-bf16" not in int8_row["peers"]
     assert ("openvino-bf16" in bf16_row["peers"]) == ("openvino-bf16" in installed)
+    if len(bench.available_peers()) > 1:
+        assert int8_row["best_peer"]["name"] in installed and int8_row["best_peer"]["speedup"] > 0

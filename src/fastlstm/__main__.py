@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=["fp32"],
         metavar="P,...",
         help=(
-            f"run fastlstm in each of these precisions ({', '.join(bench.PRECISIONS)}; fp32,bf16 for both), a row per "
-            "shape, thread count and precision; a bf16 row compares every output with fastlstm's fp32 one and adds "
+            f"run fastlstm in each of these precisions ({', '.join(bench.PRECISIONS)}; such as fp32,int8 for two), a "
+            "row per shape, thread count and precision; a row in a reduced precision compares every output with "
+            "fastlstm's fp32 one and the float32 peers' speed with fastlstm's in that precision, and a bf16 row adds "
             "the openvino-bf16 peer (default: fp32)"
         ),
     )

@@ -4,7 +4,7 @@ of shapes and thread counts, with a correctness check before any peer is timed.
 For every shape, one fastlstm model is built with a fixed seed; every peer is built from that model's configuration
 and ``state_dict``, so all of them compute the same function on the same random input. Each shape is measured at
 each requested thread count and precision: fastlstm calls with ``threads=`` that count, and every peer is limited to
-it. A row in a reduced precision (bf16) times fastlstm built in it, with the float32 peers and the peers of that
+it. A row in a reduced precision (bf16, int8) times fastlstm built in it, with the float32 peers and the peers of that
 precision, all compared with fastlstm's float32 output of the same weights. Each
 implementation is timed with ``time.perf_counter`` over whole calls (after a warm-up, at least ``MIN_RUNS`` runs and
 ``repeat_seconds`` of running, the implementations of a row taking turns in ``ROUNDS`` rounds) and summarised by its
@@ -55,17 +55,25 @@ TOLERANCE = 1e-4
 #: from its float32 one by about 2.6e-3 and openvino's with the bf16 hint by about 3.5e-3 (fastlstm.LSTM documents
 #: at most 4e-3). The limit leaves room for that and is still far below what a wrong gate or a lost step produces.
 BF16_TOLERANCE = 1e-2
+#: The same for fastlstm's int8 output against its float32 one. Quantizing the weights per gate row and x and h per
+#: row and step to 8 bits (scale max|row| / 127) costs more than bf16's rounding: measured on the benchmark shapes,
+#: the outputs differ by up to about 1.4e-2 (c_n by up to 2e-2, see README). The limit leaves room for that and is
+#: still far below what a wrong gate, a wrong scale or a lost step produces (differences of order 1).
+INT8_TOLERANCE = 5e-2
 #: The precisions a row can run fastlstm in (see fastlstm.LSTM), and the tolerance of outputs computed in each.
 PRECISIONS: tuple[str, ...] = tuple(MODEL_PRECISIONS)
-TOLERANCES = {"fp32": TOLERANCE, "bf16": BF16_TOLERANCE}
+TOLERANCES = {"fp32": TOLERANCE, "bf16": BF16_TOLERANCE, "int8": INT8_TOLERANCE}
 #: Bytes of a packed gate (input or recurrent) weight in each precision. The projection weights stay float32 in
 #: every precision.
-GATE_WEIGHT_BYTES = {"fp32": 4, "bf16": 2}
+GATE_WEIGHT_BYTES = {"fp32": 4, "bf16": 2, "int8": 1}
 PROJECTION_WEIGHT_BYTES = 4
-#: Multiply-adds per float32 lane and instruction of each precision, relative to the FMA's one: vdpbf16ps does two.
-#: Twice the FMA peak is thus the arithmetic ceiling of bf16, the least time a bf16 call can take for its arithmetic
-#: on any ISA (those without AVX512-BF16 widen the pairs to float32, which is slower still).
-MULTIPLY_ADDS_PER_LANE = {"fp32": 1, "bf16": 2}
+#: The instruction that multiplies and adds in each precision, and how many multiply-adds it does per 32-bit lane,
+#: relative to the FMA's one: vdpbf16ps sums two bf16 products into each float32 lane, vpdpbusd four byte products
+#: into each int32 lane. That many times the FMA peak is thus the arithmetic ceiling of a precision, the least time a
+#: call in it can take for its arithmetic on any ISA (those without AVX512-BF16 or AVX512-VNNI compute the same
+#: products in wider lanes, which is slower still).
+MULTIPLY_ADD_INSTRUCTIONS = {"fp32": "vfmadd231ps", "bf16": "vdpbf16ps", "int8": "vpdpbusd"}
+MULTIPLY_ADDS_PER_LANE = {"fp32": 1, "bf16": 2, "int8": 4}
 #: Seed of the models' weights and of the inputs: every run measures the same problems.
 SEED = 0
 #: Timed runs per implementation and shape: at least MIN_RUNS for a meaningful median, at most MAX_RUNS so that a
@@ -295,13 +303,14 @@ def check_thread_counts(counts: Sequence[int]) -> None:
 
 
 def parse_precisions(text: str) -> list[str]:
-    """Precisions separated by commas (``fp32``, ``bf16``, ``fp32,bf16``), each once in the given order. Raises
+    """Precisions separated by commas (``int8``, ``fp32,bf16,int8``), each once in the given order. Raises
     ValueError naming the bad item."""
     items = [item.strip() for item in text.split(",")]
     for item in items:
         if item not in PRECISIONS:
             raise ValueError(
-                f"expected {' or '.join(PRECISIONS)}, or several separated by commas (such as fp32,bf16), got {item!r}"
+                f"expected {_listed(PRECISIONS, 'or')}, or several separated by commas (such as fp32,int8), "
+                f"got {item!r}"
             )
     return list(dict.fromkeys(items))
 
@@ -315,7 +324,8 @@ def check_precisions(precisions: Sequence[str]) -> None:
 
 def build_model(shape: Shape, threads: int | None = None, precision: str = "fp32") -> fastlstm.LSTM:
     """The fastlstm model of ``shape`` in ``precision`` with the benchmark's fixed weights, packed for the active
-    ISA. The weights do not depend on the precision: a bf16 model rounds those of the fp32 one."""
+    ISA. The weights do not depend on the precision: a bf16 model rounds those of the fp32 one, an int8 model
+    quantizes them."""
     return fastlstm.LSTM(
         shape.input_size,
         shape.hidden_size,
@@ -883,7 +893,7 @@ def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
     if env["precisions"] != ["fp32"]:
         lines.append(
             f"precisions: {', '.join(env['precisions'])} (each shape and thread count in each; every output compared "
-            "with fastlstm's fp32 one, bf16 peers in bf16 rows only)"
+            "with fastlstm's fp32 one, a peer of a reduced precision in rows of that precision only)"
         )
     if env["unavailable_peers"]:
         lines.append(f"peers not installed, skipped: {', '.join(env['unavailable_peers'])}")
@@ -916,8 +926,17 @@ def _competitors(env: dict[str, Any]) -> list[str]:
     ]
 
 
-def _has_reduced_precision(rows: Sequence[Row]) -> bool:
-    return any(row.precision != "fp32" for row in rows)
+def _reduced_precisions(rows: Sequence[Row]) -> list[str]:
+    """The precisions other than fp32 that fastlstm ran in on ``rows``, in the order of PRECISIONS."""
+    ran = {row.precision for row in rows}
+    return [precision for precision in PRECISIONS if precision != "fp32" and precision in ran]
+
+
+def _listed(items: Sequence[str], conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
 @dataclass(frozen=True)
@@ -1008,43 +1027,66 @@ def table_lines(rows: Sequence[Row], env: dict[str, Any]) -> tuple[list[str], bo
     and whether the peers' times are in it."""
     peer_names = list(env["peers"])
     competitors = _competitors(env)
-    reduced_precision = _has_reduced_precision(rows)
+    reduced_precision = bool(_reduced_precisions(rows))
     lines = format_table(columns(peer_names, competitors, True, reduced_precision), rows)
     if max(map(len, lines)) <= TABLE_WIDTH:
         return lines, True
     return format_table(columns(peer_names, competitors, False, reduced_precision), rows), False
 
 
+def _per_precision(table: dict[str, Any], precisions: Sequence[str]) -> str:
+    """``bf16 2, int8 1``: the entry of each of ``precisions`` in ``table``."""
+    return ", ".join(f"{precision} {table[precision]}" for precision in precisions)
+
+
 def footer_lines(rows: Sequence[Row], env: dict[str, Any], peer_times: bool) -> list[str]:
     competitors = _competitors(env)
-    reduced_precision = _has_reduced_precision(rows)
+    reduced = _reduced_precisions(rows)
+    peak_note = bound_note = speedup_note = ""
+    if reduced:
+        first, *others = reduced
+        multiply_adds = _listed(
+            [f"{MULTIPLY_ADD_INSTRUCTIONS[first]} does {MULTIPLY_ADDS_PER_LANE[first]} multiply-adds per lane"]
+            + [f"{MULTIPLY_ADD_INSTRUCTIONS[precision]} {MULTIPLY_ADDS_PER_LANE[precision]}" for precision in others]
+        )
+        peak_note = f" - in {_listed(reduced)} rows: {multiply_adds}, so the FMA peak is no ceiling there."
+        bound_note = (
+            f" In {_listed(reduced)} rows: bytes per gate weight {_per_precision(GATE_WEIGHT_BYTES, reduced)} instead "
+            f"of {GATE_WEIGHT_BYTES['fp32']} (the projection stays float32), and the arithmetic at the FMA peak times "
+            f"the multiply-adds per lane ({_per_precision(MULTIPLY_ADDS_PER_LANE, reduced)})."
+        )
+        speedup_note = (
+            f" In {_listed(reduced)} rows fastlstm runs in the row's precision; - where X takes no part in it (a "
+            "peer of a reduced precision takes part in rows of that precision only)."
+        )
     lines = [
         "GFLOP/s: 2 flops per multiply-add of the gate products (8*H*(I+H)*B*T per layer and direction without a "
-        "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count."
-        + (" - in bf16 rows: vdpbf16ps does two multiply-adds per lane, so the FMA peak is no ceiling there."
-           if reduced_precision else ""),
+        "projection) / fastlstm median time.   % peak: of the FMA peak at the row's thread count." + peak_note,
         "% bound (batch 1): the least possible time / fastlstm median time; the least possible time is the larger of "
         "the arithmetic at the FMA peak and the weights that must be read: input weights once, at the read bandwidth "
         "measured for a thread's share of a layer's weights, and recurrent ones every step after the first, at the "
-        "bandwidth measured for its share of those alone."
-        + (" In bf16 rows: 2 bytes per gate weight instead of 4 (the projection stays float32) and the arithmetic at "
-           "twice the FMA peak." if reduced_precision else ""),
+        "bandwidth measured for its share of those alone." + bound_note,
         "vs X: X median time / fastlstm median time (higher: fastlstm is faster)."
         + ("" if peer_times else " The peers' times are in the JSON (--json).")
-        + (" In a bf16 row fastlstm runs in bf16; - where X takes no part in the row's precision (bf16 peers in "
-           "fp32 rows)." if reduced_precision else ""),
+        + speedup_note,
     ]
     if competitors:
-        best = "best fp32 peer" if reduced_precision else "best peer"
+        best = "best fp32 peer" if reduced else "best peer"
         lines.append(
             f"vs {best}: the same over the fastest of {', '.join(competitors)} on the row (the baseline left out)."
         )
-    if reduced_precision:
+    if reduced:
+        # A reduced-precision peer takes part in rows of its precision only, so its precision is among ``reduced``.
+        peer_precisions = {peer.precision for row in rows for peer in row.peers}
+        peer_limits = "".join(
+            f"; {precision} peers {TOLERANCES[precision]:.0e}" for precision in reduced if precision in peer_precisions
+        )
+        fastlstm_limits = ", ".join(f"{precision} {TOLERANCES[precision]:.0e}" for precision in reduced)
         lines += [
             f"max |diff|: largest difference of any peer's output from fastlstm's fp32 one, checked before timing "
-            f"(limit {TOLERANCE:.0e}; bf16 peers {BF16_TOLERANCE:.0e}).",
-            f"fastlstm |diff|: of fastlstm's bf16 output from its fp32 one, checked before timing "
-            f"(limit {BF16_TOLERANCE:.0e}).",
+            f"(limit {TOLERANCE:.0e}{peer_limits}).",
+            f"fastlstm |diff|: of fastlstm's output in the row's precision from its fp32 one, checked before timing "
+            f"(limit {fastlstm_limits}).",
         ]
     else:
         lines.append(
