@@ -190,9 +190,9 @@ class LSTMBase:
 
     def astype(self, precision: str):
         """A new model of the same class, options and parameters, computing in ``precision`` ("fp32", "bf16" or
-        "int8").
-        The parameters stay float32 in both (``state_dict`` gives them unrounded); only the packed copy the
-        kernels read is rounded, so ``model.astype("bf16").astype("fp32")`` computes exactly what ``model`` does."""
+        "int8"). The parameters stay float32 in every precision (``state_dict`` gives them unrounded); only the
+        packed copy the kernels read is rounded or quantized, so ``model.astype("int8").astype("fp32")`` computes
+        exactly what ``model`` does."""
         precision = check_precision(precision)
         self._check_precision_fits(precision)
         other = copy.copy(self)
@@ -352,23 +352,6 @@ class LSTMCellBase:
     hidden_size = property(lambda self: self._lstm.hidden_size)
     bias = property(lambda self: self._lstm.bias)
     precision = property(lambda self: self._lstm.precision)
-
-    #: int8 sums each gate's products exactly in 32-bit integers, each product of a quantized operand (q + 128 <= 255)
-    #: and weight (|q| <= 127) at most 32385: 2^31 / 32385 = 66311 terms fit; the kernels round K up to 4.
-    INT8_MAX_DEPTH = 65536
-
-    def _check_precision_fits(self, precision: str) -> None:
-        if precision != "int8":
-            return
-        depths = {"input_size": self.input_size, "the recurrent size": self.output_size}
-        if self.num_layers > 1:
-            depths["the input of layers > 0"] = self.num_directions * self.output_size
-        for what, depth in depths.items():
-            if depth > self.INT8_MAX_DEPTH:
-                raise ValueError(
-                    f"precision: 'int8' sums at most {self.INT8_MAX_DEPTH} products per gate exactly (32-bit "
-                    f"integers); {what} is {depth}. Use 'bf16' or 'fp32'"
-                )
 
     def astype(self, precision: str):
         """A new cell with the same parameters computing in ``precision`` (see ``LSTMBase.astype``)."""
