@@ -71,11 +71,13 @@ bool cpu_runs_avx512bf16() {
 #endif
 
 const KernelSet kKernelSets[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, cpu_check)      \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead, \
+                                cpu_check)                                                                \
     {#isa,                    hidden_block,         f32_gemm_panels__##suffix, f32_lstm_step__##suffix, \
      bf16_gemm_panels__##bf16_suffix,               bf16_lstm_step__##bf16_suffix,                          \
      int8_gemm_panels__##bf16_suffix,               int8_lstm_step__##bf16_suffix,                          \
      f32_lstm_step_look_ahead__##suffix,            look_ahead_batches,                                     \
+     bf16_look_ahead,                                                                                       \
      f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_softmax_rows__##suffix,                             \
      f32_fma_peak__##suffix,  f32_read_sum__##suffix},
 #include "kernels/variants.inc"
@@ -84,7 +86,9 @@ const KernelSet kKernelSets[] = {
 
 using CpuCheck = bool (*)();
 const CpuCheck kCpuChecks[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, cpu_check) cpu_check,
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead, \
+                                cpu_check)                                                                \
+    cpu_check,
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };

@@ -267,6 +267,7 @@ struct PackedLstm::Workspace {
     AlignedFloats h_prev_scratch;  // packed rows: h_prev of a reverse step at which rows start (batch x output)
     AlignedFloats zero_h;          // one row of output_size zeros: h_prev of the first step from a zero state
     std::vector<AlignedFloats> x_by_k;  // with look-ahead: per team member, the next chunk's inputs k-major
+    std::vector<AlignedBuffer<uint16_t>> next_x_bf16;  // bf16 look-ahead: per member, the next chunk's inputs in bf16
     // Precision bf16: per team member, a chunk's inputs or a step's h_prev rounded to bf16 (kernels.h).
     std::vector<AlignedBuffer<uint16_t>> bf16_rows;
     // Precision int8: per team member, a chunk's inputs or a step's h_prev quantized, and their row scales.
@@ -284,10 +285,14 @@ bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
     const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
     int64_t widest_input = g.input_size;
     if (g.num_layers > 1) widest_input = std::max(widest_input, g.layer_input_size(1));
+    // Counted as float32 in every precision: bf16 weights of 8 MiB per thread (1x100x1024 on 2 threads) ran 1.0-1.07x
+    // slower with look-ahead than without, the input weights re-read every 8 steps competing with the recurrent ones.
     const int64_t bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
-    // The look-ahead kernels are float32 only.
-    return precision_ == Precision::kF32 && batch >= 1 && batch <= kernels_.look_ahead_batches &&
-           bytes / per_direction <= kLookAheadBytes;
+    // The look-ahead kernels are float32, and bf16 at batch 1 where the variant says it pays.
+    const bool kernels_look_ahead = precision_ == Precision::kF32 ? batch <= kernels_.look_ahead_batches
+                                    : precision_ == Precision::kBF16 ? batch == 1 && kernels_.bf16_lstm_step_look_ahead
+                                                                      : false;
+    return batch >= 1 && kernels_look_ahead && bytes / per_direction <= kLookAheadBytes;
 }
 
 int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const {
@@ -317,6 +322,12 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
         const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
         const int64_t floats = ceil_div(look_ahead_rows, kLookAheadPieceRows) * kLookAheadPieceRows * widest_input;
         for (int member = 0; member < members; ++member) workspace.x_by_k.emplace_back(floats);
+    }
+    if (look_ahead && precision_ == Precision::kBF16) {
+        const LstmGeometry& g = geometry_;
+        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        for (int member = 0; member < members; ++member)
+            workspace.next_x_bf16.emplace_back(look_ahead_rows * (widest_input + 1));
     }
     if (geometry_.proj_size > 0)
         workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
@@ -455,6 +466,9 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     ahead.x_by_k = nullptr;
     ahead.input_size = g.layer_input_size(layer);
     ahead.input_panels = cell.input_panels.data();
+    ahead.input_pairs = cell.input_pairs.data();
+    ahead.x_bf16 = nullptr;
+    ahead.x_bf16_stride = (ahead.input_size + 1) / 2 * 2;
     ahead.bias = cell.bias.data();
     ahead.x_stride = B == 1 ? in.time_stride : in.batch_stride;
     ahead.gates_in_stride = width;
@@ -483,6 +497,11 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
             pieces = ceil_div(ahead.rows, kLookAheadPieceRows) * 4 * (panel_end - panel_begin);
             // Batch 2 (kernels.h: x_by_k). Each member its own copy, so no barrier before its pieces read it.
             if (B == 2) ahead.x_by_k = gather_k_major(ahead, workspace.x_by_k[team.index].data());
+            if (precision_ == Precision::kBF16) {  // each member its own copy, as x_by_k
+                uint16_t* rounded = workspace.next_x_bf16[team.index].data();
+                round_rows_to_bf16(ahead.rows, ahead.input_size, ahead.x, ahead.x_stride, rounded, ahead.x_bf16_stride);
+                ahead.x_bf16 = rounded;
+            }
             pieces_per_step = ceil_div(pieces, t_end - t_begin);
         }
         for (int64_t i = 0; i < t_end - t_begin; ++i) {
@@ -508,7 +527,10 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
             if (pieces_per_step > 0) {
                 ahead.piece_begin = std::min(pieces, i * pieces_per_step);
                 ahead.piece_end = std::min(pieces, (i + 1) * pieces_per_step);
-                kernels_.lstm_step_look_ahead(step, ahead);
+                if (precision_ == Precision::kBF16)
+                    kernels_.bf16_lstm_step_look_ahead(step, ahead);
+                else
+                    kernels_.lstm_step_look_ahead(step, ahead);
             } else if (precision_ == Precision::kBF16) {
                 kernels_.bf16_lstm_step(step);
             } else if (precision_ == Precision::kInt8) {

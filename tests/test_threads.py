@@ -99,6 +99,8 @@ def test_automatic_threads_follow_problem_size():
 # chunk boundaries, in both directions, with an input narrower and wider than the hidden state, a projection, a
 # given state (so the first step's recurrent product is not skipped), a layer whose hidden panels are not all
 # full, and batch-first input (whose rows are not evenly spaced, so batches 2 and 3 fall back to plain chunks).
+# In bf16, batch 1 looks ahead where the variant has a bf16 look-ahead kernel (avx512bf16, and portable's reference).
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("steps", [1, 7, 8, 9, 16, 17, 63])
 @pytest.mark.parametrize(
     "input_size, hidden, layers, bidirectional, proj",
@@ -107,10 +109,11 @@ def test_automatic_threads_follow_problem_size():
 @pytest.mark.parametrize("given_state", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_look_ahead_step_matches_the_batched_kernels(
-    isa, rng, steps, input_size, hidden, layers, bidirectional, proj, given_state, batch_first
+    isa, rng, steps, input_size, hidden, layers, bidirectional, proj, given_state, batch_first, precision
 ):
     model = fastlstm.LSTM(
-        input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, batch_first=batch_first, seed=7
+        input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, batch_first=batch_first, seed=7,
+        precision=precision,
     )
     x = rng.standard_normal((steps, 5, input_size)).astype(np.float32)
     state = None

@@ -10,7 +10,7 @@
 #include "f32_fma_peak-inl.h"
 #include "lstm_step-inl.h"
 #include "gemm_panels-inl.h"
-#include "f32_lstm_step_look_ahead-inl.h"
+#include "lstm_step_look_ahead-inl.h"
 #include "f32_softmax-inl.h"
 
 namespace fastlstm {

@@ -12,6 +12,7 @@
 #include "f32_activations-inl.h"
 #include "lstm_step-inl.h"
 #include "gemm_panels-inl.h"
+#include "lstm_step_look_ahead-inl.h"
 
 namespace fastlstm {
 
@@ -23,6 +24,11 @@ void bf16_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* 
 }
 
 void bf16_lstm_step__avx512bf16(const LstmStepArgs& args) { avx512bf16::bf16_lstm_step<6, 24>(args); }
+
+// Batch 1 in bf16 with the next steps' input projection interleaved, in slots of 2 panels.
+void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs& args, const LookAheadProjection& ahead) {
+    avx512bf16::bf16_lstm_step_look_ahead<2>(args, ahead);
+}
 
 void int8_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
                                   int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,

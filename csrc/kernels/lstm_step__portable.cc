@@ -203,4 +203,28 @@ void f32_lstm_step_look_ahead__portable(const LstmStepArgs& a, const LookAheadPr
     }
 }
 
+// The reference of the bf16 look-ahead step: the bf16 step, then the pieces one by one, each element summed as
+// bf16_gemm_panels__portable sums it (from the bias, pairs ascending, the even product first).
+void bf16_lstm_step_look_ahead__portable(const LstmStepArgs& a, const LookAheadProjection& ahead) {
+    bf16_lstm_step__portable(a);
+    const int64_t pairs = (ahead.input_size + 1) / 2;
+    for (int64_t piece = ahead.piece_begin; piece < ahead.piece_end; ++piece) {
+        const LookAheadPieceSpot spot = look_ahead_piece_spot(a, ahead, piece);
+        const int64_t column = spot.panel * kPanelWidth + spot.gate * kHiddenBlock;
+        const uint32_t* weights = ahead.input_pairs + spot.panel * pairs * kPanelWidth + spot.gate * kHiddenBlock;
+        for (int64_t r = spot.first_row; r < spot.first_row + spot.rows; ++r) {
+            const uint16_t* x = ahead.x_bf16 + r * ahead.x_bf16_stride;
+            float part[kHiddenBlock];
+            for (int64_t j = 0; j < kHiddenBlock; ++j) part[j] = ahead.bias[column + j];
+            for (int64_t pair = 0; pair < pairs; ++pair)
+                for (int64_t j = 0; j < kHiddenBlock; ++j) {
+                    const uint32_t word = weights[pair * kPanelWidth + j];
+                    part[j] += widen_bf16(x[2 * pair]) * widen_bf16(word & 0xFFFFu);
+                    part[j] += widen_bf16(x[2 * pair + 1]) * widen_bf16(word >> 16);
+                }
+            for (int64_t j = 0; j < kHiddenBlock; ++j) ahead.gates_in[r * ahead.gates_in_stride + column + j] = part[j];
+        }
+    }
+}
+
 }  // namespace fastlstm

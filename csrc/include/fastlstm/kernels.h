@@ -174,6 +174,11 @@ struct LookAheadProjection {
     // threads). Batch 1, bound by the cache's bandwidth instead, ran 1-3% slower with it and reads x. Only the SIMD
     // variants read x_by_k; the portable one reads x.
     const float* x_by_k;
+    // Precision bf16 (batch 1 only): the gate pair panels of w_ih, and the upcoming rows rounded to bf16 (row r at
+    // x_bf16 + r * x_bf16_stride, input_size rounded up to even).
+    const uint32_t* input_pairs;
+    const uint16_t* x_bf16;
+    int64_t x_bf16_stride;
 };
 // Where piece `piece` lies (see above): its panel and gate, and its rows [first_row, first_row + rows) of the
 // upcoming chunk. Every variant and the driver's count of pieces follow this one mapping.
@@ -197,6 +202,8 @@ inline LookAheadPieceSpot look_ahead_piece_spot(const LstmStepArgs& a, const Loo
 // One step as f32_lstm_step_fn (args.batch at most kLookAheadMaxBatch, args.options null) plus the pieces of
 // `ahead`.
 using f32_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const LookAheadProjection& ahead);
+// The same in precision bf16, batch 1 only (args as for bf16_lstm_step; ahead.input_pairs and x_bf16).
+using bf16_lstm_step_look_ahead_fn = void (*)(const LstmStepArgs& args, const LookAheadProjection& ahead);
 
 // y[i] = sigmoid(x[i]) or tanh(x[i]) for i in [0, n): the activations the step kernel inlines, as arrays, so that
 // their accuracy can be tested on their own.
@@ -225,6 +232,7 @@ struct KernelSet {
     int8_lstm_step_fn int8_lstm_step;
     f32_lstm_step_look_ahead_fn lstm_step_look_ahead;
     int64_t look_ahead_batches;  // lstm_step_look_ahead takes batches 1 .. look_ahead_batches
+    bf16_lstm_step_look_ahead_fn bf16_lstm_step_look_ahead;  // batch 1 in bf16, or null: the plain bf16 step
     f32_activation_fn sigmoid;
     f32_activation_fn tanh;
     f32_softmax_rows_fn softmax_rows;
@@ -233,7 +241,10 @@ struct KernelSet {
 };
 
 // Declarations of every variant, from the table.
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, cpu_check)            \
+void bf16_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
+void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadProjection&);
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead,       \
+                                cpu_check)                                                                         \
     void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&,        \
                                          int64_t, const float*, float*, int64_t, uint8_t*, float*);                \
     void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
