@@ -1,5 +1,7 @@
 // The AVX2 variants of the kernel families: the *-inl.h bodies compiled with -mavx2 -mfma (this file only).
 // hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for accumulators.
+#include <type_traits>
+
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"

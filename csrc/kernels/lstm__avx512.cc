@@ -1,5 +1,7 @@
 // The AVX-512 variants of the kernel families: the *-inl.h bodies compiled with -mavx512f (this file only).
 // hidden_block 16: one zmm per gate per panel. Tiles use at most 24 of the 32 vector registers for accumulators.
+#include <type_traits>
+
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"

@@ -3,6 +3,8 @@
 // products per lane), compiled with -mavx512bf16 -mavx512vnni (this file only). Its f32 kernels are those of
 // avx512 (variants.inc). An operand and a weight vector take one register each, as in f32, so the tiles are those
 // of lstm__avx512.cc: up to 24 accumulators.
+#include <type_traits>
+
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"

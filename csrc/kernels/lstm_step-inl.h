@@ -178,9 +178,14 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
     }
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p) {
-            V z[4];
-            for (int g = 0; g < 4; ++g)
-                z[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
+            V finished[4];
+            const V* z = finished;
+            if constexpr (std::is_same_v<typename Product::Accumulator, V>) {
+                z = acc[r][p];  // float sums are the pre-activations already (a copy measured ~2% slower at B = 1)
+            } else {
+                for (int g = 0; g < 4; ++g)
+                    finished[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
+            }
             if constexpr (kOptions)
                 finish_cells_with_options(a, z, row + r, panel + p);
             else

@@ -80,10 +80,14 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
     if constexpr (kPanels > 0)
         for (int r = 0; r < kRows; ++r)
             for (int p = 0; p < kPanels; ++p) {
-                V z[4];
-                for (int g = 0; g < 4; ++g)
-                    z[g] = recurrent.finish(acc[r][p][g], gates_in(r, p, g), r, (panel + p) * kWidth + g * L);
-                finish_cells(a, z, r, panel + p);
+                if constexpr (std::is_same_v<typename Recurrent::Accumulator, V>) {
+                    finish_cells(a, acc[r][p], r, panel + p);  // float sums are the pre-activations already (see lstm_step_tile)
+                } else {
+                    V z[4];
+                    for (int g = 0; g < 4; ++g)
+                        z[g] = recurrent.finish(acc[r][p][g], gates_in(r, p, g), r, (panel + p) * kWidth + g * L);
+                    finish_cells(a, z, r, panel + p);
+                }
             }
 }
 
