@@ -48,6 +48,24 @@ def test_matches_torch(isa, rng, bidirectional, batch_first):
     assert np.array_equal(predictions[clear], expected.argmax(-1)[clear])
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_reduced_precision_runs_the_lstm_and_keeps_the_head(rng, precision):
+    torch.manual_seed(0)
+    module = Tagger(50, 9, 17, 31, False, False).eval()
+    reduced = fastlstm.SequenceModel.from_torch(module, precision=precision)
+    exact = fastlstm.SequenceModel.from_torch(module)
+    assert (reduced.lstm.precision, exact.lstm.precision) == (precision, "fp32")
+    tokens = rng.integers(0, 50, (11, 3))
+    # the LSTM is the reduced one, bitwise; the head is the same float32 product on its output
+    features = reduced.embedding[tokens]
+    np.testing.assert_array_equal(reduced.logits(tokens)[1][0], exact.lstm.astype(precision)(features)[1][0])
+    output = reduced.lstm(features)[0]
+    weight, bias = module.head.weight.detach().numpy(), module.head.bias.detach().numpy()
+    expected = output.astype(np.float64) @ weight.T.astype(np.float64) + bias
+    assert np.abs(reduced.logits(tokens)[0] - expected).max() <= 1e-5  # float32 sums of 17 products of |x| <= 1
+    assert not np.array_equal(reduced.logits(tokens)[0], exact.logits(tokens)[0])
+
+
 def test_without_embedding_and_with_lengths(rng):
     lstm = fastlstm.LSTM(6, 8, seed=1)
     weight = rng.standard_normal((5, 8)).astype(np.float32)
