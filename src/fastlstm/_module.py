@@ -5,6 +5,8 @@ Subclasses only provide ``_run`` (the forward pass on checked, 3-D arrays) and `
 from __future__ import annotations
 
 import copy
+import math
+import sys
 from typing import Any, Mapping
 
 import numpy as np
@@ -71,8 +73,15 @@ class LSTMBase:
                 f"proj_size: expected 0 (no projection) or an int < hidden_size={self.hidden_size}, got {self.proj_size}"
             )
         self._check_precision_fits(self.precision)
-        self._parameters = self._initial_parameters(np.random.default_rng(seed))
-        self._parameters_changed()
+        parameter_bytes = self._parameter_bytes()
+        try:
+            self._parameters = self._initial_parameters(np.random.default_rng(seed))
+            self._parameters_changed()
+        except MemoryError:
+            raise MemoryError(
+                f"{self._size_text()}: the parameters need {parameter_bytes / 2**30:,.1f} GiB (and as much again for "
+                "the packed copy), which could not be allocated"
+            ) from None
 
     # ---- shapes and names -------------------------------------------------------------------------------------
 
@@ -117,6 +126,21 @@ class LSTMBase:
             if self.peepholes:
                 shapes[f"peephole{suffix}"] = (3, H)  # rows p_i, p_f, p_o
         return shapes
+
+    def _size_text(self) -> str:
+        return f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}"
+
+    def _parameter_bytes(self) -> int:
+        """Bytes of the parameters in this model's dtype, counted in Python integers (no overflow). Refuses sizes whose
+        byte count no array on this platform can hold, before anything is allocated."""
+        values = sum(math.prod(shape) for shape in self.parameter_shapes().values())
+        count = values * max(np.dtype(self._dtype).itemsize, np.dtype(np.float32).itemsize)
+        if count > sys.maxsize:
+            raise ValueError(
+                f"{self._size_text()}: the parameters would take {count} bytes, more than this platform can address "
+                f"({sys.maxsize})"
+            )
+        return count
 
     def _initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         # PyTorch's initialisation: every parameter uniform in [-1/sqrt(hidden_size), 1/sqrt(hidden_size)].
@@ -256,7 +280,17 @@ class LSTMBase:
 
         if threads is None:
             threads = self.threads
-        y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads, lengths)
+        try:
+            y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads, lengths)
+        except MemoryError:
+            steps = x3.shape[1] if batch_first else x3.shape[0]
+            output_bytes = steps * batch * self.num_directions * self.output_size * 4
+            raise MemoryError(
+                f"x: a call on shape {shape_text(x.shape)} needs {output_bytes / 2**30:,.1f} GiB for its output "
+                f"({steps} steps x {batch} rows x {self.num_directions * self.output_size} features, float32) plus "
+                "its input as float32 and a workspace, which could not be allocated; split the call along time "
+                "(model.stream) or the batch"
+            ) from None
         if unbatched:
             y, h_n, c_n = y[:, 0, :], h_n[:, 0, :], c_n[:, 0, :]
         return y, (h_n, c_n)
