@@ -137,3 +137,43 @@ def test_lengths(benchmark, shape: bench.Shape, threads: int, lengths: str) -> N
     if row_lengths is not None:
         benchmark.extra_info["valid_fraction"] = float(row_lengths.sum() / (shape.batch * shape.steps))
     benchmark(model, x, lengths=row_lengths)
+
+
+#: Two models, each called on its own Python thread with one kernel thread: the calls release the GIL, so on a machine
+#: with two cores the pair should take about the time of one ("overlap" in extra_info: serial time / concurrent
+#: time, 2.0 for a perfect overlap, 1.0 for none).
+OVERLAP_SHAPES = [bench.Shape(1, 100, 256, 256), bench.Shape(8, 100, 256, 256)]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two models overlap only on two or more cores")
+@pytest.mark.parametrize("shape", OVERLAP_SHAPES, ids=lambda shape: shape.key)
+def test_two_models_in_two_python_threads(benchmark, shape: bench.Shape) -> None:
+    import threading
+    import time
+
+    models = [fastlstm.LSTM(shape.input_size, shape.hidden_size, seed=seed, threads=1) for seed in (0, 1)]
+    x = np.random.default_rng(0).standard_normal((shape.steps, shape.batch, shape.input_size)).astype(np.float32)
+    calls = 20
+
+    def call_both_serially():
+        for model in models:
+            for _ in range(calls):
+                model(x)
+
+    def call_both_together():
+        threads = [threading.Thread(target=lambda m=m: [m(x) for _ in range(calls)]) for m in models]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    serial = []
+    for _ in range(5):
+        start = time.perf_counter()
+        call_both_serially()
+        serial.append(time.perf_counter() - start)
+    benchmark.group = f"two models in two Python threads, {shape.label}"
+    benchmark.extra_info.update(shape=shape.key, calls_per_model=calls)
+    benchmark(call_both_together)
+    if benchmark.stats is not None:
+        benchmark.extra_info["overlap"] = float(np.median(serial)) / benchmark.stats.stats.median
