@@ -35,11 +35,13 @@ tar -C "$repo" --exclude=./build --exclude=./.venv --exclude=./.git -cf - . | ta
 #    LD_PRELOAD of GCC's libasan and libubsan, the same runtimes the extension was linked against.
 #    detect_leaks=0: CPython and torch keep allocations until exit by design; leak reports would be noise.
 #    halt_on_error / abort_on_error: the first report stops the run with the stack, not a later crash.
+#    allocator_may_return_null=1: a request too large to allocate returns null, as the system allocator does, so that
+#    the tests of MemoryError on huge requests (tests/test_memory.py) see the error instead of an ASan abort.
 #    UBSAN print_stacktrace=1: UBSan reports come with a stack like ASan's.
 #    Run from the copy's root: tests/ has no __init__.py and the package lives in src/, so `import fastlstm`
 #    resolves to the venv's site-packages (the sanitized build); conftest imports it, and we check it below.
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:symbolize=1:${ASAN_OPTIONS:-}"
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:symbolize=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export PYTHONFAULTHANDLER=1
 cd "$src"
