@@ -283,8 +283,7 @@ struct PackedLstm::Workspace {
 bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
     const LstmGeometry& g = geometry_;
     const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
-    int64_t widest_input = g.input_size;
-    if (g.num_layers > 1) widest_input = std::max(widest_input, g.layer_input_size(1));
+    const int64_t widest_input = g.widest_layer_input();
     // Counted as float32 in every precision: bf16 weights of 8 MiB per thread (1x100x1024 on 2 threads) ran 1.0-1.07x
     // slower with look-ahead than without, the input weights re-read every 8 steps competing with the recurrent ones.
     const int64_t bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
@@ -319,13 +318,13 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     workspace.chunk_floats = look_ahead_rows * gate_width();
     if (look_ahead && (batch == 2 || other_batch == 2)) {
         const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t widest_input = g.widest_layer_input();
         const int64_t floats = ceil_div(look_ahead_rows, kLookAheadPieceRows) * kLookAheadPieceRows * widest_input;
         for (int member = 0; member < members; ++member) workspace.x_by_k.emplace_back(floats);
     }
     if (look_ahead && precision_ == Precision::kBF16) {
         const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t widest_input = g.widest_layer_input();
         for (int member = 0; member < members; ++member)
             workspace.next_x_bf16.emplace_back(look_ahead_rows * (widest_input + 1));
     }
@@ -333,14 +332,14 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
         workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
     if (precision_ == Precision::kBF16) {
         const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t widest_input = g.widest_layer_input();
         const int64_t values = std::max(plain_rows * (widest_input + 1),
                                         std::max(batch, other_batch) * (g.output_size() + 1));
         for (int member = 0; member < members; ++member) workspace.bf16_rows.emplace_back(values);
     }
     if (precision_ == Precision::kInt8) {
         const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.num_layers > 1 ? std::max(g.input_size, g.layer_input_size(1)) : g.input_size;
+        const int64_t widest_input = g.widest_layer_input();
         const int64_t rows = std::max(plain_rows, std::max(batch, other_batch));
         const int64_t values = std::max(plain_rows * (widest_input + 3),
                                         std::max(batch, other_batch) * (g.output_size() + 3));

@@ -3,10 +3,10 @@
 // small local array that the compiler keeps in vector registers for the fixed panel widths.
 #include <algorithm>
 #include <cassert>
-#include <cstring>
 
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
+#include "bf16_portable.h"
 #include "fastlstm/kernels.h"
 
 namespace fastlstm {
@@ -49,12 +49,7 @@ void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
     }
 }
 
-inline float widen_bf16(uint32_t half) {
-    const uint32_t bits = half << 16;
-    float x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-}
+using portable::widen_bf16;
 
 // Precision bf16 (kernels.h): A as rows of bf16 values (row stride a_stride, K rounded up to even), pair panels of
 // kWidth columns; per element, the pairs in order, the even product added first.

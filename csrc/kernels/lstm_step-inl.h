@@ -273,13 +273,17 @@ inline void lstm_step(const LstmStepArgs& a) {
     lstm_step_with<kMaxRows, kMaxAccumulators>(a, f32_recurrent_product(a));
 }
 
-// Precision bf16: h_prev rounded into h_bf16 first (K values per row, next to the K * 4H multiply-adds of the row).
-template <int kMaxRows, int kMaxAccumulators>
-inline void bf16_lstm_step(const LstmStepArgs& a) {
+// Precision bf16: h_prev rounded into h_bf16 (K values per row, next to the K * 4H multiply-adds of the row), and the
+// recurrent product over it.
+inline BF16PairProduct bf16_recurrent_product(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
     if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
-    const BF16PairProduct product{{}, a.recurrent_pairs, a.h_bf16, stride, stride / 2};
-    lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
+    return {{}, a.recurrent_pairs, a.h_bf16, stride, stride / 2};
+}
+
+template <int kMaxRows, int kMaxAccumulators>
+inline void bf16_lstm_step(const LstmStepArgs& a) {
+    lstm_step_with<kMaxRows, kMaxAccumulators>(a, bf16_recurrent_product(a));
 }
 
 // Precision int8: h_prev quantized into h_uint8 and h_scales first (K values per row).

@@ -3,11 +3,11 @@
 // accumulated in a local array, then activated and folded into c and h before the next panel: the 4H gate values
 // never go back to memory.
 #include <algorithm>
-#include <cstring>
 
 #include "f32_activations_portable.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
+#include "bf16_portable.h"
 #include "fastlstm/kernels.h"
 
 namespace fastlstm {
@@ -17,13 +17,7 @@ constexpr int64_t kHiddenBlock = 8;  // must match the hidden_block of the porta
 constexpr int64_t kPanelWidth = 4 * kHiddenBlock;
 constexpr int64_t kRows = 4;
 
-// float32 of a bf16 value (exact); here rather than fastlstm/bf16.h's out-of-line one, for the inner loops.
-inline float widen_bf16(uint32_t half) {
-    const uint32_t bits = half << 16;
-    float x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-}
+using portable::widen_bf16;
 
 // The cell update with options (kernels.h: CellOptions) for `units` units from unit0 of one row.
 void finish_cells_with_options(const LstmStepArgs& a, const float* z, float* c, float* h_out, int64_t unit0,

@@ -140,9 +140,7 @@ inline void lstm_step_look_ahead(const LstmStepArgs& a, const LookAheadProjectio
 // (ahead.x_bf16).
 template <int kPanelsOneRow>
 inline void bf16_lstm_step_look_ahead(const LstmStepArgs& a, const LookAheadProjection& ahead) {
-    const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
-    if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
-    const BF16PairProduct recurrent{{}, a.recurrent_pairs, a.h_bf16, stride, stride / 2};
+    const BF16PairProduct recurrent = bf16_recurrent_product(a);
     const BF16PairProduct inputs{{}, ahead.input_pairs, ahead.x_bf16, ahead.x_bf16_stride, (ahead.input_size + 1) / 2};
     lstm_step_look_ahead_rows<1, kPanelsOneRow, kLookAheadPieceRows>(a, ahead, recurrent, inputs);
 }

@@ -32,6 +32,10 @@ struct LstmGeometry {
     int64_t layer_input_size(int64_t layer) const {
         return layer == 0 ? input_size : num_directions * output_size();
     }
+    // The largest input of any layer: what a workspace sized for every layer's inputs holds per row.
+    int64_t widest_layer_input() const {
+        return num_layers > 1 && layer_input_size(1) > input_size ? layer_input_size(1) : input_size;
+    }
 };
 
 // The weights of one layer and direction as PyTorch stores them, row-major:
