@@ -62,12 +62,14 @@ bool cpu_runs_avx512() {
 
 // AVX512-BF16 (CPUID leaf 7 subleaf 1, EAX bit 5) and AVX512-VNNI (leaf 7, ECX bit 11), with the BW and VL subsets
 // their kernels also use.
+#if FASTLSTM_AVX512BF16_KERNELS
 bool cpu_runs_avx512bf16() {
     const CpuidRegisters leaf7 = cpuid(7, 0);
     const bool bw = leaf7.ebx & (1u << 30), vl = leaf7.ebx & (1u << 31), vnni = leaf7.ecx & (1u << 11);
     const bool bf16 = leaf7.eax >= 1 && (cpuid(7, 1).eax & (1u << 5));
     return cpu_runs_avx512() && bw && vl && vnni && bf16;
 }
+#endif
 #endif
 
 const KernelSet kKernelSets[] = {

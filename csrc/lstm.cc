@@ -175,6 +175,9 @@ class FlushDenormals {
 
    private:
     unsigned saved_;
+#else
+    // Elsewhere (aarch64) denormal arithmetic runs at full speed on current cores, and the mode is left as it is.
+    FlushDenormals() {}
 #endif
 };
 

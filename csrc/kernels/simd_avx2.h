@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "pin_register.h"
+
 namespace fastlstm {
 namespace avx2 {
 
@@ -22,7 +24,7 @@ struct Simd {
     // A weight vector shared by several rows of a tile is then read once, not once per row (GCC folds when
     // registers run short, and the tile 3 x 2 lost ~15% to three loads per weight).
     static V pinned(V v) {
-        asm("" : "+x"(v));
+        FASTLSTM_PIN_REGISTER(v, "x");
         return v;
     }
     // A hint to bring the cache line holding p into L1; never faults.
@@ -116,7 +118,7 @@ struct Simd {
         return {{_mm256_set1_epi32(p[0]), _mm256_set1_epi32(p[1]), _mm256_set1_epi32(p[2]), _mm256_set1_epi32(p[3])}};
     }
     static VI pinned(VI v) {
-        asm("" : "+x"(v));
+        FASTLSTM_PIN_REGISTER(v, "x");
         return v;
     }
     static VI dot_quads(VI acc, WeightQuads w, const OperandQuad& h) {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "pin_register.h"
+
 namespace fastlstm {
 namespace avx512 {
 
@@ -22,7 +24,7 @@ struct Simd {
     // A weight vector shared by several rows of a tile is then read once, not once per row (GCC folds when
     // registers run short, and the tile 3 x 2 lost ~15% to three loads per weight).
     static V pinned(V v) {
-        asm("" : "+v"(v));
+        FASTLSTM_PIN_REGISTER(v, "v");
         return v;
     }
     // A hint to bring the cache line holding p into L1; never faults.
@@ -113,7 +115,7 @@ struct Simd {
         return {{_mm512_set1_epi32(p[0]), _mm512_set1_epi32(p[1]), _mm512_set1_epi32(p[2]), _mm512_set1_epi32(p[3])}};
     }
     static VI pinned(VI v) {
-        asm("" : "+v"(v));
+        FASTLSTM_PIN_REGISTER(v, "v");
         return v;
     }
     // acc + sum over the 4 bytes i of (signed byte i of w) * (unsigned operand byte i).
@@ -144,7 +146,7 @@ struct Simd : avx512::Simd {
         return _mm512_set1_epi32(static_cast<int>(word));
     }
     static V dot_pairs(V acc, WeightPairs w, OperandPair h) {
-        return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh&>(w), reinterpret_cast<__m512bh&>(h));
+        return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)h);  // a vector cast: the same 512 bits, retyped
     }
     using OperandQuad = __m512i;
     static OperandQuad broadcast_quad(const uint8_t* p) {
