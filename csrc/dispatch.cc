@@ -8,6 +8,9 @@
 #else
 #include <cpuid.h>
 #endif
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 #endif
 
 namespace fastlstm {
@@ -54,10 +57,22 @@ bool cpu_runs_avx2() {
     return fma && avx && avx2 && (os_saved_states() & kXmmYmmState) == kXmmYmmState;
 }
 
+// macOS turns the AVX-512 state on for a thread at its first AVX-512 instruction, so XCR0 does not show it
+// beforehand; the kernel says whether it will, through sysctl.
+bool os_enables_avx512_on_first_use() {
+#if defined(__APPLE__)
+    int enabled = 0;
+    size_t size = sizeof enabled;
+    return sysctlbyname("hw.optional.avx512f", &enabled, &size, nullptr, 0) == 0 && enabled != 0;
+#else
+    return false;
+#endif
+}
+
 bool cpu_runs_avx512() {
     const bool avx512f = cpuid(7, 0).ebx & (1u << 16);
     const unsigned long long needed = kXmmYmmState | kZmmState;
-    return cpu_runs_avx2() && avx512f && (os_saved_states() & needed) == needed;
+    return cpu_runs_avx2() && avx512f && ((os_saved_states() & needed) == needed || os_enables_avx512_on_first_use());
 }
 
 // AVX512-BF16 (CPUID leaf 7 subleaf 1, EAX bit 5) and AVX512-VNNI (leaf 7, ECX bit 11), with the BW and VL subsets
