@@ -313,39 +313,33 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
         plain_rows = std::max(plain_rows, chunk_steps(steps, b, false) * b);
         if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true) * b);
     }
+    const LstmGeometry& g = geometry_;
+    const int64_t widest_input = g.widest_layer_input();
+    const int64_t widest_batch = std::max(batch, other_batch);
     Workspace workspace;
     workspace.look_ahead = look_ahead;
-    workspace.zero_h = AlignedFloats(geometry_.output_size());
+    workspace.zero_h = AlignedFloats(g.output_size());
     workspace.zero_h.fill_zero();
     workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
     workspace.chunk_floats = look_ahead_rows * gate_width();
     if (look_ahead && (batch == 2 || other_batch == 2)) {
-        const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.widest_layer_input();
         const int64_t floats = ceil_div(look_ahead_rows, kLookAheadPieceRows) * kLookAheadPieceRows * widest_input;
         for (int member = 0; member < members; ++member) workspace.x_by_k.emplace_back(floats);
     }
     if (look_ahead && precision_ == Precision::kBF16) {
-        const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.widest_layer_input();
         for (int member = 0; member < members; ++member)
             workspace.next_x_bf16.emplace_back(look_ahead_rows * (widest_input + 1));
     }
-    if (geometry_.proj_size > 0)
-        workspace.hidden_scratch = AlignedFloats(std::max(batch, other_batch) * geometry_.hidden_size);
+    if (g.proj_size > 0) workspace.hidden_scratch = AlignedFloats(widest_batch * g.hidden_size);
     if (precision_ == Precision::kBF16) {
-        const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.widest_layer_input();
         const int64_t values = std::max(plain_rows * (widest_input + 1),
-                                        std::max(batch, other_batch) * (g.output_size() + 1));
+                                        widest_batch * (g.output_size() + 1));
         for (int member = 0; member < members; ++member) workspace.bf16_rows.emplace_back(values);
     }
     if (precision_ == Precision::kInt8) {
-        const LstmGeometry& g = geometry_;
-        const int64_t widest_input = g.widest_layer_input();
-        const int64_t rows = std::max(plain_rows, std::max(batch, other_batch));
+        const int64_t rows = std::max(plain_rows, widest_batch);
         const int64_t values = std::max(plain_rows * (widest_input + 3),
-                                        std::max(batch, other_batch) * (g.output_size() + 3));
+                                        widest_batch * (g.output_size() + 3));
         for (int member = 0; member < members; ++member) {
             workspace.int8_rows.emplace_back(values);
             workspace.int8_scales.emplace_back(rows);

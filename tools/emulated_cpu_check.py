@@ -45,6 +45,14 @@ def fail(message: str) -> None:
     sys.exit(f"emulated_cpu_check: {message}")
 
 
+def check_close(what: str, got, want, calibration) -> None:
+    """Each of output, h_n, c_n within the derived float32 tolerance of the float64 reference's (fastlstm.testing)."""
+    for value, expected, rounded in zip((got[0], *got[1]), (want[0], *want[1]), (calibration[0], *calibration[1])):
+        difference, tolerance = max_abs_difference(value, expected), float32_tolerance(expected, rounded)
+        if not difference <= tolerance:
+            fail(f"{what}: off the reference by {difference:.3g} > tolerance {tolerance:.3g}")
+
+
 def sequence_results(precision: str) -> list[np.ndarray]:
     """Every model of MODELS over a whole sequence with lengths, at 1 and 2 threads. In fp32 each result is checked
     against the float64 reference here."""
@@ -63,12 +71,8 @@ def sequence_results(precision: str) -> list[np.ndarray]:
             float32 = reference.LSTM(input_size, hidden, dtype=np.float32, **options)
             exact.load_state_dict(model.state_dict())
             float32.load_state_dict(model.state_dict())
-            want, calibration = exact(x, lengths=lengths), float32(x, lengths=lengths)
-            for value, expected, rounded in zip((got[0], *got[1]), (want[0], *want[1]), (calibration[0], *calibration[1])):
-                difference, tolerance = max_abs_difference(value, expected), float32_tolerance(expected, rounded)
-                if not difference <= tolerance:
-                    fail(f"fp32 model {seed} ({input_size}, {hidden}, {options}): off the float64 reference by "
-                         f"{difference:.3g} > tolerance {tolerance:.3g}")
+            check_close(f"fp32 model {seed} ({input_size}, {hidden}, {options})", got, exact(x, lengths=lengths),
+                        float32(x, lengths=lengths))
     return results
 
 
@@ -84,11 +88,7 @@ def check_one_step_against_the_reference_emulation(precision: str) -> None:
         rng = np.random.default_rng(100 + seed)
         x = rng.standard_normal((1, 3, 7)).astype(np.float32)
         state = (rng.uniform(-1, 1, (1, 3, hidden)).astype(np.float32), rng.standard_normal((1, 3, hidden)).astype(np.float32))
-        got, want, calibration = model(x, state), exact(x, state), float32(x, state)
-        for value, expected, rounded in zip((got[0], *got[1]), (want[0], *want[1]), (calibration[0], *calibration[1])):
-            difference, tolerance = max_abs_difference(value, expected), float32_tolerance(expected, rounded)
-            if not difference <= tolerance:
-                fail(f"{precision} step, hidden_size={hidden}: off the reference by {difference:.3g} > {tolerance:.3g}")
+        check_close(f"{precision} step, hidden_size={hidden}", model(x, state), exact(x, state), float32(x, state))
 
 
 def main() -> None:
