@@ -94,18 +94,19 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
         require_shape(*peepholes, {3, H}, "peepholes");
         weights.peepholes = peepholes->data();
     }
-    fastlstm::CellOptions options{};
+    fastlstm::CellOptions options;  // its defaults are the standard cell; activations=None keeps them
     if (activations || clip > 0 || input_forget) {
         if (!(clip >= 0)) throw py::value_error("_core: clip must be >= 0");
-        const std::vector<std::tuple<int, float, float>> standard = {{0, 0.f, 0.f}, {1, 0.f, 0.f}, {1, 0.f, 0.f}};
-        const auto& specs = activations ? *activations : standard;
-        if (specs.size() != 3) throw py::value_error("_core: activations must be 3 (gate, candidate, output)");
-        fastlstm::ActivationSpec* targets[3] = {&options.gate, &options.candidate, &options.output};
-        for (int i = 0; i < 3; ++i) {
-            const int kind = std::get<0>(specs[i]);
-            if (kind < 0 || kind > static_cast<int>(fastlstm::Activation::kSoftplus))
-                throw py::value_error("_core: unknown activation");
-            *targets[i] = {static_cast<fastlstm::Activation>(kind), std::get<1>(specs[i]), std::get<2>(specs[i])};
+        if (activations) {
+            const auto& specs = *activations;
+            if (specs.size() != 3) throw py::value_error("_core: activations must be 3 (gate, candidate, output)");
+            fastlstm::ActivationSpec* targets[3] = {&options.gate, &options.candidate, &options.output};
+            for (int i = 0; i < 3; ++i) {
+                const int kind = std::get<0>(specs[i]);
+                if (kind < 0 || kind > static_cast<int>(fastlstm::Activation::kSoftplus))
+                    throw py::value_error("_core: unknown activation");
+                *targets[i] = {static_cast<fastlstm::Activation>(kind), std::get<1>(specs[i]), std::get<2>(specs[i])};
+            }
         }
         options.clip = clip;
         options.input_forget = input_forget;
@@ -199,73 +200,15 @@ FloatArray activation(const std::string& isa, const std::string& function, const
     return y;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
-    m.doc() = "fastlstm's C++ core. Private: use the fastlstm package.";
-    m.attr("__version__") = FASTLSTM_VERSION;
-
+// Which kernel variants there are: fastlstm._isa's dispatch reads them.
+void bind_isa_queries(py::module_& m) {
     m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
     m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
     m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
+}
 
-    m.def(
-        "softmax_rows",
-        [](const std::string& isa, const FloatArray& x) {
-            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
-            FloatArray y(std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
-            std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-            kernel_set_named(isa).softmax_rows(x.shape(0), x.shape(1), y.mutable_data(), x.shape(1));
-            return y;
-        },
-        py::arg("isa"), py::arg("x").noconvert(), "The softmax of each row of x with one variant's kernel (tests).");
-    m.def(
-        "round_to_bf16",
-        [](const FloatArray& x) {
-            FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-            for (py::ssize_t i = 0; i < x.size(); ++i)
-                y.mutable_data()[i] = fastlstm::bf16_to_float(fastlstm::round_to_bf16(x.data()[i]));
-            return y;
-        },
-        py::arg("x").noconvert(), "x rounded to bf16 as the core rounds (ties to even), as float32 (tests).");
-    m.def(
-        "quantize_to_int8",
-        [](const FloatArray& x) {
-            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
-            const int64_t rows = x.shape(0), K = x.shape(1);
-            py::array_t<int8_t> codes(std::vector<py::ssize_t>{rows, K});
-            FloatArray scales(std::vector<py::ssize_t>{rows});
-            for (int64_t r = 0; r < rows; ++r)
-                scales.mutable_data()[r] = fastlstm::quantize_row_to_int8(K, x.data() + r * K, codes.mutable_data() + r * K);
-            return std::make_pair(codes, scales);
-        },
-        py::arg("x").noconvert(), "(codes, scales) of each row of x as the core quantizes to int8 (tests).");
-    m.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
-          "The step kernel's sigmoid or tanh of one ISA, applied to an array (for accuracy tests).");
-
-    m.def(
-        "fma_peak_gflops",
-        [](const std::string& isa, int threads, double seconds) {
-            if (threads < 1 || !(seconds > 0)) throw py::value_error("_core: threads >= 1 and seconds > 0");
-            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            py::gil_scoped_release release;
-            return fastlstm::measure_fma_peak_gflops(kernels, threads, seconds);
-        },
-        py::arg("isa"), py::arg("threads"), py::arg("seconds"),
-        "GFLOP/s of `threads` threads running the ISA's FMA calibration kernel for about `seconds`.");
-
-    m.def(
-        "read_bandwidth_gbs",
-        [](const std::string& isa, int threads, int64_t bytes_per_thread, double seconds) {
-            if (threads < 1 || bytes_per_thread < 1 || !(seconds > 0))
-                throw py::value_error("_core: threads >= 1, bytes_per_thread >= 1 and seconds > 0");
-            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            py::gil_scoped_release release;
-            return fastlstm::measure_read_bandwidth_gbs(kernels, threads, bytes_per_thread, seconds);
-        },
-        py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
-        "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
-
+// The classifier head of fastlstm.SequenceModel.
+void bind_packed_linear(py::module_& m) {
     py::class_<fastlstm::PackedLinear>(m, "PackedLinear")
         .def(py::init([](const std::string& isa, const FloatArray& weight, const std::optional<FloatArray>& bias) {
                  if (weight.ndim() != 2 || weight.shape(0) < 1 || weight.shape(1) < 1)
@@ -291,27 +234,22 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
             },
             py::arg("x").noconvert(), py::arg("softmax"), py::arg("threads"),
             "x (rows, in_features) -> x W^T + b, or its softmax per row, (rows, out_features).");
+}
 
+// The packed LSTM of fastlstm.LSTM (and, through it, of every model class and Stream).
+void bind_packed_lstm(py::module_& m) {
     py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),
              py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"), py::arg("reverse") = false,
              py::arg("precision") = "fp32")
         .def_property_readonly("isa", [](const PackedLstm& lstm) { return std::string(lstm.kernels().isa); })
-        .def_property_readonly("precision",
-                               [](const PackedLstm& lstm) {
-                                   switch (lstm.precision()) {
-                                       case fastlstm::Precision::kBF16: return std::string("bf16");
-                                       case fastlstm::Precision::kInt8: return std::string("int8");
-                                       default: return std::string("fp32");
-                                   }
-                               })
-        .def_property_readonly("hidden_block", [](const PackedLstm& lstm) { return lstm.kernels().hidden_block; })
         .def("pack_cell", &pack_cell, py::arg("layer"), py::arg("direction"), py::arg("w_ih").noconvert(),
              py::arg("w_hh").noconvert(), py::arg("b_ih").noconvert(), py::arg("b_hh").noconvert(),
              py::arg("w_hr").noconvert(), py::arg("peepholes").noconvert() = py::none(),
              py::arg("activations") = py::none(), py::arg("clip") = 0.0f, py::arg("input_forget") = false,
              "Packs the weights of one layer and direction (PyTorch layout), with the cell's options: peepholes\n"
-             "(3, H), activations [(kind, alpha, beta)] x 3 for gate, candidate, output, clip (0: none).")
+             "(3, H), activations [(kind, alpha, beta)] x 3 for gate, candidate, output (None: the standard cell),\n"
+             "clip (0: none).")
         .def("forward_in_place", &forward_in_place, py::arg("x").noconvert(), py::arg("batch_first"),
              py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("threads"))
         .def("forward", &forward, py::arg("x").noconvert(), py::arg("batch_first"), py::arg("h0").noconvert(),
@@ -320,4 +258,82 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
              "x is (T, B, I), or (B, T, I) when batch_first.")
         .def("automatic_threads", &PackedLstm::automatic_threads, py::arg("steps"), py::arg("batch"),
              "The number of threads forward() uses with threads=0.");
+}
+
+// Kernels and roundings of the core, exposed one by one so that tests can compare them with exact references.
+void bind_testing(py::module_& testing) {
+    testing.def(
+        "softmax_rows",
+        [](const std::string& isa, const FloatArray& x) {
+            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
+            FloatArray y(std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
+            std::copy(x.data(), x.data() + x.size(), y.mutable_data());
+            kernel_set_named(isa).softmax_rows(x.shape(0), x.shape(1), y.mutable_data(), x.shape(1));
+            return y;
+        },
+        py::arg("isa"), py::arg("x").noconvert(), "The softmax of each row of x with one variant's kernel.");
+    testing.def(
+        "round_to_bf16",
+        [](const FloatArray& x) {
+            FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+            for (py::ssize_t i = 0; i < x.size(); ++i)
+                y.mutable_data()[i] = fastlstm::bf16_to_float(fastlstm::round_to_bf16(x.data()[i]));
+            return y;
+        },
+        py::arg("x").noconvert(), "x rounded to bf16 as the core rounds (ties to even), as float32.");
+    testing.def(
+        "quantize_to_int8",
+        [](const FloatArray& x) {
+            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
+            const int64_t rows = x.shape(0), K = x.shape(1);
+            py::array_t<int8_t> codes(std::vector<py::ssize_t>{rows, K});
+            FloatArray scales(std::vector<py::ssize_t>{rows});
+            for (int64_t r = 0; r < rows; ++r)
+                scales.mutable_data()[r] = fastlstm::quantize_row_to_int8(K, x.data() + r * K, codes.mutable_data() + r * K);
+            return std::make_pair(codes, scales);
+        },
+        py::arg("x").noconvert(), "(codes, scales) of each row of x as the core quantizes to int8.");
+    testing.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
+                "The step kernel's sigmoid or tanh of one ISA, applied to an array.");
+}
+
+// The ceilings the benchmark reports its figures against ("% peak", "% bound").
+void bind_calibration(py::module_& calibration) {
+    calibration.def(
+        "fma_peak_gflops",
+        [](const std::string& isa, int threads, double seconds) {
+            if (threads < 1 || !(seconds > 0)) throw py::value_error("_core: threads >= 1 and seconds > 0");
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            py::gil_scoped_release release;
+            return fastlstm::measure_fma_peak_gflops(kernels, threads, seconds);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("seconds"),
+        "GFLOP/s of `threads` threads running the ISA's FMA calibration kernel for about `seconds`.");
+    calibration.def(
+        "read_bandwidth_gbs",
+        [](const std::string& isa, int threads, int64_t bytes_per_thread, double seconds) {
+            if (threads < 1 || bytes_per_thread < 1 || !(seconds > 0))
+                throw py::value_error("_core: threads >= 1, bytes_per_thread >= 1 and seconds > 0");
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            py::gil_scoped_release release;
+            return fastlstm::measure_read_bandwidth_gbs(kernels, threads, bytes_per_thread, seconds);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
+        "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
+}
+
+}  // namespace
+
+// What fastlstm's modules use sits in _core itself; what only tests and the benchmark use, in a submodule each.
+// src/fastlstm/_core.pyi states the same for type checkers (tests/test_core_stub.py keeps the two equal).
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
+    m.doc() = "fastlstm's C++ core. Private: use the fastlstm package.";
+    m.attr("__version__") = FASTLSTM_VERSION;
+    bind_isa_queries(m);
+    bind_packed_linear(m);
+    bind_packed_lstm(m);
+    py::module_ testing = m.def_submodule("testing", "Hooks into the core for the tests: single kernels, roundings.");
+    bind_testing(testing);
+    py::module_ calibration = m.def_submodule("calibration", "The benchmark's calibration: FMA peak, read bandwidth.");
+    bind_calibration(calibration);
 }

@@ -52,7 +52,7 @@ def test_rounding_is_to_nearest_even_and_the_same_in_the_core_and_the_reference(
     )
     bits = np.concatenate([specials, rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)])
     values = bits.view(np.float32)
-    core, ours = _core.round_to_bf16(values), reference.round_to_bf16(values)
+    core, ours = _core.testing.round_to_bf16(values), reference.round_to_bf16(values)
     np.testing.assert_array_equal(_bits(core), _bits(ours))
     assert not np.any(_bits(core) & 0xFFFF)  # the low half is gone
     # Ties go to even: 1 + 2^-8 (halfway, kept part even) stays 1, 1 + 3 * 2^-8 (kept part odd) goes up.
@@ -94,15 +94,15 @@ def test_int8_codes_are_the_same_in_the_core_and_the_reference():
     ]
     for row in rows:
         values = row.astype(np.float32)[None, :]
-        codes, scales = _core.quantize_to_int8(values)
+        codes, scales = _core.testing.quantize_to_int8(values)
         expected_codes, expected_scales = reference.quantize_to_int8(values)
         np.testing.assert_array_equal(codes, expected_codes.astype(np.int8))
         np.testing.assert_array_equal(scales, expected_scales[:, 0])
-    ties = _core.quantize_to_int8(rows[4].astype(np.float32)[None, :])[0][0]
+    ties = _core.testing.quantize_to_int8(rows[4].astype(np.float32)[None, :])[0][0]
     np.testing.assert_array_equal(ties, [127, 0, 2, 2, 0, -2, 64])
-    assert np.isnan(_core.quantize_to_int8(rows[5].astype(np.float32)[None, :])[1][0])
+    assert np.isnan(_core.testing.quantize_to_int8(rows[5].astype(np.float32)[None, :])[1][0])
     random = rng.standard_normal((500, 301)).astype(np.float32) * rng.uniform(1e-3, 1e3, (500, 1)).astype(np.float32)
-    codes, scales = _core.quantize_to_int8(random)
+    codes, scales = _core.testing.quantize_to_int8(random)
     expected_codes, expected_scales = reference.quantize_to_int8(random)
     np.testing.assert_array_equal(codes, expected_codes.astype(np.int8))
     np.testing.assert_array_equal(scales, expected_scales[:, 0])

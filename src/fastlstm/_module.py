@@ -151,7 +151,9 @@ class LSTMBase:
             for name, shape in self.parameter_shapes().items()
         }
 
-    def _cell_parameters(self, suffix: str) -> tuple[np.ndarray, ...]:
+    def _cell_parameters(
+        self, suffix: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """(w_ih, w_hh, b_ih or None, b_hh or None, w_hr or None) of one cell."""
         p = self._parameters
         return (

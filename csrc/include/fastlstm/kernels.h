@@ -80,14 +80,14 @@ struct ActivationSpec {
 //   i = gate(z_i + p_i c_{t-1}), f = input_forget ? 1 - i : gate(z_f + p_f c_{t-1}), g = candidate(z_g),
 //   c_t = f c_{t-1} + i g,  o = gate(z_o + p_o c_t),  h_t = o * output(c_t),
 // each pre-activation (peephole term included) clamped to [-clip, clip] when clip > 0. peepholes: 3 x hidden_size
-// (rows p_i, p_f, p_o), or null for none.
+// (rows p_i, p_f, p_o), or null for none. The defaults are the standard cell.
 struct CellOptions {
-    ActivationSpec gate;
-    ActivationSpec candidate;
-    ActivationSpec output;
-    float clip;
-    bool input_forget;
-    const float* peepholes;
+    ActivationSpec gate{Activation::kSigmoid, 0.0f, 0.0f};
+    ActivationSpec candidate{Activation::kTanh, 0.0f, 0.0f};
+    ActivationSpec output{Activation::kTanh, 0.0f, 0.0f};
+    float clip = 0.0f;
+    bool input_forget = false;
+    const float* peepholes = nullptr;
 };
 
 // One fused recurrent LSTM step for batch rows [0, batch) and hidden panels [panel_begin, panel_end):

@@ -1,0 +1,104 @@
+"""Types of fastlstm._core, the C++ extension built from csrc/bindings.cc, for editors and type checkers.
+
+An extension module takes a single stub file, so its submodules ``testing`` and ``calibration`` are declared here
+as attributes typed by a class that lists their functions. tests/test_core_stub.py checks that this file names
+exactly what the extension has, with the same parameters and defaults.
+"""
+
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+_Floats: TypeAlias = npt.NDArray[np.float32]
+
+__version__: str
+
+def compiled_isas() -> list[str]:
+    """Kernel variants compiled into this build."""
+
+def supported_isas() -> list[str]:
+    """Compiled variants this CPU can run, portable first."""
+
+def best_isa() -> str:
+    """The best variant for this CPU."""
+
+class PackedLinear:
+    def __init__(self, isa: str, weight: _Floats, bias: _Floats | None) -> None: ...
+    def forward(self, x: _Floats, softmax: bool, threads: int) -> _Floats:
+        """x (rows, in_features) -> x W^T + b, or its softmax per row, (rows, out_features)."""
+
+class PackedLstm:
+    def __init__(
+        self,
+        isa: str,
+        input_size: int,
+        hidden_size: int,
+        proj_size: int,
+        num_layers: int,
+        num_directions: int,
+        reverse: bool = False,
+        precision: str = "fp32",
+    ) -> None: ...
+    @property
+    def isa(self) -> str: ...
+    def pack_cell(
+        self,
+        layer: int,
+        direction: int,
+        w_ih: _Floats,
+        w_hh: _Floats,
+        b_ih: _Floats | None,
+        b_hh: _Floats | None,
+        w_hr: _Floats | None,
+        peepholes: _Floats | None = None,
+        activations: list[tuple[int, float, float]] | None = None,
+        clip: float = 0.0,
+        input_forget: bool = False,
+    ) -> None:
+        """Packs the weights of one layer and direction (PyTorch layout), with the cell's options: peepholes
+        (3, H), activations [(kind, alpha, beta)] x 3 for gate, candidate, output (None: the standard cell),
+        clip (0: none)."""
+    def forward_in_place(self, x: _Floats, batch_first: bool, h: _Floats, c: _Floats, threads: int) -> _Floats: ...
+    def forward(
+        self,
+        x: _Floats,
+        batch_first: bool,
+        h0: _Floats | None,
+        c0: _Floats | None,
+        threads: int,
+        lengths: npt.NDArray[np.int64] | None = None,
+    ) -> tuple[_Floats, _Floats, _Floats]:
+        """Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).
+        x is (T, B, I), or (B, T, I) when batch_first."""
+    def automatic_threads(self, steps: int, batch: int) -> int:
+        """The number of threads forward() uses with threads=0."""
+
+class _Testing:
+    """Hooks into the core for the tests: single kernels, roundings."""
+
+    @staticmethod
+    def softmax_rows(isa: str, x: _Floats) -> _Floats:
+        """The softmax of each row of x with one variant's kernel."""
+    @staticmethod
+    def round_to_bf16(x: _Floats) -> _Floats:
+        """x rounded to bf16 as the core rounds (ties to even), as float32."""
+    @staticmethod
+    def quantize_to_int8(x: _Floats) -> tuple[npt.NDArray[np.int8], _Floats]:
+        """(codes, scales) of each row of x as the core quantizes to int8."""
+    @staticmethod
+    def activation(isa: str, function: str, x: _Floats) -> _Floats:
+        """The step kernel's sigmoid or tanh of one ISA, applied to an array."""
+
+class _Calibration:
+    """The benchmark's calibration: FMA peak, read bandwidth."""
+
+    @staticmethod
+    def fma_peak_gflops(isa: str, threads: int, seconds: float) -> float:
+        """GFLOP/s of `threads` threads running the ISA's FMA calibration kernel for about `seconds`."""
+    @staticmethod
+    def read_bandwidth_gbs(isa: str, threads: int, bytes_per_thread: int, seconds: float) -> float:
+        """GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again."""
+
+testing: _Testing
+calibration: _Calibration
