@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._checks import check_int, check_shape, check_threads, real_array, shape_text
+from ._checks import check_int, check_pair, check_shape, check_threads, real_array, shape_text
 from ._threads import get_num_threads
 
 if TYPE_CHECKING:
@@ -96,10 +96,9 @@ class Stream:
 
     @state.setter
     def state(self, value: tuple[Any, Any]) -> None:
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"state: expected a pair (h, c), got {type(value).__name__}")
-        h = real_array(value[0], "state[0] (h)")
-        c = real_array(value[1], "state[1] (c)")
+        h, c = check_pair(value, "state", "(h, c)", optional=False)
+        h = real_array(h, "state[0] (h)")
+        c = real_array(c, "state[1] (c)")
         check_shape(h, self._h.shape, "state[0] (h)", hint="num_layers, batch_size, H_out")
         check_shape(c, self._c.shape, "state[1] (c)", hint="num_layers, batch_size, hidden_size")
         self._h[...] = h
