@@ -22,6 +22,7 @@ from ._checks import (
     shape_text,
 )
 from ._parameters import LSTMParameters, check_state_dict_names
+from ._threads import resolve_threads
 
 
 class LSTMBase(LSTMParameters):
@@ -141,8 +142,7 @@ class LSTMBase(LSTMParameters):
         if lengths is not None:
             lengths = self._check_lengths(lengths, unbatched, batch, x3.shape[1] if batch_first else x3.shape[0])
 
-        if threads is None:
-            threads = self.threads
+        threads = resolve_threads(threads, self.threads)
         try:
             y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads, lengths)
         except MemoryError:
@@ -188,13 +188,13 @@ class LSTMBase(LSTMParameters):
         batch_first: bool,
         h0: np.ndarray | None,
         c0: np.ndarray | None,
-        threads: int | None,
+        threads: int,
         lengths: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Forward pass on a C-contiguous 3-D x ((N, T, I) when batch_first, else (T, N, I)) and optional
         contiguous states (num_layers*num_directions, N, size); returns (output, h_n, c_n) in the same layouts.
-        threads: the count asked for by the call or the model, None when neither did. lengths: checked (N,) int64
-        or None."""
+        threads: the count for the core (``resolve_threads``; 0 lets it choose). lengths: checked (N,) int64 or
+        None."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -9,7 +9,6 @@ from ._isa import active_isa
 from ._module import LSTMBase, LSTMCellBase
 from ._onnx import OPSET as ONNX_OPSET
 from ._stream import Stream
-from ._threads import get_num_threads
 
 _DTYPE_POLICY = """
     dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
@@ -95,9 +94,7 @@ class LSTM(LSTMBase):
         return self._packed.isa
 
     def _run(self, x, batch_first, h0, c0, threads, lengths=None):
-        if threads is None:
-            threads = get_num_threads()
-        return self._packed.forward(x, batch_first, h0, c0, 0 if threads is None else threads, lengths)
+        return self._packed.forward(x, batch_first, h0, c0, threads, lengths)
 
     def automatic_threads(self, steps: int, batch: int) -> int:
         """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""
