@@ -85,9 +85,8 @@ class LSTMBase(LSTMParameters):
     @property
     def has_cell_options(self) -> bool:
         """Whether the cell differs from torch.nn.LSTM's: other activations, clip, input_forget or peepholes."""
-        return (
-            self.activations != _cell.STANDARD_ACTIVATIONS or self.clip is not None or self.input_forget
-            or self.peepholes
+        return not _cell.is_standard(
+            self.activations, clip=self.clip, input_forget=self.input_forget, peepholes=self.peepholes
         )
 
     # ---- calls ------------------------------------------------------------------------------------------------
@@ -211,7 +210,7 @@ class LSTMBase(LSTMParameters):
             options.append(f"proj_size={self.proj_size}")
         if self.reverse:
             options.append("reverse=True")
-        if self.activations != _cell.STANDARD_ACTIVATIONS:
+        if not _cell.is_standard(self.activations):
             options.append(f"activations={self.activations!r}")
         if self.clip is not None:
             options.append(f"clip={self.clip!r}")

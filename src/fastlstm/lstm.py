@@ -75,7 +75,7 @@ class LSTM(LSTMBase):
             active_isa(), self.input_size, self.hidden_size, self.proj_size, self.num_layers, self.num_directions,
             self.reverse, self.precision,
         )
-        standard = self.activations == _cell.STANDARD_ACTIVATIONS
+        standard = _cell.is_standard(self.activations)
         for layer, direction, suffix in self._cell_keys():
             packed.pack_cell(
                 layer,
