@@ -250,7 +250,8 @@ class LSTMCellBase:
     precision = property(lambda self: self._lstm.precision)
 
     def astype(self, precision: str):
-        """A new cell with the same parameters computing in ``precision`` (see ``LSTMBase.astype``)."""
+        """A new cell with the same parameters computing in ``precision``, "fp32", "bf16" or "int8" (see
+        ``fastlstm.LSTM.astype``)."""
         other = copy.copy(self)
         other._lstm = self._lstm.astype(precision)
         return other

@@ -136,8 +136,8 @@ class SequenceModel:
         """From a torch module whose children are, in order, an optional ``nn.Embedding``, an ``nn.LSTM`` and an
         ``nn.Linear``, with ``nn.Dropout`` anywhere (the identity at inference); any other child, or another order,
         raises ValueError naming it. The module's own forward is
-        not read: the model computes embedding -> LSTM -> linear -> softmax. ``precision`` is the LSTM's (see
-        ``fastlstm.LSTM``); the head stays float32."""
+        not read: the model computes embedding -> LSTM -> linear -> softmax. ``precision`` is the LSTM's, "fp32",
+        "bf16" or "int8" (see ``fastlstm.LSTM``); the head stays float32."""
         import torch
 
         from ._torch import from_torch

@@ -128,7 +128,8 @@ class LSTMCell(LSTMCellBase):
 
     ``cell(x, state=None) -> (h, c)`` with x (N, input_size) or (input_size,), state ``(h, c)`` each
     (N, hidden_size) or (hidden_size,), zeros when omitted. Parameters: weight_ih (4*hidden_size, input_size),
-    weight_hh (4*hidden_size, hidden_size), and with bias, bias_ih and bias_hh (4*hidden_size,).
+    weight_hh (4*hidden_size, hidden_size), and with bias, bias_ih and bias_hh (4*hidden_size,). ``precision``
+    (keyword-only) is "fp32" (default), "bf16" or "int8", as for ``fastlstm.LSTM``.
 """
         + _DTYPE_POLICY
     )

@@ -61,7 +61,9 @@ def quantize_to_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class LSTM(LSTMBase):
-    """``torch.nn.LSTM`` in NumPy. ``dtype`` (keyword, default float64) is the dtype of parameters and arithmetic."""
+    """``torch.nn.LSTM`` in NumPy. ``dtype`` (keyword, default float64) is the dtype of parameters and arithmetic;
+    ``precision`` ("fp32", "bf16" or "int8") makes the products those of the kernels of that precision (see the
+    module docstring)."""
 
     _public_module = "fastlstm.reference"
 
