@@ -22,12 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cell
-# sigmoid is _cell's, which holds the NumPy form of every activation for this reference alone: the models compute
-# in the C++ core, so the oracle shares no arithmetic with what it checks.
 from ._cell import sigmoid
 from ._module import LSTMBase, LSTMCellBase
 from ._parameters import layer_suffix
 
+# sigmoid, exported here, is _cell's, which holds the NumPy form of every activation for this reference alone: the
+# models compute in the C++ core, so the oracle shares no arithmetic with what it checks.
 __all__ = ["LSTM", "LSTMCell", "quantize_to_int8", "round_to_bf16", "sigmoid"]
 
 
