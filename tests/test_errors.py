@@ -1,9 +1,8 @@
-"""Bad arguments and edge cases.
+"""Bad arguments, and the edge cases that are not errors (an empty sequence or batch).
 
 Every bad argument gets a ValueError or TypeError whose message starts with the argument's name and states what was
-expected and what was given. Inputs that are unusual but valid (an empty sequence or batch, NaN and inf, huge
-values, any real dtype, views, lists) are not errors: they give the same results as the reference or as a float32
-C-contiguous copy, in fresh float32 arrays.
+expected and what was given. An empty sequence or batch gives empty outputs and the initial state.
+NaN, inf and huge values: test_nonfinite.py; real dtypes, views and lists, and fresh outputs: test_dtype_policy.py.
 """
 
 from __future__ import annotations
@@ -12,13 +11,9 @@ import re
 
 import numpy as np
 import pytest
+from small_models import H, I, N, P, T, good_state, make_model, outputs
 
 import fastlstm
-from fastlstm.testing import max_abs_difference
-
-I, H, P = 5, 6, 3  # input_size, hidden_size, proj_size of the models under test
-T, N = 4, 3  # steps and batch of the inputs under test
-NONFINITE_TOLERANCE = 1e-5  # for finite positions when the inputs hold NaN, inf or huge values
 
 BAD_DTYPES = {
     "complex128": lambda shape: np.zeros(shape, np.complex128),
@@ -46,41 +41,6 @@ def lstm_class(request, isa):
 @pytest.fixture(params=["fastlstm", "reference"])
 def cell_class(request, isa):
     return {"fastlstm": fastlstm.LSTMCell, "reference": fastlstm.reference.LSTMCell}[request.param]
-
-
-def outputs(model, x, state=None) -> tuple[np.ndarray, ...]:
-    """(output, h_n, c_n) of an LSTM or (h, c) of a cell, flat."""
-    result = model(x, state)
-    return (result[0], *result[1]) if isinstance(result[1], tuple) else tuple(result)
-
-
-def reference_for(model):
-    """The float64 reference with the same geometry and weights as a fastlstm model."""
-    if isinstance(model, fastlstm.LSTMCell):
-        reference = fastlstm.reference.LSTMCell(model.input_size, model.hidden_size, model.bias)
-    else:
-        reference = fastlstm.reference.LSTM(
-            model.input_size,
-            model.hidden_size,
-            model.num_layers,
-            model.bias,
-            model.batch_first,
-            model.bidirectional,
-            model.proj_size,
-            dtype=np.float64,
-        )
-    reference.load_state_dict(model.state_dict())
-    return reference
-
-
-def assert_matches_reference(model, x, state=None) -> None:
-    """Same NaN/inf positions and values as the float64 reference (max_abs_difference raises otherwise), finite
-    positions within NONFINITE_TOLERANCE."""
-    got = outputs(model, x, state)
-    # The reference must not warn about the inf - inf it meets in its products (warnings are errors here).
-    expected = outputs(reference_for(model), x, state)
-    for name, a, b in zip(("output", "h_n", "c_n"), got, expected):
-        assert max_abs_difference(a, b) <= NONFINITE_TOLERANCE, name
 
 
 # ---- constructor arguments --------------------------------------------------------------------------------------
@@ -182,12 +142,6 @@ def test_lists_of_non_numbers_are_refused(lstm_class, value, dtype):
 # ---- state ------------------------------------------------------------------------------------------------------
 
 
-def good_state(num_states, batch, proj_size, unbatched):
-    """Correct (h0, c0) shapes for an LSTM: (states, [batch,] H_out) and (states, [batch,] hidden_size)."""
-    middle = () if unbatched else (batch,)
-    return (num_states, *middle, proj_size or H), (num_states, *middle, H)
-
-
 @pytest.mark.parametrize("proj_size", [0, P])
 @pytest.mark.parametrize("unbatched", [False, True])
 @pytest.mark.parametrize("which", [0, 1], ids=["h0", "c0"])
@@ -279,12 +233,6 @@ def test_cell_state_must_be_real(cell_class, dtype, which):
 
 
 # ---- load_state_dict --------------------------------------------------------------------------------------------
-
-
-def make_model(kind, cls, seed):
-    if kind == "lstm":
-        return cls(I, H, num_layers=2, bidirectional=True, proj_size=P, seed=seed)
-    return cls(I, H, seed=seed)
 
 
 def load_cases(model):
@@ -425,200 +373,3 @@ def test_cell_empty_batch_returns_empty_arrays(cell_class):
     for state in (None, (np.zeros((0, H)), np.zeros((0, H)))):
         h, c = cell(np.zeros((0, I)), state)
         assert h.shape == (0, H) and c.shape == (0, H)
-
-
-# ---- NaN, inf and huge values: same results as the float64 reference --------------------------------------------
-
-MODEL_OPTIONS = [
-    {},
-    {"num_layers": 2, "bidirectional": True},
-    {"num_layers": 2, "bidirectional": True, "proj_size": P, "batch_first": True},
-]
-
-
-@pytest.mark.parametrize("options", MODEL_OPTIONS)
-def test_nan_and_inf_in_x_match_the_reference(isa, rng, options):
-    model = fastlstm.LSTM(I, H, seed=1, **options)
-    x = rng.standard_normal((T + 3, N + 2, I)).astype(np.float32)
-    if model.batch_first:
-        x = np.ascontiguousarray(x.transpose(1, 0, 2))
-    x[1, 0, 2] = np.nan
-    x[2, 1, 0] = np.inf  # one infinite term: saturated gates, finite outputs
-    x[3, 2, 4] = -np.inf
-    x[4, 3, 0], x[4, 3, 1] = np.inf, -np.inf  # inf - inf: NaN from then on
-    y, _ = model(x)
-    assert np.isnan(y).any() and np.isfinite(y).any()
-    assert_matches_reference(model, x)
-
-
-def test_nan_and_inf_in_state_match_the_reference(isa, rng):
-    model = fastlstm.LSTM(I, H, num_layers=2, bidirectional=True, seed=2)
-    x = rng.standard_normal((T, N + 1, I))
-    h0, c0 = rng.standard_normal((4, N + 1, H)), rng.standard_normal((4, N + 1, H))
-    h0[0, 0, 1] = np.nan
-    h0[1, 1, 0] = np.inf
-    c0[2, 2, 3] = -np.inf
-    _, (_, c_n) = model(x, (h0, c0))
-    assert np.isnan(c_n).any() and np.isfinite(c_n).any()
-    assert_matches_reference(model, x, (h0, c0))
-
-
-def test_nan_and_inf_in_cell_input_match_the_reference(isa, rng):
-    cell = fastlstm.LSTMCell(I, H, seed=3)
-    x = rng.standard_normal((N + 1, I))
-    x[0, 1], x[1, 2], x[2, 0], x[2, 3] = np.nan, np.inf, np.inf, -np.inf
-    h, _ = cell(x)
-    assert np.isnan(h[0]).all() and np.isfinite(h[1]).all() and np.isfinite(h[3]).all()
-    assert_matches_reference(cell, x)
-
-
-@pytest.mark.parametrize("options", MODEL_OPTIONS)
-@pytest.mark.parametrize("value", [1e30, -1e30])
-def test_huge_inputs_saturate_the_gates(isa, rng, options, value):
-    model = fastlstm.LSTM(I, H, seed=4, **options)
-    x = rng.standard_normal((T + 3, N, I)).astype(np.float32)
-    x[1:4, 0, :] = value  # whole steps of one sequence
-    x[2, 1, 3] = value  # a single feature
-    x[5, 2, ::2] = -value  # mixed signs
-    for array in outputs(model, x):
-        assert np.isfinite(array).all()
-    assert_matches_reference(model, x)
-
-
-# ---- dtype policy -----------------------------------------------------------------------------------------------
-
-
-def input_forms(array: np.ndarray) -> dict[str, object]:
-    """The same values as ``array`` in every accepted form; all but the float32 copy need a conversion."""
-    strided = np.zeros((*array.shape[:-1], 2 * array.shape[-1]), np.float64)
-    strided[..., ::2] = array
-    return {
-        "float64": array.astype(np.float64),
-        "float16": array.astype(np.float16),
-        "int32": array.astype(np.int32),
-        "uint8": (array - array.min()).astype(np.uint8),
-        "strided view": strided[..., ::2],
-        "fortran order": np.asfortranarray(array),
-        "swapped axes view": np.ascontiguousarray(np.swapaxes(array, 0, 1)).swapaxes(0, 1),
-        "reversed view": array[::-1].copy()[::-1],
-        "list": array.tolist(),
-    }
-
-
-FORMS = list(input_forms(np.zeros((1, 1))))
-
-
-def float32_copy(value) -> np.ndarray:
-    return np.array(value, dtype=np.float32, order="C", copy=True)
-
-
-@pytest.mark.parametrize("form", FORMS)
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_lstm_accepts_any_real_input_form(isa, rng, form, batch_first):
-    model = fastlstm.LSTM(I, H, num_layers=2, bidirectional=True, proj_size=P, batch_first=batch_first, seed=5)
-    # small integers, so that the integer forms are not all zeros
-    x = rng.integers(-3, 4, (N, T, I) if batch_first else (T, N, I)).astype(np.float32)
-    h0 = rng.integers(-1, 2, (4, N, P)).astype(np.float32)
-    c0 = rng.integers(-2, 3, (4, N, H)).astype(np.float32)
-    x_form, h0_form, c0_form = (input_forms(a)[form] for a in (x, h0, c0))
-
-    got = outputs(model, x_form, (h0_form, c0_form))
-    expected = outputs(model, float32_copy(x_form), (float32_copy(h0_form), float32_copy(c0_form)))
-    for a, b in zip(got, expected):
-        assert a.dtype == np.float32 and a.flags.c_contiguous
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("form", FORMS)
-def test_cell_accepts_any_real_input_form(isa, rng, form):
-    cell = fastlstm.LSTMCell(I, H, seed=6)
-    x = rng.integers(-3, 4, (N, I)).astype(np.float32)
-    h = rng.integers(-1, 2, (N, H)).astype(np.float32)
-    c = rng.integers(-2, 3, (N, H)).astype(np.float32)
-    x_form, h_form, c_form = (input_forms(a)[form] for a in (x, h, c))
-
-    got = cell(x_form, (h_form, c_form))
-    expected = cell(float32_copy(x_form), (float32_copy(h_form), float32_copy(c_form)))
-    for a, b in zip(got, expected):
-        assert a.dtype == np.float32 and a.flags.c_contiguous
-        np.testing.assert_array_equal(a, b)
-
-
-def test_float16_is_converted_exactly(isa, rng):
-    """float16 inputs are not rounded again: same result as their exact float32 values."""
-    model = fastlstm.LSTM(I, H, seed=7)
-    x16 = rng.standard_normal((T, N, I)).astype(np.float16)
-    np.testing.assert_array_equal(model(x16)[0], model(x16.astype(np.float32))[0])
-
-
-def test_state_dict_entries_of_any_real_form_are_accepted(isa, rng):
-    model = fastlstm.LSTM(I, H, seed=8)
-    source = fastlstm.LSTM(I, H, seed=9).state_dict()
-    x = rng.standard_normal((T, N, I))
-    as_lists = {name: value.tolist() for name, value in source.items()}
-    as_float64_views = {name: np.asfortranarray(value.astype(np.float64)) for name, value in source.items()}
-    model.load_state_dict(source)
-    expected = outputs(model, x)
-    for state_dict in (as_lists, as_float64_views):
-        model.load_state_dict(state_dict)
-        for a, b in zip(outputs(model, x), expected):
-            np.testing.assert_array_equal(a, b)
-
-
-# ---- outputs are fresh arrays -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("unbatched", [False, True])
-@pytest.mark.parametrize("with_state", [False, True])
-def test_lstm_outputs_are_fresh_float32_arrays(isa, rng, unbatched, with_state):
-    model = fastlstm.LSTM(I, H, num_layers=2, bidirectional=True, proj_size=P, seed=10)
-    x = rng.standard_normal((T, I) if unbatched else (T, N, I)).astype(np.float32)
-    h_shape, c_shape = good_state(4, N, P, unbatched)
-    state = (rng.standard_normal(h_shape).astype(np.float32), rng.standard_normal(c_shape).astype(np.float32))
-    state = state if with_state else None
-    inputs = [x, *(state or ())]
-
-    first = outputs(model, x, state)
-    expected = [a.copy() for a in first]
-    for a in first:
-        assert a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
-        assert not any(np.shares_memory(a, b) for b in inputs)
-    for i, a in enumerate(first):
-        assert not any(np.shares_memory(a, b) for b in first[i + 1 :])
-        a[...] = 123.0  # the caller owns the outputs: writing into them changes nothing else
-    second = outputs(model, x, state)
-    for a, b in zip(second, expected):
-        np.testing.assert_array_equal(a, b)
-    assert not any(np.shares_memory(a, b) for a in first for b in second)
-
-
-@pytest.mark.parametrize("unbatched", [False, True])
-def test_cell_outputs_are_fresh_float32_arrays(isa, rng, unbatched):
-    cell = fastlstm.LSTMCell(I, H, seed=11)
-    x = rng.standard_normal((I,) if unbatched else (N, I)).astype(np.float32)
-    state = tuple(rng.standard_normal((H,) if unbatched else (N, H)).astype(np.float32) for _ in range(2))
-    h, c = cell(x, state)
-    expected = (h.copy(), c.copy())
-    for a in (h, c):
-        assert a.dtype == np.float32 and a.flags.c_contiguous
-        assert not any(np.shares_memory(a, b) for b in (x, *state))
-    assert not np.shares_memory(h, c)
-    h[...], c[...] = 7.0, -7.0
-    for a, b in zip(cell(x, state), expected):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("kind", ["lstm", "cell"])
-def test_parameters_do_not_alias_the_callers_arrays(isa, rng, kind):
-    """state_dict() returns copies and load_state_dict copies what it is given."""
-    model = make_model(kind, fastlstm.LSTM if kind == "lstm" else fastlstm.LSTMCell, seed=12)
-    x = rng.standard_normal((T, N, I) if kind == "lstm" else (N, I)).astype(np.float32)
-    given = make_model(kind, type(model), seed=13).state_dict()
-    model.load_state_dict(given)
-    expected = outputs(model, x)
-    for value in given.values():
-        value[...] = 0.5
-    for value in model.state_dict().values():
-        value[...] = -0.5
-    for a, b in zip(outputs(model, x), expected):
-        np.testing.assert_array_equal(a, b)

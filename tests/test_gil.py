@@ -70,7 +70,7 @@ class CountingThread:
 @pytest.fixture
 def long_call(isa):
     """A call on a 1000-step sequence that lasts about TARGET_SECONDS with this ISA's kernels: 2 bidirectional layers
-    of 128 units (about 0.45 s for a batch of 8 with the portable kernels), the batch grown for faster kernels."""
+    of 128 units at batch 8, the batch grown in proportion when that call is shorter than 0.7 * TARGET_SECONDS."""
     model = fastlstm.LSTM(32, 128, num_layers=2, bidirectional=True, seed=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1000, 8, 32)).astype(np.float32)

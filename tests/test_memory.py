@@ -68,6 +68,7 @@ def _growth(loop) -> int:
     return _peak_resident_bytes() - before
 
 
+@pytest.mark.resident_memory
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_no_growth_over_a_hundred_thousand_calls(precision):
     model = fastlstm.LSTM(8, 16, 2, seed=0, precision=precision)
@@ -81,6 +82,7 @@ def test_no_growth_over_a_hundred_thousand_calls(precision):
     assert _growth(loop) <= GROWTH_BOUND
 
 
+@pytest.mark.resident_memory
 def test_no_growth_over_a_thousand_models():
     x = np.random.default_rng(1).standard_normal((4, 2, 12)).astype(np.float32)
 

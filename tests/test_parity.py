@@ -159,8 +159,9 @@ def test_lstm_matches_torch_and_float64_reference(case, isa):
         assert late <= 2 * early + 16 * UNIT_ROUNDOFF, (late, early)
 
 
-def test_grid_covers_the_issue(isa):
-    """The grid holds every option and every size the acceptance asks for (guards against a shrinking grid)."""
+def test_grid_covers_every_option_and_layout(isa):
+    """The grid holds every option, layout and initial state the parity check covers: 1 to 3 layers, both
+    directions, with and without projection and bias (guards against a shrinking grid)."""
     assert {c.num_layers for c in GRID} == {1, 2, 3}
     assert {c.bidirectional for c in GRID} == {False, True}
     assert {c.proj_size > 0 for c in GRID} == {False, True}

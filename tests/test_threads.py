@@ -78,6 +78,48 @@ def test_thread_settings_are_checked_and_applied():
     assert fastlstm.get_num_threads() is None
 
 
+class _ThreadsSpy:
+    """Stands in for a core object (PackedLstm, PackedLinear): records the thread count, the argument at
+    ``position``, of every call of its forward methods, and passes every call on."""
+
+    def __init__(self, wrapped, position: int) -> None:
+        self.wrapped, self.position, self.counts = wrapped, position, []
+
+    def __getattr__(self, name):
+        method = getattr(self.wrapped, name)
+        if not name.startswith("forward"):
+            return method
+
+        def recorded(*args):
+            self.counts.append(args[self.position])
+            return method(*args)
+
+        return recorded
+
+
+@pytest.mark.parametrize("setting", ["automatic", "global", "model", "call"])
+def test_every_call_hands_the_core_the_same_thread_count(rng, setting):
+    """The call's threads=, else the model's threads, else set_num_threads's, else 0 (the core chooses): for a
+    model call, a stream and SequenceModel's head alike."""
+    expected = {"automatic": 0, "global": 2, "model": 3, "call": 1}[setting]
+    lstm = fastlstm.LSTM(4, 8, seed=0, threads=3 if setting in ("model", "call") else None)
+    model = fastlstm.SequenceModel(lstm, rng.standard_normal((5, 8)))
+    stream = lstm.stream(2)
+    lstm._packed = packed = _ThreadsSpy(lstm._packed, position=4)  # forward(x, batch_first, h, c, threads, ...)
+    model._head = head = _ThreadsSpy(model._head, position=2)  # forward(x, softmax, threads)
+    call = {"threads": 1} if setting == "call" else {}
+    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    fastlstm.set_num_threads(None if setting == "automatic" else 2)
+    try:
+        lstm(x, **call)
+        stream.feed(x, **call)
+        model.predict_proba(x, **call)
+    finally:
+        fastlstm.set_num_threads(None)
+    assert packed.counts == [expected] * 3  # the model, the stream, the sequence model's LSTM
+    assert head.counts == [expected]
+
+
 def test_automatic_threads_follow_problem_size():
     # One thread per 2^13 multiply-adds of a recurrent step (4 * H * H per row), at most the cores.
     small = fastlstm.LSTM(32, 32)

@@ -13,16 +13,36 @@ work="$(mkdir -p "${1:-/tmp/fastlstm-asan}" && cd "${1:-/tmp/fastlstm-asan}" && 
 shift $(( $# > 0 ? 1 : 0 ))
 venv="$work/venv" src="$work/src" build="$work/build"
 
-# 1. The environment: the test extra, plus the peers the tests import (pyproject's "peers" extra without
-#    openvino, which no test uses): torch pinned for test_parity.py, onnx and onnxruntime for the ONNX tests, keras
-#    and h5py for the Keras importer's.
-#    scikit-build-core and pybind11 are installed too so the build below can run without build isolation.
+# 1. The environment, with the requirements exactly as pyproject.toml states them: the package's dependencies, the
+#    test extra, the peers the tests import (the "peers" extra without openvino, which only the benchmark tests
+#    use, and the sanitized run leaves them out), and the build requirements, so that the build below can run
+#    without build isolation. Python 3.10 reads the TOML with tomli (tomllib is in the standard library from 3.11).
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
 fi
-"$venv/bin/pip" install -q numpy pytest hypothesis threadpoolctl pytest-benchmark matplotlib "scikit-build-core>=0.11" \
-  "pybind11>=3.0" torch==2.13.0 "onnx>=1.16" "onnxruntime>=1.18" "keras>=3.0" "h5py>=3.0"
+"$venv/bin/pip" install -q "tomli>=1.1; python_version < '3.11'"
+mapfile -t requirements < <("$venv/bin/python" - "$repo/pyproject.toml" <<'PY'
+import re
+import sys
+
+try:
+    import tomllib
+except ModuleNotFoundError:
+    import tomli as tomllib
+
+with open(sys.argv[1], "rb") as file:
+    pyproject = tomllib.load(file)
+project = pyproject["project"]
+extras = project["optional-dependencies"]
+requirements = project["dependencies"] + extras["test"] + extras["peers"] + pyproject["build-system"]["requires"]
+for requirement in requirements:
+    if re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower() != "openvino":
+        print(requirement)
+PY
+)
+(( ${#requirements[@]} > 0 )) || { echo "sanitize.sh: no requirements read from pyproject.toml" >&2; exit 1; }
+"$venv/bin/pip" install -q "${requirements[@]}"
 
 # 2. A copy of the sources (without build trees or virtual environments) and a non-editable sanitized install.
 #    RelWithDebInfo: optimised like a release, with -g so that sanitizer stacks have file:line.

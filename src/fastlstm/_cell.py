@@ -18,7 +18,6 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 
-
 class ActivationFunction(NamedTuple):
     kind: int  # the core's Activation value (csrc/include/fastlstm/kernels.h)
     onnx_name: str
@@ -31,9 +30,10 @@ class ActivationFunction(NamedTuple):
     reads_beta: bool = False
 
 
-def _sigmoid(x, alpha, beta):
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)); exp overflows to inf for very negative z, which correctly gives 0."""
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def _softplus(x, alpha, beta):
@@ -47,7 +47,7 @@ def _elu(x, alpha, beta):
 
 #: Every activation, by our name; alpha and beta default to those of the ONNX operator of the same name.
 ACTIVATIONS: dict[str, ActivationFunction] = {
-    "sigmoid": ActivationFunction(0, "Sigmoid", 0.0, 0.0, _sigmoid),
+    "sigmoid": ActivationFunction(0, "Sigmoid", 0.0, 0.0, lambda x, a, b: sigmoid(x)),
     "tanh": ActivationFunction(1, "Tanh", 0.0, 0.0, lambda x, a, b: np.tanh(x)),
     "relu": ActivationFunction(2, "Relu", 0.0, 0.0, lambda x, a, b: np.where(x < 0, 0, x)),
     "affine": ActivationFunction(3, "Affine", 1.0, 0.0, lambda x, a, b: a * x + b, True, True),
@@ -68,9 +68,23 @@ ONNX_NAMES = {function.onnx_name.lower(): name for name, function in ACTIVATIONS
 
 #: One activation with its parameters: (name, alpha, beta).
 Activation = tuple[str, float, float]
-STANDARD_ACTIVATIONS: tuple[Activation, Activation, Activation] = (("sigmoid", 0.0, 0.0), ("tanh", 0.0, 0.0),
-                                                                   ("tanh", 0.0, 0.0))
+#: torch.nn.LSTM's activations: gate sigmoid, candidate and output tanh.
+STANDARD_ACTIVATIONS: tuple[Activation, Activation, Activation] = (
+    ("sigmoid", 0.0, 0.0),
+    ("tanh", 0.0, 0.0),
+    ("tanh", 0.0, 0.0),
+)
 _ROLES = ("gate", "candidate", "output")
+
+
+def is_standard(
+    activations: tuple[Activation, ...], *, clip: float | None = None, input_forget: bool = False,
+    peepholes: bool = False,
+) -> bool:
+    """Whether these options make torch.nn.LSTM's cell: STANDARD_ACTIVATIONS, no clip, no coupled input and forget
+    gates, no peepholes. Options left out are the standard ones, so ``is_standard(activations)`` asks about the
+    activations alone."""
+    return tuple(activations) == STANDARD_ACTIVATIONS and clip is None and not input_forget and not peepholes
 
 
 def check_activation(value: Any, name: str) -> Activation:

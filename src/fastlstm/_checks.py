@@ -72,6 +72,22 @@ def check_shape(array: np.ndarray, expected: tuple[int, ...], name: str, *, hint
         raise ValueError(f"{name}: expected shape {shape_text(expected)}{suffix}, got {shape_text(array.shape)}")
 
 
+def describe(value: Any) -> str:
+    """'tuple of length 3', 'ndarray', ...: what a caller passed, for a message."""
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of length {len(value)}"
+    return type(value).__name__
+
+
+def check_pair(value: Any, name: str, items: str, *, optional: bool) -> tuple[Any, Any]:
+    """``value``'s two items, or a TypeError unless it is a tuple or list of two: "state: expected a pair (h, c) or
+    None, got ..." with ``items`` "(h, c)" and ``optional`` (whether the caller also takes None, checked by it)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        alternative = " or None" if optional else ""
+        raise TypeError(f"{name}: expected a pair {items}{alternative}, got {describe(value)}")
+    return value[0], value[1]
+
+
 def check_threads(value: Any, name: str) -> int | None:
     """None (let the library choose) or a thread count >= 1."""
     return None if value is None else check_int(value, name, minimum=1)

@@ -1,34 +1,33 @@
-"""What ``fastlstm.LSTM`` and ``fastlstm.reference.LSTM`` share: constructor arguments, parameters with PyTorch's
-names and initialisation, ``state_dict`` / ``load_state_dict``, and the checking and reshaping of call arguments.
+"""What ``fastlstm.LSTM`` and ``fastlstm.reference.LSTM`` share: constructor arguments, the checking and reshaping of
+call arguments, and the same for the cells. The parameters and ``state_dict`` live in ``fastlstm._parameters``.
 Subclasses only provide ``_run`` (the forward pass on checked, 3-D arrays) and ``_parameters_changed``."""
 
 from __future__ import annotations
 
 import copy
-import math
-import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from . import _cell
-from ._checks import check_bool, check_int, check_precision, check_shape, check_threads, real_array, shape_text
+from ._checks import (
+    check_bool,
+    check_int,
+    check_pair,
+    check_precision,
+    check_shape,
+    check_threads,
+    real_array,
+    shape_text,
+)
+from ._parameters import LSTMParameters, check_state_dict_names
+from ._threads import resolve_threads
 
-_GATES = 4  # i, f, g, o
 
-
-def _describe(value: Any) -> str:
-    """'tuple of length 3', 'ndarray', ...: what a caller passed instead of a pair."""
-    if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__} of length {len(value)}"
-    return type(value).__name__
-
-
-class LSTMBase:
+class LSTMBase(LSTMParameters):
     """Parameters and call conventions of ``torch.nn.LSTM``; see ``fastlstm.LSTM`` for the documentation."""
 
-    #: dtype in which parameters are stored and the forward pass computes
-    _dtype: np.dtype = np.dtype(np.float32)
     #: where users find the class, for repr
     _public_module = "fastlstm"
 
@@ -83,149 +82,12 @@ class LSTMBase:
                 "the packed copy), which could not be allocated"
             ) from None
 
-    # ---- shapes and names -------------------------------------------------------------------------------------
-
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
     @property
     def has_cell_options(self) -> bool:
         """Whether the cell differs from torch.nn.LSTM's: other activations, clip, input_forget or peepholes."""
-        return (
-            self.activations != _cell.STANDARD_ACTIVATIONS or self.clip is not None or self.input_forget
-            or self.peepholes
+        return not _cell.is_standard(
+            self.activations, clip=self.clip, input_forget=self.input_forget, peepholes=self.peepholes
         )
-
-    @property
-    def output_size(self) -> int:
-        """Width of h for one direction: proj_size when projecting, else hidden_size."""
-        return self.proj_size if self.proj_size > 0 else self.hidden_size
-
-    def _cell_keys(self) -> list[tuple[int, int, str]]:
-        """(layer, direction, name suffix) of every cell, in PyTorch's order."""
-        return [
-            (layer, direction, f"_l{layer}" + ("_reverse" if direction else ""))
-            for layer in range(self.num_layers)
-            for direction in range(self.num_directions)
-        ]
-
-    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name and shape of every parameter, in the order of ``torch.nn.LSTM.state_dict()``."""
-        H, P = self.hidden_size, self.proj_size
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer, _, suffix in self._cell_keys():
-            layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
-            shapes[f"weight_ih{suffix}"] = (_GATES * H, layer_input)
-            shapes[f"weight_hh{suffix}"] = (_GATES * H, self.output_size)
-            if self.bias:
-                shapes[f"bias_ih{suffix}"] = (_GATES * H,)
-                shapes[f"bias_hh{suffix}"] = (_GATES * H,)
-            if P > 0:
-                shapes[f"weight_hr{suffix}"] = (P, H)
-            if self.peepholes:
-                shapes[f"peephole{suffix}"] = (3, H)  # rows p_i, p_f, p_o
-        return shapes
-
-    def _size_text(self) -> str:
-        return f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}"
-
-    def _parameter_bytes(self) -> int:
-        """Bytes of the parameters in this model's dtype, counted in Python integers (no overflow). Refuses sizes whose
-        byte count no array on this platform can hold, before anything is allocated."""
-        values = sum(math.prod(shape) for shape in self.parameter_shapes().values())
-        count = values * max(np.dtype(self._dtype).itemsize, np.dtype(np.float32).itemsize)
-        if count > sys.maxsize:
-            raise ValueError(
-                f"{self._size_text()}: the parameters would take {count} bytes, more than this platform can address "
-                f"({sys.maxsize})"
-            )
-        return count
-
-    def _initial_parameters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        # PyTorch's initialisation: every parameter uniform in [-1/sqrt(hidden_size), 1/sqrt(hidden_size)].
-        # Drawn in float32, as PyTorch stores them, so that every dtype of the same seed holds the same values.
-        bound = 1.0 / np.sqrt(self.hidden_size)
-        return {
-            name: rng.uniform(-bound, bound, size=shape).astype(np.float32).astype(self._dtype)
-            for name, shape in self.parameter_shapes().items()
-        }
-
-    def _cell_parameters(
-        self, suffix: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        """(w_ih, w_hh, b_ih or None, b_hh or None, w_hr or None) of one cell."""
-        p = self._parameters
-        return (
-            p[f"weight_ih{suffix}"],
-            p[f"weight_hh{suffix}"],
-            p.get(f"bias_ih{suffix}"),
-            p.get(f"bias_hh{suffix}"),
-            p.get(f"weight_hr{suffix}"),
-        )
-
-    # ---- state_dict -------------------------------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters, keyed by PyTorch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...)."""
-        return {name: value.copy() for name, value in self._parameters.items()}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Replace every parameter. Takes what ``torch.nn.LSTM.state_dict()`` gives, each tensor as a NumPy array
-        (or anything NumPy can view as a real array). Every name must be present with its exact shape, and no other
-        name may appear; nothing changes unless all of them are right."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
-        shapes = self.parameter_shapes()
-        missing = [name for name in shapes if name not in state_dict]
-        unexpected = [name for name in state_dict if name not in shapes]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing {missing}")
-            if unexpected:
-                parts.append(f"unexpected {unexpected}")
-            raise ValueError(f"state_dict: {'; '.join(parts)} for {self!r}; expected the names {list(shapes)}")
-        loaded = {}
-        for name, shape in shapes.items():
-            array = real_array(state_dict[name], f"state_dict[{name!r}]")
-            check_shape(array, shape, f"state_dict[{name!r}]")
-            loaded[name] = np.array(array, dtype=self._dtype, order="C", copy=True)
-        self._parameters = loaded
-        self._parameters_changed()
-
-    def _parameters_changed(self) -> None:
-        """Hook: the parameters (or the precision) were set; fastlstm.LSTM repacks them here."""
-
-    #: int8 sums each gate's products exactly in 32-bit integers, each product of a quantized operand (q + 128 <= 255)
-    #: and weight (|q| <= 127) at most 32385: 2^31 / 32385 = 66311 terms fit; the kernels round K up to 4.
-    INT8_MAX_DEPTH = 65536
-
-    def _check_precision_fits(self, precision: str) -> None:
-        if precision != "int8":
-            return
-        depths = {"input_size": self.input_size, "the recurrent size": self.output_size}
-        if self.num_layers > 1:
-            depths["the input of layers > 0"] = self.num_directions * self.output_size
-        for what, depth in depths.items():
-            if depth > self.INT8_MAX_DEPTH:
-                raise ValueError(
-                    f"precision: 'int8' sums at most {self.INT8_MAX_DEPTH} products per gate exactly (32-bit "
-                    f"integers); {what} is {depth}. Use 'bf16' or 'fp32'"
-                )
-
-    def astype(self, precision: str):
-        """A new model of the same class, options and parameters, computing in ``precision`` ("fp32", "bf16" or
-        "int8"). The parameters stay float32 in every precision (``state_dict`` gives them unrounded); only the
-        packed copy the kernels read is rounded or quantized, so ``model.astype("int8").astype("fp32")`` computes
-        exactly what ``model`` does."""
-        precision = check_precision(precision)
-        self._check_precision_fits(precision)
-        other = copy.copy(self)
-        other.precision = precision
-        other._parameters = dict(self._parameters)  # the arrays are never changed in place: shared
-        other._parameters_changed()
-        return other
 
     # ---- calls ------------------------------------------------------------------------------------------------
 
@@ -266,10 +128,9 @@ class LSTMBase:
         c_shape = (states, batch, self.hidden_size)
         h0 = c0 = None
         if state is not None:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"state: expected a pair (h0, c0) or None, got {_describe(state)}")
-            h0 = real_array(state[0], "state[0] (h0)")
-            c0 = real_array(state[1], "state[1] (c0)")
+            h0, c0 = check_pair(state, "state", "(h0, c0)", optional=True)
+            h0 = real_array(h0, "state[0] (h0)")
+            c0 = real_array(c0, "state[1] (c0)")
             hint = f"num_layers*num_directions, {'' if unbatched else 'batch, '}size"
             check_shape(h0, h_shape[::2] if unbatched else h_shape, "state[0] (h0)", hint=hint)
             check_shape(c0, c_shape[::2] if unbatched else c_shape, "state[1] (c0)", hint=hint)
@@ -280,8 +141,7 @@ class LSTMBase:
         if lengths is not None:
             lengths = self._check_lengths(lengths, unbatched, batch, x3.shape[1] if batch_first else x3.shape[0])
 
-        if threads is None:
-            threads = self.threads
+        threads = resolve_threads(threads, self.threads)
         try:
             y, h_n, c_n = self._run(self._convert(x3), batch_first, h0, c0, threads, lengths)
         except MemoryError:
@@ -327,13 +187,13 @@ class LSTMBase:
         batch_first: bool,
         h0: np.ndarray | None,
         c0: np.ndarray | None,
-        threads: int | None,
+        threads: int,
         lengths: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Forward pass on a C-contiguous 3-D x ((N, T, I) when batch_first, else (T, N, I)) and optional
         contiguous states (num_layers*num_directions, N, size); returns (output, h_n, c_n) in the same layouts.
-        threads: the count asked for by the call or the model, None when neither did. lengths: checked (N,) int64
-        or None."""
+        threads: the count for the core (``resolve_threads``; 0 lets it choose). lengths: checked (N,) int64 or
+        None."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -350,7 +210,7 @@ class LSTMBase:
             options.append(f"proj_size={self.proj_size}")
         if self.reverse:
             options.append("reverse=True")
-        if self.activations != _cell.STANDARD_ACTIVATIONS:
+        if not _cell.is_standard(self.activations):
             options.append(f"activations={self.activations!r}")
         if self.clip is not None:
             options.append(f"clip={self.clip!r}")
@@ -390,7 +250,8 @@ class LSTMCellBase:
     precision = property(lambda self: self._lstm.precision)
 
     def astype(self, precision: str):
-        """A new cell with the same parameters computing in ``precision`` (see ``LSTMBase.astype``)."""
+        """A new cell with the same parameters computing in ``precision``, "fp32", "bf16" or "int8" (see
+        ``fastlstm.LSTM.astype``)."""
         other = copy.copy(self)
         other._lstm = self._lstm.astype(precision)
         return other
@@ -405,14 +266,7 @@ class LSTMCellBase:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Replace every parameter; names and shapes as ``torch.nn.LSTMCell.state_dict()``."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
-        shapes = self.parameter_shapes()
-        missing = [name for name in shapes if name not in state_dict]
-        unexpected = [name for name in state_dict if name not in shapes]
-        if missing or unexpected:
-            parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
-            raise ValueError(f"state_dict: {'; '.join(parts)} for {self!r}; expected the names {list(shapes)}")
+        check_state_dict_names(state_dict, self.parameter_shapes(), self)
         try:
             self._lstm.load_state_dict({f"{name}_l0": value for name, value in state_dict.items()})
         except (TypeError, ValueError) as error:
@@ -433,11 +287,10 @@ class LSTMCellBase:
         x2 = x[None, :] if unbatched else x
         lstm_state = None
         if state is not None:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"state: expected a pair (h, c) or None, got {_describe(state)}")
+            h0, c0 = check_pair(state, "state", "(h, c)", optional=True)
             expected = (self.hidden_size,) if unbatched else (x2.shape[0], self.hidden_size)
-            h0 = real_array(state[0], "state[0] (h)")
-            c0 = real_array(state[1], "state[1] (c)")
+            h0 = real_array(h0, "state[0] (h)")
+            c0 = real_array(c0, "state[1] (c)")
             check_shape(h0, expected, "state[0] (h)", hint="batch, hidden_size" if not unbatched else "hidden_size")
             check_shape(c0, expected, "state[1] (c)", hint="batch, hidden_size" if not unbatched else "hidden_size")
             shape = (1, x2.shape[0], self.hidden_size)

@@ -14,6 +14,7 @@ import numpy as np
 from . import _core
 from ._checks import check_shape, check_threads, float32_weights, real_array, shape_text
 from ._isa import active_isa
+from ._threads import resolve_threads
 from .lstm import LSTM
 
 
@@ -27,9 +28,9 @@ class SequenceModel:
         embedding: (vocabulary, lstm.input_size) or None: with it, the model takes integer token ids instead of
             feature vectors.
 
-    Calls take what the LSTM takes (``state``, ``lengths``, ``threads``), with x of shape (T, N, input_size) or
-    (N, T, input_size) when the LSTM is batch_first, or token ids (T, N) / (N, T) with an embedding. Steps past a
-    row's length get probabilities 0 and prediction -1.
+    Calls take what the LSTM takes (``state``, ``lengths``, ``threads``; the thread count, chosen as for the LSTM,
+    serves the head too), with x of shape (T, N, input_size) or (N, T, input_size) when the LSTM is batch_first, or
+    token ids (T, N) / (N, T) with an embedding. Steps past a row's length get probabilities 0 and prediction -1.
     """
 
     def __init__(self, lstm: LSTM, weight: Any, bias: Any = None, *, embedding: Any = None) -> None:
@@ -88,7 +89,8 @@ class SequenceModel:
             raise ValueError(f"x: a sequence model takes a batch {layout}, got shape {shape_text(features.shape)}")
         output, (h_n, c_n) = self.lstm(features, state, lengths=lengths, threads=threads)
         steps_and_rows = output.shape[:2]
-        scores = self._head.forward(output.reshape(-1, output.shape[2]), softmax, threads or 0)
+        head_threads = resolve_threads(threads, self.lstm.threads)
+        scores = self._head.forward(output.reshape(-1, output.shape[2]), softmax, head_threads)
         scores = scores.reshape(*steps_and_rows, self.num_classes)
         return scores, (h_n, c_n), self._padding(steps_and_rows, lengths)
 
@@ -134,8 +136,8 @@ class SequenceModel:
         """From a torch module whose children are, in order, an optional ``nn.Embedding``, an ``nn.LSTM`` and an
         ``nn.Linear``, with ``nn.Dropout`` anywhere (the identity at inference); any other child, or another order,
         raises ValueError naming it. The module's own forward is
-        not read: the model computes embedding -> LSTM -> linear -> softmax. ``precision`` is the LSTM's (see
-        ``fastlstm.LSTM``); the head stays float32."""
+        not read: the model computes embedding -> LSTM -> linear -> softmax. ``precision`` is the LSTM's, "fp32",
+        "bf16" or "int8" (see ``fastlstm.LSTM``); the head stays float32."""
         import torch
 
         from ._torch import from_torch

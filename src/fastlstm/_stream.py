@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._checks import check_int, check_shape, check_threads, real_array, shape_text
-from ._threads import get_num_threads
+from ._checks import check_int, check_pair, check_shape, check_threads, real_array, shape_text
+from ._threads import resolve_threads
 
 if TYPE_CHECKING:
     from .lstm import LSTM
@@ -70,11 +70,9 @@ class Stream:
         return self._run(x[None, :, :], False, threads)[0]
 
     def _run(self, x: np.ndarray, batch_first: bool, threads: int | None) -> np.ndarray:
-        threads = check_threads(threads, "threads")
-        if threads is None:
-            threads = self._model.threads if self._model.threads is not None else get_num_threads()
+        threads = resolve_threads(check_threads(threads, "threads"), self._model.threads)
         x = self._model._convert(x)
-        return self._model._packed.forward_in_place(x, batch_first, self._h, self._c, threads or 0)
+        return self._model._packed.forward_in_place(x, batch_first, self._h, self._c, threads)
 
     def reset(self, mask: Any = None) -> None:
         """Start sequences anew (state zero): all of them, or those where ``mask`` (batch_size,) is true."""
@@ -96,10 +94,9 @@ class Stream:
 
     @state.setter
     def state(self, value: tuple[Any, Any]) -> None:
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"state: expected a pair (h, c), got {type(value).__name__}")
-        h = real_array(value[0], "state[0] (h)")
-        c = real_array(value[1], "state[1] (c)")
+        h, c = check_pair(value, "state", "(h, c)", optional=False)
+        h = real_array(h, "state[0] (h)")
+        c = real_array(c, "state[1] (c)")
         check_shape(h, self._h.shape, "state[0] (h)", hint="num_layers, batch_size, H_out")
         check_shape(c, self._c.shape, "state[1] (c)", hint="num_layers, batch_size, hidden_size")
         self._h[...] = h

@@ -1,4 +1,4 @@
-"""The process-wide default thread count of fastlstm calls."""
+"""The process-wide default thread count of fastlstm calls, and the order in which a call's count is chosen."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ def set_num_threads(threads: int | None) -> None:
 def get_num_threads() -> int | None:
     """The count set by ``set_num_threads``, or None for automatic."""
     return _num_threads
+
+
+def resolve_threads(requested: int | None, model_threads: int | None) -> int:
+    """The thread count a call hands the core: the call's checked ``threads=``, else the model's ``threads``, else
+    the count of ``set_num_threads``, else 0, for which the core picks a count from the problem size."""
+    for threads in (requested, model_threads, _num_threads):
+        if threads is not None:
+            return threads
+    return 0

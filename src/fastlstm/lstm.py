@@ -9,7 +9,6 @@ from ._isa import active_isa
 from ._module import LSTMBase, LSTMCellBase
 from ._onnx import OPSET as ONNX_OPSET
 from ._stream import Stream
-from ._threads import get_num_threads
 
 _DTYPE_POLICY = """
     dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
@@ -76,7 +75,7 @@ class LSTM(LSTMBase):
             active_isa(), self.input_size, self.hidden_size, self.proj_size, self.num_layers, self.num_directions,
             self.reverse, self.precision,
         )
-        standard = self.activations == _cell.STANDARD_ACTIVATIONS
+        standard = _cell.is_standard(self.activations)
         for layer, direction, suffix in self._cell_keys():
             packed.pack_cell(
                 layer,
@@ -95,9 +94,7 @@ class LSTM(LSTMBase):
         return self._packed.isa
 
     def _run(self, x, batch_first, h0, c0, threads, lengths=None):
-        if threads is None:
-            threads = get_num_threads()
-        return self._packed.forward(x, batch_first, h0, c0, 0 if threads is None else threads, lengths)
+        return self._packed.forward(x, batch_first, h0, c0, threads, lengths)
 
     def automatic_threads(self, steps: int, batch: int) -> int:
         """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""
@@ -131,7 +128,8 @@ class LSTMCell(LSTMCellBase):
 
     ``cell(x, state=None) -> (h, c)`` with x (N, input_size) or (input_size,), state ``(h, c)`` each
     (N, hidden_size) or (hidden_size,), zeros when omitted. Parameters: weight_ih (4*hidden_size, input_size),
-    weight_hh (4*hidden_size, hidden_size), and with bias, bias_ih and bias_hh (4*hidden_size,).
+    weight_hh (4*hidden_size, hidden_size), and with bias, bias_ih and bias_hh (4*hidden_size,). ``precision``
+    (keyword-only) is "fp32" (default), "bf16" or "int8", as for ``fastlstm.LSTM``.
 """
         + _DTYPE_POLICY
     )

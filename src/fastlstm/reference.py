@@ -22,8 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _cell
+from ._cell import sigmoid
 from ._module import LSTMBase, LSTMCellBase
+from ._parameters import layer_suffix
 
+# sigmoid, exported here, is _cell's, which holds the NumPy form of every activation for this reference alone: the
+# models compute in the C++ core, so the oracle shares no arithmetic with what it checks.
 __all__ = ["LSTM", "LSTMCell", "quantize_to_int8", "round_to_bf16", "sigmoid"]
 
 
@@ -56,14 +60,10 @@ def quantize_to_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, scales.astype(np.float32)
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-z)); exp overflows to inf for very negative z, which correctly gives 0."""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
-
-
 class LSTM(LSTMBase):
-    """``torch.nn.LSTM`` in NumPy. ``dtype`` (keyword, default float64) is the dtype of parameters and arithmetic."""
+    """``torch.nn.LSTM`` in NumPy. ``dtype`` (keyword, default float64) is the dtype of parameters and arithmetic;
+    ``precision`` ("fp32", "bf16" or "int8") makes the products those of the kernels of that precision (see the
+    module docstring)."""
 
     _public_module = "fastlstm.reference"
 
@@ -121,7 +121,7 @@ class LSTM(LSTMBase):
             direction_outputs = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                suffix = layer_suffix(layer, direction)
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._cell_parameters(suffix)
                 bias = b_ih + b_hh if self.bias else 0.0
                 w_ih, w_hh = self._as_operand(w_ih), self._as_operand(w_hh)

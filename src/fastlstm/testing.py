@@ -38,7 +38,8 @@ SIMD_TAIL_SIZES = (1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 255)
 #: float32 unit roundoff
 UNIT_ROUNDOFF = 2.0**-24
 
-#: The largest tolerance any comparison may use (the issue's "about 1e-5"), see the module docstring.
+#: The ceiling of every derived tolerance: a problem that needs more is too ill-conditioned to test at float32
+#: (see the module docstring).
 MAX_TOLERANCE = 1e-5
 
 

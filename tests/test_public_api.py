@@ -1,0 +1,44 @@
+"""The public API: ``fastlstm.__all__`` and ``fastlstm.reference.__all__`` hold exactly these names, and each of them
+imports. A change to either list is a change of the API, made here on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC_NAMES = [
+    "KerasLSTM",
+    "LSTM",
+    "LSTMCell",
+    "QuantizationError",
+    "SequenceModel",
+    "Stream",
+    "__version__",
+    "active_isa",
+    "available_isas",
+    "from_keras",
+    "from_onnx",
+    "from_torch",
+    "get_num_threads",
+    "quantization_error",
+    "reference",
+    "set_num_threads",
+    "use_isa",
+]
+
+REFERENCE_NAMES = ["LSTM", "LSTMCell", "quantize_to_int8", "round_to_bf16", "sigmoid"]
+
+
+@pytest.mark.parametrize(
+    "module_name, names",
+    [("fastlstm", PUBLIC_NAMES), ("fastlstm.reference", REFERENCE_NAMES)],
+    ids=["fastlstm", "reference"],
+)
+def test_all_holds_exactly_the_public_names_and_each_imports(module_name, names):
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == names
+    assert len(set(module.__all__)) == len(module.__all__)
+    # `from module import name` and `from module import *` read each name as an attribute of the module.
+    missing = [name for name in names if not hasattr(module, name)]
+    assert not missing, f"{module_name} lists but does not define {missing}"
