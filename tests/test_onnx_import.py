@@ -19,8 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import fastlstm
-from fastlstm._onnx import INPUT_NAME, lstm_to_onnx
-from fastlstm._onnx_import import from_onnx
+from fastlstm.interop.onnx_export import INPUT_NAME, lstm_to_onnx
+from fastlstm.interop.onnx_import import from_onnx
 
 TOLERANCE = 1e-5
 #: A round trip keeps every parameter exactly, so the outputs are the original's; this bound is slack.

@@ -5,7 +5,8 @@ What is read
 ------------
 * One ONNX ``LSTM`` node (operator set 7 to 22 of the default domain), or the chain of ``LSTM`` nodes that
   ``torch.onnx.export(torch.nn.LSTM(...), ..., dynamo=False)`` writes for a stacked LSTM, or that
-  ``fastlstm._onnx.lstm_to_onnx`` writes. A chain of k nodes becomes one model with ``num_layers=k``.
+  ``fastlstm.LSTM.to_onnx`` (``fastlstm.interop.onnx_export``) writes. A chain of k nodes becomes one model with
+  ``num_layers=k``.
 * Between the nodes, only the exporters' plumbing, recognised by what it computes (see "How the graph is read"):
 
   - a Transpose perm=[1, 0, 2] of the graph's input before the first node, and of the sequence after the last
@@ -59,14 +60,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import _cell
-from ._checks import check_precision, existing_file
-from ._onnx import _ONNX_GATES_FROM_TORCH
+from .. import _cell
+from .._checks import check_precision, existing_file
+from .onnx_export import _ONNX_GATES_FROM_TORCH
 
 if TYPE_CHECKING:
     import onnx
 
-    from .lstm import LSTM
+    from ..lstm import LSTM
 
 __all__ = ["from_onnx"]
 
@@ -391,7 +392,7 @@ class _GraphReader:
         return self.values[name]
 
     def _model(self) -> LSTM:
-        from .lstm import LSTM
+        from ..lstm import LSTM
 
         first = self.layers[0]
         batch_first = first.layout == 1 or isinstance(first.x, _TimeMajorInput)

@@ -55,10 +55,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ._checks import check_precision, check_shape, check_threads, existing_file, float32_weights, real_array, shape_text
+from .._checks import check_precision, check_shape, check_threads, existing_file, float32_weights, real_array, shape_text
 
 if TYPE_CHECKING:
-    from .lstm import LSTM
+    from ..lstm import LSTM
 
 __all__ = ["KerasLSTM", "from_keras"]
 
@@ -93,7 +93,7 @@ _WHAT_IS_READ = (
 
 class KerasLSTM:
     """A Keras LSTM layer (or model around one) run by ``fastlstm``: ``keras_lstm(x, initial_state=None,
-    mask=None)`` returns what Keras returns for the same call (see ``fastlstm._keras`` for the semantics).
+    mask=None)`` returns what Keras returns for the same call (see ``fastlstm.interop.keras`` for the semantics).
 
     Attributes:
         model: the ``fastlstm.LSTM`` doing the work, batch_first=True as Keras is batch-major; reverse=True for a
@@ -632,7 +632,7 @@ def _check_stack(layers: list[_Layer]) -> None:
 
 
 def _build(structure: _Structure, read_weights: _WeightReader, threads: int | None, precision: str) -> KerasLSTM:
-    from .lstm import LSTM
+    from ..lstm import LSTM
 
     layers = [_read_layer(entry, read_weights) for entry in structure.entries]
     _check_stack(layers)

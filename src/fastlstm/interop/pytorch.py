@@ -12,10 +12,10 @@ import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._checks import check_bool, check_precision, check_threads, float32_weights
+from .._checks import check_bool, check_precision, check_threads, float32_weights
 
 if TYPE_CHECKING:
-    from .lstm import LSTM, LSTMCell
+    from ..lstm import LSTM, LSTMCell
 
 #: weight_ih_l0, bias_hh_l2_reverse, weight_hr_l1, ...: (kind, layer, reverse)
 _LSTM_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
@@ -54,7 +54,7 @@ def from_torch(
     Returns a ``fastlstm.LSTM`` or ``fastlstm.LSTMCell``. Raises TypeError for other objects (naming the type) and
     ValueError for a state_dict whose names or shapes do not make an LSTM (naming the entries at fault).
     """
-    from .lstm import LSTM, LSTMCell
+    from ..lstm import LSTM, LSTMCell
 
     threads = check_threads(threads, "threads")
     precision = check_precision(precision)
@@ -85,7 +85,7 @@ def from_torch(
 
 
 def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None, threads: int | None, precision: str):
-    from .lstm import LSTM, LSTMCell
+    from ..lstm import LSTM, LSTMCell
 
     names = list(state_dict)
     not_strings = [name for name in names if not isinstance(name, str)]
@@ -153,7 +153,7 @@ def to_torch_state_dict(model: LSTM | LSTMCell) -> OrderedDict:
 
 def to_torch_module(model: LSTM | LSTMCell):
     """A new ``torch.nn.LSTM`` (or ``LSTMCell``) in eval mode with the model's options and parameters."""
-    from .lstm import LSTMCell
+    from ..lstm import LSTMCell
 
     torch = _torch_nn()
     if isinstance(model, LSTMCell):

@@ -37,7 +37,7 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx
 
-    from .lstm import LSTM
+    from ..lstm import LSTM
 
 #: The default ONNX operator set of the exported graphs: the first with the LSTM ``layout`` attribute is 14; 17 is
 #: read by every current runtime.
@@ -164,7 +164,7 @@ def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET
 def _cell_attributes(model: LSTM) -> dict:
     """The LSTM node's attributes for the model's cell options (none for the standard cell). Every alpha and beta
     is written out, in the order in which runtimes hand them to the functions that read them."""
-    from ._cell import ACTIVATIONS, STANDARD_ACTIVATIONS
+    from .._cell import ACTIVATIONS, STANDARD_ACTIVATIONS
 
     attributes: dict = {}
     if model.activations != STANDARD_ACTIVATIONS:
