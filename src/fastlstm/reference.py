@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _cell
 from ._module import LSTMBase, LSTMCellBase
+from .interop._common import layer_suffix
 
 __all__ = ["LSTM", "LSTMCell", "quantize_to_int8", "round_to_bf16", "sigmoid"]
 
@@ -121,7 +122,7 @@ class LSTM(LSTMBase):
             direction_outputs = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                suffix = layer_suffix(layer, direction)
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._cell_parameters(suffix)
                 bias = b_ih + b_hh if self.bias else 0.0
                 w_ih, w_hh = self._as_operand(w_ih), self._as_operand(w_hh)

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .._checks import check_precision, check_shape, check_threads, existing_file, float32_weights, real_array, shape_text
+from ._common import layer_suffix
 
 if TYPE_CHECKING:
     from ..lstm import LSTM
@@ -654,7 +655,7 @@ def _build(structure: _Structure, read_weights: _WeightReader, threads: int | No
     parameters = {}
     for index, layer in enumerate(layers):
         for direction, spec in enumerate(layer.directions):
-            suffix = f"_l{index}" + ("_reverse" if direction else "")
+            suffix = layer_suffix(index, direction)
             parameters.update({name.replace("_l0", suffix): value for name, value in spec.parameters.items()})
     try:
         model.load_state_dict(parameters)

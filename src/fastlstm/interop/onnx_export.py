@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._common import gates_to_onnx, layer_suffixes, peepholes_to_onnx
+
 if TYPE_CHECKING:
     import onnx
 
@@ -45,9 +47,6 @@ OPSET = 17
 #: Names of the graph's input and output.
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-
-#: For each ONNX gate (i, o, f, c), the index of the same gate in PyTorch's order (i, f, g, o).
-_ONNX_GATES_FROM_TORCH = (0, 3, 1, 2)
 
 
 def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
@@ -85,15 +84,15 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
         layer_input = INPUT_NAME
 
     for layer in range(model.num_layers):
-        suffixes = [f"_l{layer}" + ("_reverse" if direction else "") for direction in range(directions)]
-        w = add_initializer(f"W_l{layer}", [_onnx_gates(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
-        r = add_initializer(f"R_l{layer}", [_onnx_gates(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
+        suffixes = layer_suffixes(layer, directions)
+        w = add_initializer(f"W_l{layer}", [gates_to_onnx(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
+        r = add_initializer(f"R_l{layer}", [gates_to_onnx(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
         if model.bias:
             b = add_initializer(
                 f"B_l{layer}",
                 [
                     np.concatenate(
-                        [_onnx_gates(parameters[f"bias_ih{s}"], hidden), _onnx_gates(parameters[f"bias_hh{s}"], hidden)]
+                        [gates_to_onnx(parameters[f"bias_ih{s}"], hidden), gates_to_onnx(parameters[f"bias_hh{s}"], hidden)]
                     )
                     for s in suffixes
                 ],
@@ -101,8 +100,8 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
         else:
             b = ""  # an omitted optional input: the operator's biases are zeros
         inputs = [layer_input, w, r, b]
-        if model.peepholes:  # ours are rows p_i, p_f, p_o; ONNX's P is [p_i, p_o, p_f] per direction
-            p = add_initializer(f"P_l{layer}", [parameters[f"peephole{s}"][[0, 2, 1]].reshape(-1) for s in suffixes])
+        if model.peepholes:
+            p = add_initializer(f"P_l{layer}", [peepholes_to_onnx(parameters[f"peephole{s}"]) for s in suffixes])
             inputs += ["", "", "", p]  # sequence_lens, initial_h, initial_c omitted
         nodes.append(
             helper.make_node(
@@ -143,12 +142,6 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
     )
     onnx.checker.check_model(exported)
     return exported
-
-
-def _onnx_gates(tensor: np.ndarray, hidden: int) -> np.ndarray:
-    """A weight (4H, K) or bias (4H,) with its gate blocks reordered from PyTorch's i, f, g, o to ONNX's i, o, f, c."""
-    blocks = tensor.reshape(4, hidden, *tensor.shape[1:])
-    return blocks[list(_ONNX_GATES_FROM_TORCH)].reshape(tensor.shape)
 
 
 def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET) -> onnx.ModelProto:

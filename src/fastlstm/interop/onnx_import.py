@@ -61,8 +61,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import _cell
-from .._checks import check_precision, existing_file
-from .onnx_export import _ONNX_GATES_FROM_TORCH
+from .._checks import check_precision, existing_file, shape_text
+from ._common import gates_from_onnx, layer_suffixes, peepholes_from_onnx
 
 if TYPE_CHECKING:
     import onnx
@@ -78,11 +78,6 @@ MAX_OPSET = 22
 #: The first operator set whose LSTM has the ``layout`` attribute.
 LAYOUT_OPSET = 14
 
-#: For each PyTorch gate (i, f, g, o), the index of the same gate in ONNX's order (i, o, f, c): the inverse of the
-#: export's permutation.
-_TORCH_GATES_FROM_ONNX = tuple(int(i) for i in np.argsort(_ONNX_GATES_FROM_TORCH))
-
-#: Activations of torch.nn.LSTM, in ONNX's names: f (gates), g (cell candidate), h (output), per direction.
 #: The LSTM operator's inputs, in order.
 _LSTM_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 _LSTM_ATTRIBUTES = {
@@ -412,10 +407,10 @@ class _GraphReader:
         for layer in self.layers:
             parameters.update(layer.parameters)
             if model.peepholes and not layer.peepholes:  # no (or a zero) P on this node of a chain: zeros
-                for suffix in _suffixes(layer.index, layer.directions):
+                for suffix in layer_suffixes(layer.index, layer.directions):
                     parameters[f"peephole{suffix}"] = np.zeros((3, layer.hidden_size), np.float32)
             if has_bias and not layer.has_bias:  # a node without B in a chain whose other nodes have one
-                for suffix in _suffixes(layer.index, layer.directions):
+                for suffix in layer_suffixes(layer.index, layer.directions):
                     parameters[f"bias_ih{suffix}"] = np.zeros(4 * layer.hidden_size, np.float32)
                     parameters[f"bias_hh{suffix}"] = np.zeros(4 * layer.hidden_size, np.float32)
         model.load_state_dict(parameters)
@@ -533,7 +528,7 @@ class _GraphReader:
         recurrent = self._weight(where, "R", names["R"], r)
         if recurrent.ndim != 3:
             raise ValueError(
-                f"from_onnx: {where}: input R ({names['R']!r}) has shape {_shape(recurrent.shape)}, expected "
+                f"from_onnx: {where}: input R ({names['R']!r}) has shape {shape_text(recurrent.shape)}, expected "
                 "(num_directions, 4*hidden_size, hidden_size)"
             )
         hidden = attributes.get("hidden_size", recurrent.shape[-1])
@@ -543,8 +538,8 @@ class _GraphReader:
         def check_shape(role: str, array: np.ndarray, expected: tuple[int, ...], meaning: str) -> None:
             if array.shape != expected:
                 raise ValueError(
-                    f"from_onnx: {where}: input {role} ({names[role]!r}) has shape {_shape(array.shape)}, expected "
-                    f"{_shape(expected)} = {meaning} for hidden_size={hidden}, direction={direction!r}"
+                    f"from_onnx: {where}: input {role} ({names[role]!r}) has shape {shape_text(array.shape)}, expected "
+                    f"{shape_text(expected)} = {meaning} for hidden_size={hidden}, direction={direction!r}"
                 )
 
         # W's last axis is the input size, free for layer 0 (later layers are checked against the previous one).
@@ -556,26 +551,25 @@ class _GraphReader:
         layer.cell = cell
         layer.sequence_lens = sequence_lens.name if sequence_lens is not None else None
         self._check_layer_input(where, layer, names["X"])
-        suffixes = _suffixes(index, directions)
+        suffixes = layer_suffixes(index, directions)
         for direction_index, suffix in enumerate(suffixes):
-            layer.parameters[f"weight_ih{suffix}"] = _torch_gates(weights[direction_index], hidden)
-            layer.parameters[f"weight_hh{suffix}"] = _torch_gates(recurrent[direction_index], hidden)
+            layer.parameters[f"weight_ih{suffix}"] = gates_from_onnx(weights[direction_index], hidden)
+            layer.parameters[f"weight_hh{suffix}"] = gates_from_onnx(recurrent[direction_index], hidden)
         if b is not None:
             bias = self._weight(where, "B", names["B"], b)
             check_shape("B", bias, (directions, 8 * hidden), "(num_directions, 8*hidden_size)")
             layer.has_bias = True
             for direction_index, suffix in enumerate(suffixes):
                 # Kept as two vectors, as ONNX runtimes add them, rather than summed: the same rounding.
-                layer.parameters[f"bias_ih{suffix}"] = _torch_gates(bias[direction_index, : 4 * hidden], hidden)
-                layer.parameters[f"bias_hh{suffix}"] = _torch_gates(bias[direction_index, 4 * hidden :], hidden)
+                layer.parameters[f"bias_ih{suffix}"] = gates_from_onnx(bias[direction_index, : 4 * hidden], hidden)
+                layer.parameters[f"bias_hh{suffix}"] = gates_from_onnx(bias[direction_index, 4 * hidden :], hidden)
         if p is not None:
             peepholes = self._weight(where, "P", names["P"], p)
             check_shape("P", peepholes, (directions, 3 * hidden), "(num_directions, 3*hidden_size)")
             if np.any(peepholes != 0):  # an all-zero P is the same as none
                 layer.peepholes = True
                 for direction_index, suffix in enumerate(suffixes):
-                    # ONNX's P is [p_i, p_o, p_f]; ours are rows p_i, p_f, p_o
-                    layer.parameters[f"peephole{suffix}"] = peepholes[direction_index].reshape(3, hidden)[[0, 2, 1]]
+                    layer.parameters[f"peephole{suffix}"] = peepholes_from_onnx(peepholes[direction_index], hidden)
         layer.initial_states = {
             "h": self._initial_state(where, "initial_h", names["initial_h"], initial_h),
             "c": self._initial_state(where, "initial_c", names["initial_c"], initial_c),
@@ -888,17 +882,6 @@ class _GraphReader:
 # ---- small helpers ------------------------------------------------------------------------------------------------
 
 
-def _suffixes(layer: int, directions: int) -> list[str]:
-    """PyTorch's parameter name suffixes of one layer: '_l0', then '_l0_reverse' if bidirectional."""
-    return [f"_l{layer}" + ("_reverse" if direction else "") for direction in range(directions)]
-
-
-def _torch_gates(tensor: np.ndarray, hidden: int) -> np.ndarray:
-    """A weight (4H, K) or bias (4H,) with its gate blocks reordered from ONNX's i, o, f, c to PyTorch's i, f, g, o."""
-    blocks = tensor.reshape(4, hidden, *tensor.shape[1:])
-    return np.ascontiguousarray(blocks[list(_TORCH_GATES_FROM_ONNX)].reshape(tensor.shape))
-
-
 def _int_list(value: _Value) -> list[int] | None:
     """A constant operand as a list of ints (a scalar as a list of one), None when it is not a constant."""
     if not isinstance(value, _Constant) or value.array.dtype.kind not in "iu":
@@ -912,7 +895,3 @@ def _all_shape_operands(operands: list[_Value]) -> bool:
 
 def _is_zeros(value: _Value) -> bool:
     return isinstance(value, _Zeros) or (isinstance(value, _Constant) and not np.any(value.array))
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
