@@ -41,6 +41,12 @@ _LSTM_ATTRIBUTES = {
 }
 #: Weight dtypes converted to float32; any other dtype is refused.
 _CONVERTIBLE_DTYPES = ("float32", "float16", "float64", "bfloat16")
+#: An activation that the node's activation_alpha / activation_beta leave without a value gets onnxruntime's alpha
+#: and beta, since onnxruntime runs the graphs this importer reads. Those are the defaults of _cell.ACTIVATIONS
+#: (the standalone ONNX operators' defaults, which the LSTM operator's specification names) except for these three
+#: functions, to which onnxruntime gives alpha 0 and beta 0 instead of (1, 0), (1, 0) and (1, 1)
+#: (tests/test_onnx_import.py::test_omitted_alpha_and_beta_are_onnxruntimes).
+_ZERO_WHEN_OMITTED = ("affine", "thresholded_relu", "scaled_tanh")
 
 
 @dataclass
@@ -190,8 +196,7 @@ class _LstmNodeReader:
     def _activations(where: str, attributes: dict[str, Any], directions: int) -> tuple | None:
         """The node's (gate, candidate, output) activations as fastlstm names with alpha and beta, or None for the
         defaults. The alpha and beta lists are handed out in order to the functions that read them, as
-        onnxruntime does; a function left without a value gets onnxruntime's default (LeakyRelu 0.01, HardSigmoid
-        0.2 and 0.5, Elu 1.0, otherwise 0)."""
+        onnxruntime does; a function left without a value gets onnxruntime's default (see _ZERO_WHEN_OMITTED)."""
         if "activations" not in attributes:
             return None
         names = list(attributes["activations"])
@@ -201,7 +206,6 @@ class _LstmNodeReader:
             )
         alphas = list(attributes.get("activation_alpha", []))
         betas = list(attributes.get("activation_beta", []))
-        defaults = {"leaky_relu": (0.01, 0.0), "hard_sigmoid": (0.2, 0.5), "elu": (1.0, 0.0)}
         specs = []
         for name in names:
             ours = _cell.ONNX_NAMES.get(str(name).lower())
@@ -211,7 +215,7 @@ class _LstmNodeReader:
                     f"({', '.join(f.onnx_name for f in _cell.ACTIVATIONS.values())})"
                 )
             function = _cell.ACTIVATIONS[ours]
-            alpha, beta = defaults.get(ours, (0.0, 0.0))
+            alpha, beta = (0.0, 0.0) if ours in _ZERO_WHEN_OMITTED else (function.default_alpha, function.default_beta)
             if function.reads_alpha and alphas:
                 alpha = float(alphas.pop(0))
             if function.reads_beta and betas:
