@@ -73,10 +73,6 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
         numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge_directions_shape"),
     ]
 
-    def add_initializer(name: str, tensors: list[np.ndarray]) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(np.stack(tensors), np.float32), name))
-        return name
-
     if model.batch_first:
         nodes.append(helper.make_node("Transpose", [INPUT_NAME], ["time_major_input"], perm=[1, 0, 2]))
         layer_input = "time_major_input"
@@ -84,29 +80,10 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
         layer_input = INPUT_NAME
 
     for layer in range(model.num_layers):
-        suffixes = layer_suffixes(layer, directions)
-        w = add_initializer(f"W_l{layer}", [gates_to_onnx(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
-        r = add_initializer(f"R_l{layer}", [gates_to_onnx(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
-        if model.bias:
-            b = add_initializer(
-                f"B_l{layer}",
-                [
-                    np.concatenate(
-                        [gates_to_onnx(parameters[f"bias_ih{s}"], hidden), gates_to_onnx(parameters[f"bias_hh{s}"], hidden)]
-                    )
-                    for s in suffixes
-                ],
-            )
-        else:
-            b = ""  # an omitted optional input: the operator's biases are zeros
-        inputs = [layer_input, w, r, b]
-        if model.peepholes:
-            p = add_initializer(f"P_l{layer}", [peepholes_to_onnx(parameters[f"peephole{s}"]) for s in suffixes])
-            inputs += ["", "", "", p]  # sequence_lens, initial_h, initial_c omitted
         nodes.append(
             helper.make_node(
                 "LSTM",
-                inputs,
+                [layer_input, *_weight_inputs(model, layer, parameters, initializers)],
                 [f"Y_l{layer}"],  # Y_h and Y_c, the final states, are left out
                 name=f"lstm_l{layer}",
                 hidden_size=hidden,
@@ -142,6 +119,40 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
     )
     onnx.checker.check_model(exported)
     return exported
+
+
+def _weight_inputs(model: LSTM, layer: int, parameters: dict[str, np.ndarray], initializers: list) -> list[str]:
+    """The names of layer ``layer``'s LSTM node inputs after X: W, R and B ("" when the model has no bias: the
+    operator's biases are zeros) and, with peepholes, three omitted inputs then P. Each is a new initializer, added
+    to ``initializers``, holding the layer's directions in PyTorch's order and its gates and peepholes in ONNX's."""
+    from onnx import numpy_helper
+
+    hidden = model.hidden_size
+    suffixes = layer_suffixes(layer, model.num_directions)
+
+    def add_initializer(name: str, tensors: list[np.ndarray]) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(np.stack(tensors), np.float32), name))
+        return name
+
+    w = add_initializer(f"W_l{layer}", [gates_to_onnx(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
+    r = add_initializer(f"R_l{layer}", [gates_to_onnx(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
+    if model.bias:
+        b = add_initializer(
+            f"B_l{layer}",
+            [
+                np.concatenate(
+                    [gates_to_onnx(parameters[f"bias_ih{s}"], hidden), gates_to_onnx(parameters[f"bias_hh{s}"], hidden)]
+                )
+                for s in suffixes
+            ],
+        )
+    else:
+        b = ""
+    inputs = [w, r, b]
+    if model.peepholes:
+        p = add_initializer(f"P_l{layer}", [peepholes_to_onnx(parameters[f"peephole{s}"]) for s in suffixes])
+        inputs += ["", "", "", p]  # sequence_lens, initial_h, initial_c omitted
+    return inputs
 
 
 def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET) -> onnx.ModelProto:
