@@ -631,7 +631,7 @@ def test_sequence_lens_input_becomes_the_lengths_argument(rng, layers, bidirecti
     x = rng.standard_normal((7, 4, 5)).astype(np.float32)
     lengths = np.array([7, 2, 5, 1], np.int32)
     [expected] = session.run(None, {exported.graph.input[0].name: x, "lengths": lengths})
-    assert np.abs(model(x, lengths=lengths)[0] - expected).max() <= 1e-5  # two float32 evaluations, issue's bound
+    assert np.abs(model(x, lengths=lengths)[0] - expected).max() <= 1e-5  # two float32 evaluations, the suite's cap
     # A chain whose nodes do not all take the lengths is refused.
     if layers == 2:
         second = [node for node in exported.graph.node if node.op_type == "LSTM"][1]

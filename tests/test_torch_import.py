@@ -107,7 +107,7 @@ def test_cell_from_module_and_state_dict(rng):
         for cell in (fastlstm.from_torch(module), fastlstm.from_torch(module.state_dict())):
             assert isinstance(cell, fastlstm.LSTMCell) and cell.bias == bias
             for ours, theirs in zip(cell(x, state), expected):
-                # one step: sums of 16 + 2 terms and the cell arithmetic, far inside the 1e-5 of the issue
+                # one step: sums of 16 + 2 terms and the cell arithmetic, far inside the suite's 1e-5 cap
                 assert max_abs_difference(ours, theirs) <= 1e-6
 
 
@@ -136,7 +136,7 @@ def test_to_onnx_runs_in_onnxruntime(rng, tmp_path):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = rng.standard_normal((7, 3, 5)).astype(np.float32)
     [output] = session.run(None, {session.get_inputs()[0].name: x})
-    assert max_abs_difference(output, model(x)[0]) <= 1e-5  # the issue's bound; two float32 evaluations
+    assert max_abs_difference(output, model(x)[0]) <= 1e-5  # the suite's cap (MAX_TOLERANCE); two float32 evaluations
     assert model.to_onnx() is not None  # no path: the graph only
 
 

@@ -78,7 +78,7 @@ def from_keras(obj: Any, *, threads: int | None = None, precision: str = "fp32")
             functional ``keras.Model`` around one, or the path (str or os.PathLike) of a ``.keras`` file holding
             any of these; the file is read without keras (h5py is needed).
         threads: the model's thread count (see ``fastlstm.LSTM``).
-        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
+        precision: the model's precision, "fp32", "bf16" or "int8" (see ``fastlstm.LSTM``).
 
     Returns a ``KerasLSTM``; its ``.model`` is the ``fastlstm.LSTM``.
 

@@ -94,7 +94,7 @@ def from_onnx(model_or_path: onnx.ModelProto | str | os.PathLike[str], *, precis
 
     Args:
         model_or_path: an ``onnx.ModelProto``, or the path (str or os.PathLike) of a ``.onnx`` file.
-        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
+        precision: the model's precision, "fp32", "bf16" or "int8" (see ``fastlstm.LSTM``).
 
     Raises:
         ImportError: the ``onnx`` package is not installed.

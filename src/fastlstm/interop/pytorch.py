@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 #: weight_ih_l0, bias_hh_l2_reverse, weight_hr_l1, ...: (kind, layer, reverse)
 _LSTM_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
-_CELL_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _lstm_options(source: Any) -> dict[str, Any]:
@@ -49,7 +48,7 @@ def from_torch(
         batch_first: for a ``state_dict`` of an LSTM, which does not record it (default False); for a module it
             must be omitted or agree with the module's.
         threads: the model's thread count (see ``fastlstm.LSTM``).
-        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
+        precision: the model's precision, "fp32", "bf16" or "int8" (see ``fastlstm.LSTM``).
 
     Returns a ``fastlstm.LSTM`` or ``fastlstm.LSTMCell``. Raises TypeError for other objects (naming the type) and
     ValueError for a state_dict whose names or shapes do not make an LSTM (naming the entries at fault).
