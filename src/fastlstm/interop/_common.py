@@ -2,7 +2,7 @@
 renamed to, and the orders in which PyTorch and ONNX pack gates and peepholes.
 
 The float32 conversion of framework weights (``float32_weights``), the existing-file check (``existing_file``) and
-shape text (``shape_text``) live in ``fastlstm._checks``, whose other users are outside this package.
+shape text (``shape_text``) are in ``fastlstm._checks``, with the package's other argument checks.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ class _Structure:
     name: str = ""
 
 
-
 def _where(name: str, class_name: str) -> str:
     return f"layer {name!r} ({class_name})"
 

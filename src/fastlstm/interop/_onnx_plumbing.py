@@ -323,7 +323,6 @@ class _PlumbingReader:
         return self.onnx.numpy_helper.to_array(tensor)
 
 
-
 # ---- small helpers ------------------------------------------------------------------------------------------------
 
 
