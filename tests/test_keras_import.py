@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import fastlstm
-from fastlstm._keras import KerasLSTM, from_keras
+from fastlstm.interop.keras import KerasLSTM, from_keras
 from fastlstm.testing import MAX_TOLERANCE, max_abs_difference
 
 # Weights are redrawn at this scale (biases included, so the bias mapping is tested), small enough that relu and
@@ -330,7 +330,7 @@ def test_keras_file_in_a_process_without_keras(rng, tmp_path):
         import sys
         sys.modules["keras"] = None
         import numpy as np
-        from fastlstm._keras import from_keras
+        from fastlstm.interop.keras import from_keras
         imported = from_keras({str(tmp_path / "model.keras")!r})
         np.save({str(tmp_path / "ours.npy")!r}, imported(np.load({str(tmp_path / "x.npy")!r})))
         loaded = sorted(name for name in sys.modules if name.split(".")[0] == "keras" and sys.modules[name] is not None)

@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import fastlstm
 from fastlstm import reference
-from fastlstm._onnx import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
+from fastlstm.interop.onnx_export import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
 from fastlstm.testing import float32_tolerance, max_abs_difference
 
 # (input_size, hidden_size, num_layers, bidirectional, proj_size, batch_first, lengths): batch 1, odd batches,

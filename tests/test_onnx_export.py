@@ -10,7 +10,7 @@ import onnxruntime
 import pytest
 
 import fastlstm
-from fastlstm._onnx import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
+from fastlstm.interop.onnx_export import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
 
 TOLERANCE = 1e-5
 

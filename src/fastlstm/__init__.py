@@ -14,13 +14,13 @@ from __future__ import annotations
 from . import reference
 from ._core import __version__
 from ._isa import active_isa, available_isas, use_isa
-from ._threads import get_num_threads, set_num_threads
-from ._keras import KerasLSTM, from_keras
-from ._onnx_import import from_onnx
 from ._precision import QuantizationError, quantization_error
 from ._sequence import SequenceModel
 from ._stream import Stream
-from ._torch import from_torch
+from ._threads import get_num_threads, set_num_threads
+from .interop.keras import KerasLSTM, from_keras
+from .interop.onnx_import import from_onnx
+from .interop.pytorch import from_torch
 from .lstm import LSTM, LSTMCell
 
 __all__ = [

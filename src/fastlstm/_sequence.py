@@ -140,7 +140,7 @@ class SequenceModel:
         "bf16" or "int8" (see ``fastlstm.LSTM``); the head stays float32."""
         import torch
 
-        from ._torch import from_torch
+        from .interop.pytorch import from_torch
 
         # Dropout is the identity at inference: left out.
         children = [(name, child) for name, child in module.named_children() if not isinstance(child, torch.nn.Dropout)]
@@ -170,7 +170,7 @@ class SequenceModel:
         being the identity at inference) with a softmax or linear activation (the
         logits then; ``predict_proba`` applies the softmax either way). Inputs and outputs are batch-major, as in
         Keras. Other layers or options raise ValueError naming them. ``precision`` as for ``from_torch``."""
-        from ._keras import from_keras
+        from .interop.keras import from_keras
 
         layers = [layer for layer in model.layers if type(layer).__name__ != "Dropout"]  # identity at inference
         kinds = [type(layer).__name__ for layer in layers]

@@ -44,7 +44,7 @@ import fastlstm
 
 from . import _core, reference
 from ._checks import PRECISIONS as MODEL_PRECISIONS
-from ._onnx import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
+from .interop.onnx_export import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
 
 #: Largest max |output difference| of a float32 output (a peer's) from fastlstm's float32 one for the results to
 #: count as agreeing. Far above the float32 rounding of these shapes (about 1e-6), far below what a wrong gate or a

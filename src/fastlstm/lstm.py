@@ -7,7 +7,7 @@ from . import _cell, _core
 from ._checks import check_bool
 from ._isa import active_isa
 from ._module import LSTMBase, LSTMCellBase
-from ._onnx import OPSET as ONNX_OPSET
+from .interop.onnx_export import OPSET as ONNX_OPSET
 from ._stream import Stream
 
 _DTYPE_POLICY = """
@@ -109,15 +109,15 @@ class LSTM(LSTMBase):
     def to_torch(self, *, module: bool = False):
         """The parameters as float32 torch tensors with ``torch.nn.LSTM``'s names (for ``load_state_dict``), or
         with ``module=True`` a new ``torch.nn.LSTM`` in eval mode with this model's options and parameters."""
-        from ._torch import to_torch_module, to_torch_state_dict
+        from .interop.pytorch import to_torch_module, to_torch_state_dict
 
         return to_torch_module(self) if check_bool(module, "module") else to_torch_state_dict(self)
 
     def to_onnx(self, path=None, *, opset: int = ONNX_OPSET):
-        """This model as an ONNX graph (one ``LSTM`` node per layer, see ``fastlstm._onnx``) computing
+        """This model as an ONNX graph (one ``LSTM`` node per layer, see ``fastlstm.interop.onnx_export``) computing
         ``model(x)[0]`` with zero initial states, T and N free; saved to ``path`` when given, and returned as an
         ``onnx.ModelProto``. Needs the ``onnx`` package; a projection (proj_size > 0) has no ONNX form."""
-        from ._onnx import save_onnx
+        from .interop.onnx_export import save_onnx
 
         return save_onnx(self, path, opset=opset)
 
@@ -138,6 +138,6 @@ class LSTMCell(LSTMCellBase):
     def to_torch(self, *, module: bool = False):
         """The parameters as float32 torch tensors with ``torch.nn.LSTMCell``'s names, or with ``module=True`` a new
         ``torch.nn.LSTMCell`` in eval mode holding them."""
-        from ._torch import to_torch_module, to_torch_state_dict
+        from .interop.pytorch import to_torch_module, to_torch_state_dict
 
         return to_torch_module(self) if check_bool(module, "module") else to_torch_state_dict(self)

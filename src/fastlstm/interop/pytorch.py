@@ -12,14 +12,13 @@ import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._checks import check_bool, check_precision, check_threads, float32_weights
+from .._checks import check_bool, check_precision, check_threads, float32_weights
 
 if TYPE_CHECKING:
-    from .lstm import LSTM, LSTMCell
+    from ..lstm import LSTM, LSTMCell
 
 #: weight_ih_l0, bias_hh_l2_reverse, weight_hr_l1, ...: (kind, layer, reverse)
 _LSTM_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
-_CELL_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _lstm_options(source: Any) -> dict[str, Any]:
@@ -49,12 +48,12 @@ def from_torch(
         batch_first: for a ``state_dict`` of an LSTM, which does not record it (default False); for a module it
             must be omitted or agree with the module's.
         threads: the model's thread count (see ``fastlstm.LSTM``).
-        precision: the model's precision, "fp32" or "bf16" (see ``fastlstm.LSTM``).
+        precision: the model's precision, "fp32", "bf16" or "int8" (see ``fastlstm.LSTM``).
 
     Returns a ``fastlstm.LSTM`` or ``fastlstm.LSTMCell``. Raises TypeError for other objects (naming the type) and
     ValueError for a state_dict whose names or shapes do not make an LSTM (naming the entries at fault).
     """
-    from .lstm import LSTM, LSTMCell
+    from ..lstm import LSTM, LSTMCell
 
     threads = check_threads(threads, "threads")
     precision = check_precision(precision)
@@ -85,7 +84,7 @@ def from_torch(
 
 
 def _from_state_dict(state_dict: Mapping[str, Any], *, batch_first: bool | None, threads: int | None, precision: str):
-    from .lstm import LSTM, LSTMCell
+    from ..lstm import LSTM, LSTMCell
 
     names = list(state_dict)
     not_strings = [name for name in names if not isinstance(name, str)]
@@ -153,7 +152,7 @@ def to_torch_state_dict(model: LSTM | LSTMCell) -> OrderedDict:
 
 def to_torch_module(model: LSTM | LSTMCell):
     """A new ``torch.nn.LSTM`` (or ``LSTMCell``) in eval mode with the model's options and parameters."""
-    from .lstm import LSTMCell
+    from ..lstm import LSTMCell
 
     torch = _torch_nn()
     if isinstance(model, LSTMCell):

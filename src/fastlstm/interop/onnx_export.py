@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._common import gates_to_onnx, layer_suffixes, peepholes_to_onnx
+
 if TYPE_CHECKING:
     import onnx
 
-    from .lstm import LSTM
+    from ..lstm import LSTM
 
 #: The default ONNX operator set of the exported graphs: the first with the LSTM ``layout`` attribute is 14; 17 is
 #: read by every current runtime.
@@ -45,9 +47,6 @@ OPSET = 17
 #: Names of the graph's input and output.
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-
-#: For each ONNX gate (i, o, f, c), the index of the same gate in PyTorch's order (i, f, g, o).
-_ONNX_GATES_FROM_TORCH = (0, 3, 1, 2)
 
 
 def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
@@ -74,10 +73,6 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
         numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge_directions_shape"),
     ]
 
-    def add_initializer(name: str, tensors: list[np.ndarray]) -> str:
-        initializers.append(numpy_helper.from_array(np.ascontiguousarray(np.stack(tensors), np.float32), name))
-        return name
-
     if model.batch_first:
         nodes.append(helper.make_node("Transpose", [INPUT_NAME], ["time_major_input"], perm=[1, 0, 2]))
         layer_input = "time_major_input"
@@ -85,29 +80,10 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
         layer_input = INPUT_NAME
 
     for layer in range(model.num_layers):
-        suffixes = [f"_l{layer}" + ("_reverse" if direction else "") for direction in range(directions)]
-        w = add_initializer(f"W_l{layer}", [_onnx_gates(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
-        r = add_initializer(f"R_l{layer}", [_onnx_gates(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
-        if model.bias:
-            b = add_initializer(
-                f"B_l{layer}",
-                [
-                    np.concatenate(
-                        [_onnx_gates(parameters[f"bias_ih{s}"], hidden), _onnx_gates(parameters[f"bias_hh{s}"], hidden)]
-                    )
-                    for s in suffixes
-                ],
-            )
-        else:
-            b = ""  # an omitted optional input: the operator's biases are zeros
-        inputs = [layer_input, w, r, b]
-        if model.peepholes:  # ours are rows p_i, p_f, p_o; ONNX's P is [p_i, p_o, p_f] per direction
-            p = add_initializer(f"P_l{layer}", [parameters[f"peephole{s}"][[0, 2, 1]].reshape(-1) for s in suffixes])
-            inputs += ["", "", "", p]  # sequence_lens, initial_h, initial_c omitted
         nodes.append(
             helper.make_node(
                 "LSTM",
-                inputs,
+                [layer_input, *_weight_inputs(model, layer, parameters, initializers)],
                 [f"Y_l{layer}"],  # Y_h and Y_c, the final states, are left out
                 name=f"lstm_l{layer}",
                 hidden_size=hidden,
@@ -145,10 +121,38 @@ def lstm_to_onnx(model: LSTM, *, opset: int = OPSET) -> onnx.ModelProto:
     return exported
 
 
-def _onnx_gates(tensor: np.ndarray, hidden: int) -> np.ndarray:
-    """A weight (4H, K) or bias (4H,) with its gate blocks reordered from PyTorch's i, f, g, o to ONNX's i, o, f, c."""
-    blocks = tensor.reshape(4, hidden, *tensor.shape[1:])
-    return blocks[list(_ONNX_GATES_FROM_TORCH)].reshape(tensor.shape)
+def _weight_inputs(model: LSTM, layer: int, parameters: dict[str, np.ndarray], initializers: list) -> list[str]:
+    """The names of layer ``layer``'s LSTM node inputs after X: W, R and B ("" when the model has no bias: the
+    operator's biases are zeros) and, with peepholes, three omitted inputs then P. Each is a new initializer, added
+    to ``initializers``, holding the layer's directions in PyTorch's order and its gates and peepholes in ONNX's."""
+    from onnx import numpy_helper
+
+    hidden = model.hidden_size
+    suffixes = layer_suffixes(layer, model.num_directions)
+
+    def add_initializer(name: str, tensors: list[np.ndarray]) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(np.stack(tensors), np.float32), name))
+        return name
+
+    w = add_initializer(f"W_l{layer}", [gates_to_onnx(parameters[f"weight_ih{s}"], hidden) for s in suffixes])
+    r = add_initializer(f"R_l{layer}", [gates_to_onnx(parameters[f"weight_hh{s}"], hidden) for s in suffixes])
+    if model.bias:
+        b = add_initializer(
+            f"B_l{layer}",
+            [
+                np.concatenate(
+                    [gates_to_onnx(parameters[f"bias_ih{s}"], hidden), gates_to_onnx(parameters[f"bias_hh{s}"], hidden)]
+                )
+                for s in suffixes
+            ],
+        )
+    else:
+        b = ""
+    inputs = [w, r, b]
+    if model.peepholes:
+        p = add_initializer(f"P_l{layer}", [peepholes_to_onnx(parameters[f"peephole{s}"]) for s in suffixes])
+        inputs += ["", "", "", p]  # sequence_lens, initial_h, initial_c omitted
+    return inputs
 
 
 def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET) -> onnx.ModelProto:
@@ -164,7 +168,7 @@ def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET
 def _cell_attributes(model: LSTM) -> dict:
     """The LSTM node's attributes for the model's cell options (none for the standard cell). Every alpha and beta
     is written out, in the order in which runtimes hand them to the functions that read them."""
-    from ._cell import ACTIVATIONS, STANDARD_ACTIVATIONS
+    from .._cell import ACTIVATIONS, STANDARD_ACTIVATIONS
 
     attributes: dict = {}
     if model.activations != STANDARD_ACTIVATIONS:
