@@ -19,8 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import fastlstm
-from fastlstm._onnx import INPUT_NAME, lstm_to_onnx
-from fastlstm._onnx_import import from_onnx
+from fastlstm.interop.onnx_export import INPUT_NAME, lstm_to_onnx
+from fastlstm.interop.onnx_import import from_onnx
 
 TOLERANCE = 1e-5
 #: A round trip keeps every parameter exactly, so the outputs are the original's; this bound is slack.
@@ -679,3 +679,18 @@ def test_cell_options_match_onnxruntime(isa, rng, options):
     [again] = run_onnxruntime(exported, {exported.graph.input[0].name: x}) if not states else [None]
     if again is not None:
         assert_close(again, output)
+
+
+def test_omitted_alpha_and_beta_are_onnxruntimes(rng):
+    """Without activation_alpha / activation_beta, onnxruntime gives Affine, ThresholdedRelu and ScaledTanh alpha 0
+    and beta 0, not the defaults of the ONNX operators of those names; the import computes what onnxruntime does."""
+    for activations in (["Sigmoid", "ThresholdedRelu", "Affine"], ["Sigmoid", "ScaledTanh", "Tanh"]):
+        model = lstm_model(11, 6, 17, opset=17, attributes={"activations": activations})
+        imported = from_onnx(model)
+        assert all(alpha == beta == 0 for _, alpha, beta in imported.activations)
+        x = 3 * rng.standard_normal((9, 3, 6)).astype(np.float32)
+        y, y_h, y_c = run_onnxruntime(model, {"X": x})
+        output, (h_n, c_n) = imported(x)
+        assert_close(output, merge_directions(y))
+        assert_close(h_n, y_h)
+        assert_close(c_n, y_c)
