@@ -25,8 +25,9 @@ MAX_RUNS = 10_000
 #: its timed part (see time_interleaved).
 ROUNDS = 4
 WARM_UP_FRACTION = 0.5
-#: Idle time before each turn. Measured: onnxruntime's spinning workers made the next 10 calls of a 2-thread
-#: fastlstm 2.3x slower with no pause, and not at all after 10 ms.
+#: Idle time before each turn. Measured on an otherwise idle 2-core machine: onnxruntime's spinning workers made the
+#: next 10 calls of a 2-thread fastlstm 2.3x slower with no pause, and not at all after 10 ms
+#: (``python -m pytest benchmarks -k right_after_onnxruntime`` times those calls after each pause).
 SETTLE_SECONDS = 0.05
 #: Seconds of the FMA calibration kernel per thread count, for "% peak".
 PEAK_SECONDS = 0.3
