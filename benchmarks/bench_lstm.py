@@ -116,7 +116,8 @@ def test_forward_reduced_precision(
 
 
 #: Variable lengths: the same padded batch without lengths, with every row at full length, and with lengths drawn
-#: uniformly from 1..T (about half the steps valid). The issue's bound: lengths cost at most 1.2x the padded call.
+#: uniformly from 1..T (about half the steps valid). The target: a call with lengths takes at most 1.2x the padded
+#: call of its group (compare them in ``python -m pytest benchmarks -k test_lengths``).
 LENGTHS_SHAPES = [bench.Shape(64, 100, 256, 256), bench.Shape(8, 100, 512, 512), bench.Shape(1, 100, 256, 256)]
 
 
@@ -177,3 +178,36 @@ def test_two_models_in_two_python_threads(benchmark, shape: bench.Shape) -> None
     benchmark(call_both_together)
     if benchmark.stats is not None:
         benchmark.extra_info["overlap"] = float(np.median(serial)) / benchmark.stats.stats.median
+
+
+#: fastlstm's first calls right after onnxruntime's, after no pause, 10 ms, and the pause that the bench command takes
+#: before each implementation's turn (bench.timing.SETTLE_SECONDS): onnxruntime's worker threads spin on the cores for
+#: a while after its last call, and slow down whatever runs next on them until they sleep.
+SETTLE_PAUSES = [0.0, 0.01, bench.timing.SETTLE_SECONDS]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="two threads of fastlstm need two cores")
+@pytest.mark.parametrize("pause_seconds", SETTLE_PAUSES, ids=lambda seconds: f"{seconds * 1e3:g}ms")
+def test_fastlstm_right_after_onnxruntime(benchmark, pause_seconds: float) -> None:
+    import time
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    shape, threads, calls = bench.Shape(1, 100, 256, 256), 2, 10
+    model = bench.build_model(shape, threads)
+    x = bench.make_input(shape)
+    onnxruntime = next(peer for peer in bench.PEERS if peer.name == "onnxruntime").build(model, threads)
+    forward = bench.fastlstm_forward(model)
+
+    def onnxruntime_then_pause():
+        for _ in range(calls):
+            onnxruntime(x)
+        time.sleep(pause_seconds)
+
+    def fastlstm_calls():
+        for _ in range(calls):
+            forward(x)
+
+    benchmark.group = f"{calls} fastlstm calls right after onnxruntime's, {shape.label}, {threads} threads"
+    benchmark.extra_info.update(shape=shape.key, threads=threads, calls=calls, pause_seconds=pause_seconds)
+    benchmark.pedantic(fastlstm_calls, setup=onnxruntime_then_pause, rounds=20)

@@ -16,6 +16,9 @@ import pytest
 
 from fastlstm import __main__ as cli
 from fastlstm import bench
+from fastlstm.bench import cli as bench_cli
+from fastlstm.bench import rows as bench_rows
+from fastlstm.bench import timing as bench_timing
 
 HEADER_COLUMNS = ["shape", "threads", "fastlstm ms", "GFLOP/s", "% peak", "% bound", "vs numpy", "max |diff|"]
 
@@ -83,8 +86,8 @@ def test_plot_is_written(tmp_path):
 
 
 def test_plot_without_matplotlib_exits_2_before_measuring(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(bench, "plotting_available", lambda: False)
-    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: pytest.fail("measured"))
+    monkeypatch.setattr(bench_cli, "plotting_available", lambda: False)
+    monkeypatch.setattr(bench_cli, "run", lambda *args, **kwargs: pytest.fail("measured"))
     assert cli.main(["bench", "--plot", str(tmp_path / "plot.png")]) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
 
@@ -214,14 +217,14 @@ def test_precision_argument(monkeypatch, capsys):
     assert "argument --precision: expected fp32, bf16 or int8" in error and "got 'fp16'" in error
 
     calls = []
-    monkeypatch.setattr(bench, "run", lambda shapes, **options: calls.append(options) or 0)
+    monkeypatch.setattr(bench_cli, "run", lambda shapes, **options: calls.append(options) or 0)
     assert cli.main(["bench", "--shapes", "1x2x8", "--precision", "bf16"]) == 0
     assert cli.main(["bench", "--shapes", "1x2x8", "--precision", "int8"]) == 0
     assert [call["precisions"] for call in calls] == [["bf16"], ["int8"]]
 
 
 def test_run_refuses_unknown_precisions_before_measuring(monkeypatch):
-    monkeypatch.setattr(bench, "measure_peaks", lambda *args: pytest.fail("measured"))
+    monkeypatch.setattr(bench_cli, "measure_peaks", lambda *args: pytest.fail("measured"))
     expected = r"precisions: expected one or more of \['fp32', 'bf16', 'int8'\], got \['fp16'\]"
     with pytest.raises(ValueError, match=expected):
         bench.run([bench.Shape(1, 2, 8, 8)], thread_counts=[1], precisions=["fp16"])
@@ -252,7 +255,7 @@ def test_a_reduced_precision_row_builds_its_model_and_compares_with_fp32(monkeyp
         built.append(model.precision)
         return model
 
-    monkeypatch.setattr(bench, "build_model", recording_build_model)
+    monkeypatch.setattr(bench_rows, "build_model", recording_build_model)
     row = bench.measure_shape(bench.Shape(1, 2, 8, 8), 1, 1.0, [bench.NUMPY], repeat_seconds=0, precision=precision)
     assert built == [precision, "fp32"]  # the timed model, then the reference the outputs are compared with
     assert row.precision == precision and row.agrees
@@ -277,8 +280,8 @@ def test_openvino_bf16_is_a_peer_of_bf16_rows_only():
 def test_openvino_bf16_rows(monkeypatch):
     pytest.importorskip("openvino")
     pytest.importorskip("onnx")
-    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
-    monkeypatch.setattr(bench, "BANDWIDTH_SECONDS", 0.01)
+    monkeypatch.setattr(bench_timing, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(bench_timing, "BANDWIDTH_SECONDS", 0.01)
     peers = [bench.NUMPY, bench.OPENVINO_BF16]
     fp32_row, bf16_row, int8_row = bench.measure([bench.Shape(2, 3, 8, 8)], {1: 1.0}, peers, 0.0, io.StringIO(),
                                                  precisions=["fp32", "bf16", "int8"])
@@ -301,7 +304,7 @@ def test_openvino_bf16_rows(monkeypatch):
 
 def test_quick_reduced_precision_run_records_the_precision(monkeypatch, tmp_path):
     for name, seconds in [("PEAK_SECONDS", 0.01), ("BANDWIDTH_SECONDS", 0.01), ("SETTLE_SECONDS", 0.0)]:
-        monkeypatch.setattr(bench, name, seconds)
+        monkeypatch.setattr(bench_timing, name, seconds)
     precisions = ["fp32", "bf16", "int8"]
     out, json_path = io.StringIO(), tmp_path / "bench.json"
     status = bench.run([bench.Shape(1, 3, 8, 8)], thread_counts=[1], precisions=precisions,

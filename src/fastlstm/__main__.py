@@ -1,120 +1,19 @@
-"""Command line: ``python -m fastlstm bench [options]``."""
+"""Command line: ``python -m fastlstm bench [options]``. Each command's module adds its arguments to the parser
+built here and runs them (``bench``: fastlstm.bench.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-import fastlstm
-
-from . import bench
-
-
-def _shapes(text: str) -> list[bench.Shape]:
-    try:
-        return bench.parse_shapes(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _precisions(text: str) -> list[str]:
-    try:
-        return bench.parse_precisions(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _positive_float(text: str) -> float:
-    error = argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    try:
-        value = float(text)
-    except ValueError:
-        raise error from None
-    if not value > 0:  # also refuses NaN
-        raise error
-    return value
-
-
-def _thread_counts(text: str) -> list[int]:
-    items = [item.strip() for item in text.split(",")]
-    if not all(item.isdigit() for item in items):
-        raise argparse.ArgumentTypeError(f"expected thread counts separated by commas, such as 1,2, got {text!r}")
-    counts = list(dict.fromkeys(int(item) for item in items))  # in the given order, each once
-    try:
-        bench.check_thread_counts(counts)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return counts
+from .bench import cli as bench_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fastlstm", description="fastlstm command-line tools.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    command = commands.add_parser(
-        "bench",
-        help="time fastlstm against NumPy and the other installed runtimes over a matrix of shapes",
-        description=(
-            "Time fastlstm against the other LSTM implementations installed (NumPy always; torch, onnxruntime and "
-            "openvino when present; openvino-bf16 in bf16 rows) on the same weights and input, after checking that "
-            "their outputs agree, at each thread count and precision. Progress goes to stderr, the report to stdout. "
-            "Exit status 1 when some output disagrees."
-        ),
-    )
-    which = command.add_mutually_exclusive_group()
-    which.add_argument(
-        "--full",
-        action="store_true",
-        help="the full shape matrix (minutes): hidden sizes up to 1024, batches up to 256, odd sizes, bidirectional "
-        "and 2-layer models (default: a quick matrix of sizes up to 256)",
-    )
-    which.add_argument(
-        "--shapes",
-        type=_shapes,
-        metavar="BxTxH,...",
-        help=(
-            "only these shapes: batch x steps x hidden size (input size = hidden size) or batch x steps x input size "
-            "x hidden size, optionally followed by -L<layers>, -P<proj_size>, -bidir; e.g. 1x100x256,8x100x512-L2"
-        ),
-    )
-    command.add_argument(
-        "--repeat-seconds",
-        type=_positive_float,
-        default=0.2,
-        metavar="S",
-        help=f"time each implementation for at least S seconds and {bench.MIN_RUNS} runs (default: %(default)s)",
-    )
-    command.add_argument(
-        "--isa", choices=fastlstm.available_isas(), help=f"fastlstm kernel variant (default: {fastlstm.active_isa()})"
-    )
-    command.add_argument(
-        "--threads",
-        type=_thread_counts,
-        metavar="N,...",
-        help=(
-            "measure every shape at each of these thread counts, fastlstm and every peer held to it "
-            f"(default: {','.join(map(str, bench.default_thread_counts()))}: one thread and all CPUs)"
-        ),
-    )
-    command.add_argument(
-        "--precision",
-        type=_precisions,
-        default=["fp32"],
-        metavar="P,...",
-        help=(
-            f"run fastlstm in each of these precisions ({', '.join(bench.PRECISIONS)}; such as fp32,int8 for two), a "
-            "row per shape, thread count and precision; a row in a reduced precision compares every output with "
-            "fastlstm's fp32 one and the float32 peers' speed with fastlstm's in that precision, and a bf16 row adds "
-            "the openvino-bf16 peer (default: fp32)"
-        ),
-    )
-    command.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write every result and the environment as JSON"
-    )
-    command.add_argument(
-        "--plot", type=Path, metavar="FILE", help="also draw the speed-ups as a bar chart (PNG, needs matplotlib)"
-    )
+    bench_cli.add_command(commands)
     return parser
 
 
@@ -124,20 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.plot is not None and not bench.plotting_available():
-        # Said before measuring, not after minutes of it.
-        print("python -m fastlstm bench: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
-        return 2
-    shapes = args.shapes or (bench.FULL_SHAPES if args.full else bench.QUICK_SHAPES)
-    return bench.run(
-        shapes,
-        thread_counts=args.threads,
-        precisions=args.precision,
-        repeat_seconds=args.repeat_seconds,
-        isa=args.isa,
-        json_path=args.json,
-        plot_path=args.plot,
-    )
+    return args.handler(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,180 @@
+"""``python -m fastlstm bench``: its arguments, and ``run``, which measures, reports and writes the JSON and the
+plot."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import fastlstm
+
+from .machine import environment
+from .peers import available_peers
+from .plot import plotting_available, write_plot
+from .precisions import PRECISIONS, check_precisions, parse_precisions
+from .report import report, write_json
+from .rows import measure
+from .shapes import FULL_SHAPES, QUICK_SHAPES, Shape, check_thread_counts, default_thread_counts, parse_shapes
+from .timing import MIN_RUNS, measure_peaks
+
+
+def _shapes(text: str) -> list[Shape]:
+    try:
+        return parse_shapes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _precisions(text: str) -> list[str]:
+    try:
+        return parse_precisions(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_float(text: str) -> float:
+    error = argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise error from None
+    if not value > 0:  # also refuses NaN
+        raise error
+    return value
+
+
+def _thread_counts(text: str) -> list[int]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items):
+        raise argparse.ArgumentTypeError(f"expected thread counts separated by commas, such as 1,2, got {text!r}")
+    counts = list(dict.fromkeys(int(item) for item in items))  # in the given order, each once
+    try:
+        check_thread_counts(counts)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return counts
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds the ``bench`` command to ``commands`` (the subparsers of ``python -m fastlstm``); its parsed arguments
+    carry ``handler``, the function that runs them."""
+    command = commands.add_parser(
+        "bench",
+        help="time fastlstm against NumPy and the other installed runtimes over a matrix of shapes",
+        description=(
+            "Time fastlstm against the other LSTM implementations installed (NumPy always; torch, onnxruntime and "
+            "openvino when present; openvino-bf16 in bf16 rows) on the same weights and input, after checking that "
+            "their outputs agree, at each thread count and precision. Progress goes to stderr, the report to stdout. "
+            "Exit status 1 when some output disagrees."
+        ),
+    )
+    which = command.add_mutually_exclusive_group()
+    which.add_argument(
+        "--full",
+        action="store_true",
+        help="the full shape matrix (minutes): hidden sizes up to 1024, batches up to 256, odd sizes, bidirectional "
+        "and 2-layer models (default: a quick matrix of sizes up to 256)",
+    )
+    which.add_argument(
+        "--shapes",
+        type=_shapes,
+        metavar="BxTxH,...",
+        help=(
+            "only these shapes: batch x steps x hidden size (input size = hidden size) or batch x steps x input size "
+            "x hidden size, optionally followed by -L<layers>, -P<proj_size>, -bidir; e.g. 1x100x256,8x100x512-L2"
+        ),
+    )
+    command.add_argument(
+        "--repeat-seconds",
+        type=_positive_float,
+        default=0.2,
+        metavar="S",
+        help=f"time each implementation for at least S seconds and {MIN_RUNS} runs (default: %(default)s)",
+    )
+    command.add_argument(
+        "--isa", choices=fastlstm.available_isas(), help=f"fastlstm kernel variant (default: {fastlstm.active_isa()})"
+    )
+    command.add_argument(
+        "--threads",
+        type=_thread_counts,
+        metavar="N,...",
+        help=(
+            "measure every shape at each of these thread counts, fastlstm and every peer held to it "
+            f"(default: {','.join(map(str, default_thread_counts()))}: one thread and all CPUs)"
+        ),
+    )
+    command.add_argument(
+        "--precision",
+        type=_precisions,
+        default=["fp32"],
+        metavar="P,...",
+        help=(
+            f"run fastlstm in each of these precisions ({', '.join(PRECISIONS)}; such as fp32,int8 for two), a "
+            "row per shape, thread count and precision; a row in a reduced precision compares every output with "
+            "fastlstm's fp32 one and the float32 peers' speed with fastlstm's in that precision, and a bf16 row adds "
+            "the openvino-bf16 peer (default: fp32)"
+        ),
+    )
+    command.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write every result and the environment as JSON"
+    )
+    command.add_argument(
+        "--plot", type=Path, metavar="FILE", help="also draw the speed-ups as a bar chart (PNG, needs matplotlib)"
+    )
+    command.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Runs ``python -m fastlstm bench`` with its parsed ``args``; returns the exit status."""
+    if args.plot is not None and not plotting_available():
+        # Said before measuring, not after minutes of it.
+        print("python -m fastlstm bench: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
+        return 2
+    shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
+    return run(
+        shapes,
+        thread_counts=args.threads,
+        precisions=args.precision,
+        repeat_seconds=args.repeat_seconds,
+        isa=args.isa,
+        json_path=args.json,
+        plot_path=args.plot,
+    )
+
+
+def run(
+    shapes: Sequence[Shape],
+    *,
+    thread_counts: Sequence[int] | None = None,
+    precisions: Sequence[str] = ("fp32",),
+    repeat_seconds: float = 0.2,
+    isa: str | None = None,
+    json_path: Path | None = None,
+    plot_path: Path | None = None,
+    out: TextIO = sys.stdout,
+    progress: TextIO = sys.stderr,
+) -> int:
+    """Measure ``shapes`` at each of ``thread_counts`` (default: ``default_thread_counts()``) and fastlstm in each of
+    ``precisions``, print the report to ``out`` and optionally write JSON and a plot (which needs matplotlib).
+    Returns the exit status: 0, or 1 when some output disagreed with fastlstm's fp32 one."""
+    thread_counts = list(dict.fromkeys(thread_counts or default_thread_counts()))
+    check_thread_counts(thread_counts)
+    precisions = list(dict.fromkeys(precisions))
+    check_precisions(precisions)
+    peers = available_peers(precisions)
+    with fastlstm.use_isa(isa) if isa else contextlib.nullcontext():
+        print("measuring the FMA peak ...", end="", file=progress, flush=True)
+        peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
+        print(" done", file=progress, flush=True)
+        env = environment(peaks, peers, precisions)
+        rows = measure(shapes, peaks, peers, repeat_seconds, progress, precisions=precisions)
+    out.write(report(rows, env, repeat_seconds))
+    if json_path is not None:
+        write_json(json_path, rows, env, repeat_seconds)
+    if plot_path is not None:
+        write_plot(plot_path, rows, env)
+    return 0 if all(row.agrees for row in rows) else 1

@@ -1,0 +1,86 @@
+"""Timing the implementations of a row, and the calibration kernels that give the machine's ceilings: the FMA peak
+("% peak") and the read bandwidth of a working set (the batch-1 bound). This module is the one place that calls the
+calibration kernels of ``_core``."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+import fastlstm
+
+from .. import _core
+from .peers import Forward
+
+#: Timed runs per implementation and shape: at least MIN_RUNS for a meaningful median, at most MAX_RUNS so that a
+#: call of a few microseconds does not loop for the whole repeat time.
+MIN_RUNS = 5
+MAX_RUNS = 10_000
+#: Rounds in which the implementations of a row take turns, and the untimed warm-up of each turn as a fraction of
+#: its timed part (see time_interleaved).
+ROUNDS = 4
+WARM_UP_FRACTION = 0.5
+#: Idle time before each turn. Measured on an otherwise idle 2-core machine: onnxruntime's spinning workers made the
+#: next 10 calls of a 2-thread fastlstm 2.3x slower with no pause, and not at all after 10 ms
+#: (``python -m pytest benchmarks -k right_after_onnxruntime`` times those calls after each pause).
+SETTLE_SECONDS = 0.05
+#: Seconds of the FMA calibration kernel per thread count, for "% peak".
+PEAK_SECONDS = 0.3
+#: Seconds of the read-bandwidth calibration kernel per working set, for the batch-1 bound ("% bound").
+BANDWIDTH_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_seconds: float
+    min_seconds: float
+    runs: int
+
+
+def time_interleaved(forwards: dict[str, Forward], x: np.ndarray, repeat_seconds: float) -> dict[str, Timing]:
+    """Time each of ``forwards`` on ``x`` for at least ``repeat_seconds`` and MIN_RUNS runs (at most MAX_RUNS),
+    in ROUNDS rounds that take the implementations in turn (in a rotating order): a slow spell of the shared machine
+    then falls on all of them alike instead of on whichever was being timed, so their ratios hold. Each turn starts
+    with SETTLE_SECONDS of sleep, for the worker threads of the previous runtime, which spin on the cores for a
+    while after their last call, to go idle; then untimed calls, at least one and WARM_UP_FRACTION of the turn's
+    time: the first calls pay for caches that the previous implementation filled, for first touch of buffers, and
+    for a thread count that just changed (torch's OpenMP team)."""
+    names = list(forwards)
+    turn_seconds = repeat_seconds / ROUNDS
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(ROUNDS):
+        rotated = names[round_number % len(names) :] + names[: round_number % len(names)]
+        for name in rotated:
+            forward, runs = forwards[name], times[name]
+            time.sleep(SETTLE_SECONDS)
+            warm_up_end = time.perf_counter() + WARM_UP_FRACTION * turn_seconds
+            forward(x)
+            while time.perf_counter() < warm_up_end:
+                forward(x)
+            # This turn's share of the runs: the rest of MIN_RUNS spread over the rounds left.
+            minimum_runs = max(1, math.ceil((MIN_RUNS - len(runs)) / (ROUNDS - round_number)))
+            turn_end = time.perf_counter() + turn_seconds
+            done = 0
+            while done < minimum_runs or (time.perf_counter() < turn_end and len(runs) < MAX_RUNS):
+                start = time.perf_counter()
+                forward(x)
+                runs.append(time.perf_counter() - start)
+                done += 1
+    return {name: Timing(statistics.median(runs), min(runs), len(runs)) for name, runs in times.items()}
+
+
+def measure_peaks(isa: str, thread_counts: Sequence[int]) -> dict[int, float]:
+    """GFLOP/s of our FMA calibration kernel for ``isa`` at each thread count: the ceiling of "% peak"."""
+    return {threads: _core.calibration.fma_peak_gflops(isa, threads, seconds=PEAK_SECONDS) for threads in thread_counts}
+
+
+def read_bandwidth(threads: int, bytes_per_thread: int) -> float:
+    """GB/s that ``threads`` threads of our read-bandwidth calibration kernel for the active ISA read, each from a
+    working set of ``bytes_per_thread`` bytes."""
+    time.sleep(SETTLE_SECONDS)  # after a runtime's timing: its worker threads may still spin on the cores
+    return _core.calibration.read_bandwidth_gbs(fastlstm.active_isa(), threads, bytes_per_thread, seconds=BANDWIDTH_SECONDS)
