@@ -168,10 +168,10 @@ def save_onnx(model: LSTM, path: str | os.PathLike | None, *, opset: int = OPSET
 def _cell_attributes(model: LSTM) -> dict:
     """The LSTM node's attributes for the model's cell options (none for the standard cell). Every alpha and beta
     is written out, in the order in which runtimes hand them to the functions that read them."""
-    from .._cell import ACTIVATIONS, STANDARD_ACTIVATIONS
+    from .._cell import ACTIVATIONS, is_standard
 
     attributes: dict = {}
-    if model.activations != STANDARD_ACTIVATIONS:
+    if not is_standard(model.activations):
         functions = [ACTIVATIONS[name] for name, _, _ in model.activations]
         attributes["activations"] = [function.onnx_name for function in functions] * model.num_directions
         alphas = [alpha for f, (_, alpha, _) in zip(functions, model.activations) if f.reads_alpha]
