@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ class Subject:
     isa: str | None  # the fastlstm kernel variant; None for peers
     precision: str  # what the implementation computes in (see bench.PRECISIONS)
     #: the context in which the implementation runs on the test's thread count (see bench.Peer.limit_threads)
-    limit_threads: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    limit_threads: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
 
 
 @pytest.fixture
@@ -44,9 +45,7 @@ def precision() -> str:
 
 
 @pytest.fixture
-def subject(
-    implementation: str, shape: bench.Shape, threads: int, precision: str, model: fastlstm.LSTM
-) -> Subject:
+def subject(implementation: str, shape: bench.Shape, threads: int, precision: str, model: fastlstm.LSTM) -> Subject:
     """``implementation`` (see FASTLSTM_PREFIX) built for ``shape`` on ``threads`` threads; fastlstm in
     ``precision``, a peer in its own."""
     if implementation.startswith(FASTLSTM_PREFIX):

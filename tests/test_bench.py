@@ -136,9 +136,10 @@ def test_bf16_weight_traffic_and_working_set_take_two_bytes_per_gate_weight():
 def test_batch_one_rows_get_a_bound(tmp_path):
     rows = bench.measure([bench.Shape(1, 4, 8, 8), bench.Shape(2, 4, 8, 8)], {1: 100.0}, [bench.NUMPY], 0.0)
     row = rows[0]
-    assert row.bandwidth_gbs > 0 and row.recurrent_bandwidth_gbs > 0 and 0 < row.percent_of_bound
-    traffic = (row.shape.input_traffic_bytes() / (row.bandwidth_gbs * 1e9)
-               + row.shape.recurrent_traffic_bytes() / (row.recurrent_bandwidth_gbs * 1e9))
+    assert row.bandwidth_gbs > 0 and row.recurrent_bandwidth_gbs > 0 and row.percent_of_bound > 0
+    traffic = row.shape.input_traffic_bytes() / (row.bandwidth_gbs * 1e9) + row.shape.recurrent_traffic_bytes() / (
+        row.recurrent_bandwidth_gbs * 1e9
+    )
     assert row.bound_seconds == max(row.shape.flops / 100e9, traffic)
     assert rows[1].bandwidth_gbs is None and rows[1].percent_of_bound is None
     json_path = tmp_path / "rows.json"
@@ -149,7 +150,7 @@ def test_batch_one_rows_get_a_bound(tmp_path):
 
 
 def test_parse_shapes_reads_every_key():
-    shapes = list(dict.fromkeys(bench.QUICK_SHAPES + bench.FULL_SHAPES)) + [bench.Shape(2, 3, 40, 64, 3, True, 16)]
+    shapes = [*dict.fromkeys(bench.QUICK_SHAPES + bench.FULL_SHAPES), bench.Shape(2, 3, 40, 64, 3, True, 16)]
     assert bench.parse_shapes(",".join(shape.key for shape in shapes)) == shapes
     assert bench.parse_shapes(" 8x100x256 , 1x2x3x4") == [bench.Shape(8, 100, 256, 256), bench.Shape(1, 2, 3, 4)]
 
@@ -231,8 +232,12 @@ def test_run_refuses_unknown_precisions_before_measuring(monkeypatch):
 
 
 def test_reduced_precision_tables_cover_every_precision():
-    for table in (bench.TOLERANCES, bench.GATE_WEIGHT_BYTES, bench.MULTIPLY_ADD_INSTRUCTIONS,
-                  bench.MULTIPLY_ADDS_PER_LANE):
+    for table in (
+        bench.TOLERANCES,
+        bench.GATE_WEIGHT_BYTES,
+        bench.MULTIPLY_ADD_INSTRUCTIONS,
+        bench.MULTIPLY_ADDS_PER_LANE,
+    ):
         assert list(table) == list(bench.PRECISIONS)
     assert bench.TOLERANCES["int8"] == bench.INT8_TOLERANCE
     assert (bench.GATE_WEIGHT_BYTES["int8"], bench.MULTIPLY_ADDS_PER_LANE["int8"]) == (1, 4)
@@ -283,8 +288,9 @@ def test_openvino_bf16_rows(monkeypatch):
     monkeypatch.setattr(bench_timing, "SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(bench_timing, "BANDWIDTH_SECONDS", 0.01)
     peers = [bench.NUMPY, bench.OPENVINO_BF16]
-    fp32_row, bf16_row, int8_row = bench.measure([bench.Shape(2, 3, 8, 8)], {1: 1.0}, peers, 0.0, io.StringIO(),
-                                                 precisions=["fp32", "bf16", "int8"])
+    fp32_row, bf16_row, int8_row = bench.measure(
+        [bench.Shape(2, 3, 8, 8)], {1: 1.0}, peers, 0.0, io.StringIO(), precisions=["fp32", "bf16", "int8"]
+    )
     assert [peer.peer for peer in fp32_row.peers] == ["numpy"]
     assert [peer.peer for peer in bf16_row.peers] == ["numpy", "openvino-bf16"]
     assert [peer.peer for peer in int8_row.peers] == ["numpy"]
@@ -307,8 +313,15 @@ def test_quick_reduced_precision_run_records_the_precision(monkeypatch, tmp_path
         monkeypatch.setattr(bench_timing, name, seconds)
     precisions = ["fp32", "bf16", "int8"]
     out, json_path = io.StringIO(), tmp_path / "bench.json"
-    status = bench.run([bench.Shape(1, 3, 8, 8)], thread_counts=[1], precisions=precisions,
-                       repeat_seconds=0.01, json_path=json_path, out=out, progress=io.StringIO())
+    status = bench.run(
+        [bench.Shape(1, 3, 8, 8)],
+        thread_counts=[1],
+        precisions=precisions,
+        repeat_seconds=0.01,
+        json_path=json_path,
+        out=out,
+        progress=io.StringIO(),
+    )
     assert status == 0, out.getvalue()
 
     lines = out.getvalue().splitlines()

@@ -15,8 +15,15 @@ from fastlstm import reference
 from fastlstm._cell import ACTIVATIONS
 from fastlstm.testing import float32_tolerance, max_abs_difference
 
-SPECS = [name for name in ACTIVATIONS] + [("affine", 0.5, 0.1), ("leaky_relu", 0.1), ("thresholded_relu", 0.3),
-                                          ("scaled_tanh", 1.5, 0.7), ("hard_sigmoid", 1 / 6, 0.5), ("elu", 0.8)]
+SPECS = [
+    *ACTIVATIONS,
+    ("affine", 0.5, 0.1),
+    ("leaky_relu", 0.1),
+    ("thresholded_relu", 0.3),
+    ("scaled_tanh", 1.5, 0.7),
+    ("hard_sigmoid", 1 / 6, 0.5),
+    ("elu", 0.8),
+]
 OPTIONS = (
     [dict(activations=(spec, "tanh", "tanh")) for spec in SPECS]
     + [dict(activations=("sigmoid", spec, spec)) for spec in SPECS]
@@ -25,8 +32,13 @@ OPTIONS = (
         dict(input_forget=True),
         dict(peepholes=True),
         dict(reverse=True),
-        dict(reverse=True, peepholes=True, clip=1.2, input_forget=True,
-             activations=("hard_sigmoid", "softsign", "softplus")),
+        dict(
+            reverse=True,
+            peepholes=True,
+            clip=1.2,
+            input_forget=True,
+            activations=("hard_sigmoid", "softsign", "softplus"),
+        ),
         dict(bidirectional=True, peepholes=True, activations=(("hard_sigmoid", 0.25, 0.5), "elu", "tanh")),
     ]
 )

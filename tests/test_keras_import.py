@@ -138,9 +138,7 @@ def test_imported_model_is_a_batch_first_fastlstm_model(rng):
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 def test_bidirectional_returns_what_keras_returns(rng, merge_mode, return_sequences, return_state):
-    layer = _built_bidirectional(
-        rng, 5, 7, merge_mode, return_sequences=return_sequences, return_state=return_state
-    )
+    layer = _built_bidirectional(rng, 5, 7, merge_mode, return_sequences=return_sequences, return_state=return_state)
     imported = from_keras(layer)
     assert imported.model.bidirectional
     x = rng.standard_normal((3, 9, 5)).astype(np.float32)
@@ -288,19 +286,35 @@ keras_saving_warning = pytest.mark.filterwarnings(
 def _saved_models(rng):
     """(name, model) pairs covering each file layout: a Sequential, a functional model, a Bidirectional, a stack."""
     unidirectional = keras.Sequential(
-        [keras.Input((None, 5)), keras.layers.LSTM(7, return_sequences=True, go_backwards=True,
-                                                    recurrent_activation="hard_sigmoid", name="my_lstm")]
+        [
+            keras.Input((None, 5)),
+            keras.layers.LSTM(
+                7, return_sequences=True, go_backwards=True, recurrent_activation="hard_sigmoid", name="my_lstm"
+            ),
+        ]
     )
     bidirectional = keras.Sequential(
-        [keras.Input((None, 5)), keras.layers.Masking(0.0),
-         keras.layers.Bidirectional(keras.layers.LSTM(7, return_sequences=True, return_state=True), merge_mode="mul")]
+        [
+            keras.Input((None, 5)),
+            keras.layers.Masking(0.0),
+            keras.layers.Bidirectional(
+                keras.layers.LSTM(7, return_sequences=True, return_state=True), merge_mode="mul"
+            ),
+        ]
     )
     stacked = keras.Sequential(
-        [keras.Input((None, 5)), keras.layers.LSTM(7, return_sequences=True, use_bias=False),
-         keras.layers.LSTM(7, use_bias=False)]
+        [
+            keras.Input((None, 5)),
+            keras.layers.LSTM(7, return_sequences=True, use_bias=False),
+            keras.layers.LSTM(7, use_bias=False),
+        ]
     )
-    models = [("sequential", unidirectional), ("bidirectional", bidirectional), ("stacked", stacked),
-              ("functional", _functional_masked_model(rng))]
+    models = [
+        ("sequential", unidirectional),
+        ("bidirectional", bidirectional),
+        ("stacked", stacked),
+        ("functional", _functional_masked_model(rng)),
+    ]
     return [(name, _randomize(model, rng)) for name, model in models]
 
 
@@ -387,15 +401,20 @@ def test_stacks_that_one_model_cannot_express_are_refused():
     with pytest.raises(ValueError, match=r"'second'.*units"):
         from_keras(different_units)
     backwards = keras.Sequential(
-        [keras.Input((None, 5)), keras.layers.LSTM(7, return_sequences=True, go_backwards=True, name="back"),
-         keras.layers.LSTM(7)]
+        [
+            keras.Input((None, 5)),
+            keras.layers.LSTM(7, return_sequences=True, go_backwards=True, name="back"),
+            keras.layers.LSTM(7),
+        ]
     )
     with pytest.raises(ValueError, match=r"'back'.*go_backwards"):
         from_keras(backwards)
     summed = keras.Sequential(
-        [keras.Input((None, 5)),
-         keras.layers.Bidirectional(keras.layers.LSTM(7, return_sequences=True), merge_mode="sum", name="bi"),
-         keras.layers.Bidirectional(keras.layers.LSTM(7))]
+        [
+            keras.Input((None, 5)),
+            keras.layers.Bidirectional(keras.layers.LSTM(7, return_sequences=True), merge_mode="sum", name="bi"),
+            keras.layers.Bidirectional(keras.layers.LSTM(7)),
+        ]
     )
     with pytest.raises(ValueError, match=r"'bi'.*merge_mode='sum'"):
         from_keras(summed)
@@ -434,7 +453,7 @@ def test_bad_objects_and_paths_are_refused(tmp_path, monkeypatch):
     with pytest.raises(IsADirectoryError):
         from_keras(tmp_path)
     (tmp_path / "legacy.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
-    with pytest.raises(ValueError, match="not a Keras 3 .keras file"):
+    with pytest.raises(ValueError, match=r"not a Keras 3 \.keras file"):
         from_keras(tmp_path / "legacy.h5")
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ImportError, match="pip install h5py"):
@@ -450,7 +469,7 @@ def test_keras_2_and_incomplete_files_are_refused(rng, tmp_path):
     with zipfile.ZipFile(tmp_path / "keras2.keras", "w") as archive:
         for name, data in contents.items():
             archive.writestr(name, data if name != "metadata.json" else b'{"keras_version": "2.15.0"}')
-    with pytest.raises(ValueError, match="Keras 2.15.0; only Keras 3"):
+    with pytest.raises(ValueError, match=r"Keras 2\.15\.0; only Keras 3"):
         from_keras(tmp_path / "keras2.keras")
     with zipfile.ZipFile(tmp_path / "config_only.keras", "w") as archive:
         archive.writestr("config.json", contents["config.json"])

@@ -126,13 +126,18 @@ def test_equals_pytorch_packed_sequences(rng, case):
     )
     with torch.inference_mode():
         packed_output, (h_n, c_n) = module(packed, tuple(torch.from_numpy(s) for s in state_rows))
-        output, _ = pad_packed_sequence(packed_output, batch_first=model.batch_first, total_length=x.shape[1 - batch_axis])
+        output, _ = pad_packed_sequence(
+            packed_output, batch_first=model.batch_first, total_length=x.shape[1 - batch_axis]
+        )
     ours = model(x, state, lengths=lengths)
     exact_result = exact(x, state, lengths=lengths)
     float32_result = float32(x, state, lengths=lengths)
     theirs = (output.numpy(), h_n.numpy(), c_n.numpy())
     for got, torch_rows, want, want32, axis in zip(
-        (ours[0], *ours[1]), theirs, (exact_result[0], *exact_result[1]), (float32_result[0], *float32_result[1]),
+        (ours[0], *ours[1]),
+        theirs,
+        (exact_result[0], *exact_result[1]),
+        (float32_result[0], *float32_result[1]),
         (batch_axis, 1, 1),
     ):
         tolerance = 2 * float32_tolerance(want, want32)

@@ -52,7 +52,9 @@ def _peak_working_set_bytes() -> int:
     counters = _ProcessMemoryCounters(cb=ctypes.sizeof(_ProcessMemoryCounters))
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
     kernel32.GetCurrentProcess.restype = ctypes.c_void_p
-    get_process_memory_info = kernel32.K32GetProcessMemoryInfo  # psapi's GetProcessMemoryInfo, in kernel32 since Windows 7
+    get_process_memory_info = (
+        kernel32.K32GetProcessMemoryInfo
+    )  # psapi's GetProcessMemoryInfo, in kernel32 since Windows 7
     get_process_memory_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(_ProcessMemoryCounters), ctypes.c_uint32]
     if not get_process_memory_info(kernel32.GetCurrentProcess(), ctypes.byref(counters), counters.cb):
         raise OSError(ctypes.get_last_error(), "GetProcessMemoryInfo failed")
@@ -88,7 +90,9 @@ def test_no_growth_over_a_thousand_models():
 
     def loop(count):
         for i in range(count or 1000):
-            model = fastlstm.LSTM(12, 40, 2, bidirectional=bool(i % 2), seed=i, precision=("fp32", "bf16", "int8")[i % 3])
+            model = fastlstm.LSTM(
+                12, 40, 2, bidirectional=bool(i % 2), seed=i, precision=("fp32", "bf16", "int8")[i % 3]
+            )
             model(x)
             stream = model.stream(2) if not model.bidirectional else None
             if stream is not None:
@@ -99,7 +103,9 @@ def test_no_growth_over_a_thousand_models():
 
 
 def test_parameters_too_large_to_allocate_raise_memory_error_naming_the_sizes():
-    with pytest.raises(MemoryError, match=r"input_size=4000000, hidden_size=4000000, num_layers=1: the parameters need 476,837.3 GiB"):
+    with pytest.raises(
+        MemoryError, match=r"input_size=4000000, hidden_size=4000000, num_layers=1: the parameters need 476,837.3 GiB"
+    ):
         fastlstm.LSTM(4_000_000, 4_000_000)
 
 
@@ -113,5 +119,7 @@ def test_sizes_whose_bytes_overflow_are_refused_before_allocating():
 def test_a_call_too_large_to_allocate_raises_memory_error_naming_x():
     model = fastlstm.LSTM(1, 64, seed=0)
     x = np.broadcast_to(np.zeros(1, np.float32), (2**31, 2**10, 1))  # a view of one float; its copy alone is 8 TiB
-    with pytest.raises(MemoryError, match=r"x: a call on shape \(2147483648, 1024, 1\) needs 524,288.0 GiB for its output"):
+    with pytest.raises(
+        MemoryError, match=r"x: a call on shape \(2147483648, 1024, 1\) needs 524,288.0 GiB for its output"
+    ):
         model(x)

@@ -76,8 +76,12 @@ def _odd_array(draw, shape, *, allow_bad: bool):
     special = draw(st.sampled_from([None, np.nan, np.inf, -np.inf]))
     if special is not None and values.size:
         values.reshape(-1)[rng.integers(0, values.size, 2)] = special
-    kind = draw(st.sampled_from(["float32", "float64", "float16", "int16", "uint8", "view", "negative", "readonly"]
-                                + (["complex", "bool", "object", "str", "rank", "features", "list"] if allow_bad else [])))
+    kind = draw(
+        st.sampled_from(
+            ["float32", "float64", "float16", "int16", "uint8", "view", "negative", "readonly"]
+            + (["complex", "bool", "object", "str", "rank", "features", "list"] if allow_bad else [])
+        )
+    )
     with np.errstate(over="ignore", invalid="ignore"):  # huge values and NaN cast to narrow types, on purpose
         return _as_kind(values, kind)
 
@@ -104,7 +108,7 @@ def _as_kind(values: np.ndarray, kind: str):
     if kind == "str":
         return values.astype(str)
     if kind == "rank":
-        return values.reshape(values.shape + (1,))
+        return values.reshape((*values.shape, 1))
     if kind == "features":
         return np.concatenate([values, values], axis=-1).astype(np.float32)
     return values.tolist()
@@ -122,10 +126,19 @@ def odd_calls(draw):
         )
     lengths = None
     if draw(st.booleans()):
-        lengths = draw(st.sampled_from([
-            np.full(batch, steps), np.arange(batch) % (steps + 1), np.full(batch, steps + 1), np.full(batch + 1, 0),
-            np.full(batch, -1), np.zeros(batch, np.float32), [steps] * batch,
-        ]))
+        lengths = draw(
+            st.sampled_from(
+                [
+                    np.full(batch, steps),
+                    np.arange(batch) % (steps + 1),
+                    np.full(batch, steps + 1),
+                    np.full(batch + 1, 0),
+                    np.full(batch, -1),
+                    np.zeros(batch, np.float32),
+                    [steps] * batch,
+                ]
+            )
+        )
     threads = draw(st.sampled_from([None, 1, 2, 0, -1, 1.5, "2"]))
     return x, state, lengths, threads
 
@@ -139,6 +152,7 @@ def test_odd_and_bad_inputs_give_the_plain_result_or_a_named_error(call):
     except (TypeError, ValueError) as error:
         assert str(error).split(":")[0] in ("x", "state", "state[0] (h0)", "state[1] (c0)", "lengths", "threads"), error
         return
+
     # Accepted: the same as the values converted to a plain float32 array (as the documented conversion does).
     def plain(array):
         with np.errstate(over="ignore"):

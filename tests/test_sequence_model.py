@@ -86,7 +86,7 @@ def test_without_embedding_and_with_lengths(rng):
     assert np.abs(logits_out - lstm(x)[0] @ weight.T).max() <= 1e-5 and h_n.shape == (1, 3, 8)
 
 
-@pytest.mark.parametrize("columns", SIMD_TAIL_SIZES + (1000,))
+@pytest.mark.parametrize("columns", (*SIMD_TAIL_SIZES, 1000))
 def test_softmax_kernel(columns, rng):
     x = (rng.standard_normal((4, columns)) * 20).astype(np.float32)
     exact = np.exp(x.astype(np.float64) - x.max(1, keepdims=True))
@@ -130,16 +130,20 @@ def test_from_keras_matches_keras(isa, rng, bidirectional):
 
     keras.utils.set_random_seed(1)
     recurrent = keras.layers.LSTM(13, return_sequences=True)
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
-        keras.layers.Embedding(40, 7),
-        keras.layers.Bidirectional(recurrent) if bidirectional else recurrent,
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(9, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(40, 7),
+            keras.layers.Bidirectional(recurrent) if bidirectional else recurrent,
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(9, activation="softmax"),
+        ]
+    )
     ours = fastlstm.SequenceModel.from_keras(model)
     tokens = rng.integers(0, 40, (3, 6)).astype(np.int32)
     expected = model(tokens).detach().cpu().numpy()  # keras on torch: a torch tensor
     assert np.abs(ours.predict_proba(tokens) - expected).max() <= 1e-5
-    with pytest.raises(ValueError, match=r"expected layers Embedding \(optional\), LSTM or Bidirectional\(LSTM\), Dense"):
+    with pytest.raises(
+        ValueError, match=r"expected layers Embedding \(optional\), LSTM or Bidirectional\(LSTM\), Dense"
+    ):
         fastlstm.SequenceModel.from_keras(keras.Sequential([keras.Input((4, 3)), keras.layers.Dense(2)]))

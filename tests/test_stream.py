@@ -112,8 +112,11 @@ def test_refusals_name_the_argument():
     with pytest.raises(ValueError, match=r"batch_size: expected an int >= 1, got 0"):
         model.stream(0)
     stream = model.stream(3)
-    with pytest.raises(ValueError, match=r"chunk: expected shape \(T, batch_size, input_size\) with batch_size=3, "
-                                         r"input_size=4, got \(5, 2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"chunk: expected shape \(T, batch_size, input_size\) with batch_size=3, "
+        r"input_size=4, got \(5, 2, 4\)",
+    ):
         stream.feed(np.zeros((5, 2, 4), np.float32))
     with pytest.raises(ValueError, match=r"chunk: .* got \(5, 3\)"):
         stream.feed(np.zeros((5, 3), np.float32))

@@ -66,7 +66,7 @@ def test_thread_settings_are_checked_and_applied():
     assert model.threads == 1
     with pytest.raises(ValueError, match="threads: expected an int >= 1, got 0"):
         fastlstm.LSTM(8, 16, threads=0)
-    with pytest.raises(TypeError, match="threads: expected an int, got float 2.0"):
+    with pytest.raises(TypeError, match=r"threads: expected an int, got float 2\.0"):
         model(np.zeros((2, 8)), threads=2.0)
     with pytest.raises(ValueError, match="threads: expected an int >= 1, got -1"):
         fastlstm.set_num_threads(-1)
@@ -154,7 +154,13 @@ def test_look_ahead_step_matches_the_batched_kernels(
     isa, rng, steps, input_size, hidden, layers, bidirectional, proj, given_state, batch_first, precision
 ):
     model = fastlstm.LSTM(
-        input_size, hidden, layers, bidirectional=bidirectional, proj_size=proj, batch_first=batch_first, seed=7,
+        input_size,
+        hidden,
+        layers,
+        bidirectional=bidirectional,
+        proj_size=proj,
+        batch_first=batch_first,
+        seed=7,
         precision=precision,
     )
     x = rng.standard_normal((steps, 5, input_size)).astype(np.float32)

@@ -30,7 +30,12 @@ CONFIGURATIONS = [
 def _torch_lstm(input_size, hidden, layers, bidirectional, proj_size, bias, batch_first):
     torch.manual_seed(input_size * 1000 + hidden)
     module = torch.nn.LSTM(
-        input_size, hidden, layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional,
+        input_size,
+        hidden,
+        layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
         proj_size=proj_size,
     )
     return module.eval()
@@ -56,13 +61,24 @@ def _assert_same_function(rng, module, model, batch=3, steps=9):
     x = rng.standard_normal(shape).astype(np.float32)
     state = _state(rng, module, batch)
     exact_model = reference.LSTM(
-        module.input_size, module.hidden_size, module.num_layers, bias=module.bias, batch_first=module.batch_first,
-        bidirectional=module.bidirectional, proj_size=module.proj_size,
+        module.input_size,
+        module.hidden_size,
+        module.num_layers,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        bidirectional=module.bidirectional,
+        proj_size=module.proj_size,
     )
     exact_model.load_state_dict({name: value.numpy() for name, value in module.state_dict().items()})
     float32_model = reference.LSTM(
-        module.input_size, module.hidden_size, module.num_layers, bias=module.bias, batch_first=module.batch_first,
-        bidirectional=module.bidirectional, proj_size=module.proj_size, dtype=np.float32,
+        module.input_size,
+        module.hidden_size,
+        module.num_layers,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        bidirectional=module.bidirectional,
+        proj_size=module.proj_size,
+        dtype=np.float32,
     )
     float32_model.load_state_dict(exact_model.state_dict())
     exact_output, (exact_h, exact_c) = exact_model(x, state)

@@ -71,8 +71,12 @@ def sequence_results(precision: str) -> list[np.ndarray]:
             float32 = reference.LSTM(input_size, hidden, dtype=np.float32, **options)
             exact.load_state_dict(model.state_dict())
             float32.load_state_dict(model.state_dict())
-            check_close(f"fp32 model {seed} ({input_size}, {hidden}, {options})", got, exact(x, lengths=lengths),
-                        float32(x, lengths=lengths))
+            check_close(
+                f"fp32 model {seed} ({input_size}, {hidden}, {options})",
+                got,
+                exact(x, lengths=lengths),
+                float32(x, lengths=lengths),
+            )
     return results
 
 
@@ -87,7 +91,10 @@ def check_one_step_against_the_reference_emulation(precision: str) -> None:
         float32.load_state_dict(model.state_dict())
         rng = np.random.default_rng(100 + seed)
         x = rng.standard_normal((1, 3, 7)).astype(np.float32)
-        state = (rng.uniform(-1, 1, (1, 3, hidden)).astype(np.float32), rng.standard_normal((1, 3, hidden)).astype(np.float32))
+        state = (
+            rng.uniform(-1, 1, (1, 3, hidden)).astype(np.float32),
+            rng.standard_normal((1, 3, hidden)).astype(np.float32),
+        )
         check_close(f"{precision} step, hidden_size={hidden}", model(x, state), exact(x, state), float32(x, state))
 
 

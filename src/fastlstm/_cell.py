@@ -13,7 +13,8 @@ no clip, no coupling, no peepholes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,9 +53,7 @@ ACTIVATIONS: dict[str, ActivationFunction] = {
     "relu": ActivationFunction(2, "Relu", 0.0, 0.0, lambda x, a, b: np.where(x < 0, 0, x)),
     "affine": ActivationFunction(3, "Affine", 1.0, 0.0, lambda x, a, b: a * x + b, True, True),
     "leaky_relu": ActivationFunction(4, "LeakyRelu", 0.01, 0.0, lambda x, a, b: np.where(x < 0, a * x, x), True),
-    "thresholded_relu": ActivationFunction(
-        5, "ThresholdedRelu", 1.0, 0.0, lambda x, a, b: np.where(x > a, x, 0), True
-    ),
+    "thresholded_relu": ActivationFunction(5, "ThresholdedRelu", 1.0, 0.0, lambda x, a, b: np.where(x > a, x, 0), True),
     "scaled_tanh": ActivationFunction(6, "ScaledTanh", 1.0, 1.0, lambda x, a, b: a * np.tanh(b * x), True, True),
     "hard_sigmoid": ActivationFunction(
         7, "HardSigmoid", 0.2, 0.5, lambda x, a, b: np.clip(a * x + b, 0, 1), True, True
@@ -78,7 +77,10 @@ _ROLES = ("gate", "candidate", "output")
 
 
 def is_standard(
-    activations: tuple[Activation, ...], *, clip: float | None = None, input_forget: bool = False,
+    activations: tuple[Activation, ...],
+    *,
+    clip: float | None = None,
+    input_forget: bool = False,
     peepholes: bool = False,
 ) -> bool:
     """Whether these options make torch.nn.LSTM's cell: STANDARD_ACTIVATIONS, no clip, no coupled input and forget

@@ -28,9 +28,7 @@ def _choose_isa() -> str:
     if requested not in compiled_isas():
         raise ValueError(f"{ENVIRONMENT_VARIABLE}: expected one of {compiled_isas()}, got {requested!r}")
     if requested not in available_isas():
-        raise ValueError(
-            f"{ENVIRONMENT_VARIABLE}: this CPU cannot run {requested!r}; it supports {available_isas()}"
-        )
+        raise ValueError(f"{ENVIRONMENT_VARIABLE}: this CPU cannot run {requested!r}; it supports {available_isas()}")
     return requested
 
 

@@ -66,10 +66,13 @@ class LSTMBase(LSTMParameters):
         self.bidirectional = check_bool(bidirectional, "bidirectional")
         self.proj_size = check_int(proj_size, "proj_size", minimum=0)
         if self.reverse and self.bidirectional:
-            raise ValueError("reverse: a bidirectional model already reads the sequence both ways; use one or the other")
+            raise ValueError(
+                "reverse: a bidirectional model already reads the sequence both ways; use one or the other"
+            )
         if self.proj_size >= self.hidden_size:
             raise ValueError(
-                f"proj_size: expected 0 (no projection) or an int < hidden_size={self.hidden_size}, got {self.proj_size}"
+                f"proj_size: expected 0 (no projection) or an int < hidden_size={self.hidden_size}, "
+                f"got {self.proj_size}"
             )
         self._check_precision_fits(self.precision)
         parameter_bytes = self._parameter_bytes()
@@ -170,7 +173,9 @@ class LSTMBase(LSTMParameters):
     @staticmethod
     def _check_lengths(lengths: Any, unbatched: bool, batch: int, steps: int) -> np.ndarray:
         if unbatched:
-            raise ValueError("lengths: needs a batched x, (T, N, I) or batch-first (N, T, I); got an unbatched x (T, I)")
+            raise ValueError(
+                "lengths: needs a batched x, (T, N, I) or batch-first (N, T, I); got an unbatched x (T, I)"
+            )
         array = np.asarray(lengths)
         if array.dtype.kind not in "iu":
             raise TypeError(f"lengths: expected integers, got dtype {array.dtype}")

@@ -41,7 +41,8 @@ class SequenceModel:
         weight = real_array(weight, "weight")
         if weight.ndim != 2 or weight.shape[1] != features or weight.shape[0] < 1:
             raise ValueError(
-                f"weight: expected shape (classes, {features}) (the LSTM's output features), got {shape_text(weight.shape)}"
+                f"weight: expected shape (classes, {features}) (the LSTM's output features), "
+                f"got {shape_text(weight.shape)}"
             )
         self.weight = np.array(weight, np.float32, order="C")
         self.bias = None
@@ -152,7 +153,7 @@ class SequenceModel:
                 f"{[f'{name}: {kind}' for (name, _), kind in zip(children, kinds)]}"
             )
         layers = [child for _, child in children]
-        embedding = float32_weights(layers[0].weight, 'embedding.weight') if len(layers) == 3 else None
+        embedding = float32_weights(layers[0].weight, "embedding.weight") if len(layers) == 3 else None
         # (padding_idx needs nothing: it only initialises a row and stops its gradient; the stored row is looked up)
         if len(layers) == 3 and layers[0].max_norm is not None:
             raise ValueError("module: an Embedding with max_norm renormalises rows at lookup; not supported")
@@ -160,8 +161,8 @@ class SequenceModel:
         if not isinstance(linear, torch.nn.Linear):
             raise ValueError(f"module: expected an nn.Linear head, got {type(linear).__name__}")
         model = from_torch(lstm, batch_first=batch_first, precision=precision)
-        bias = float32_weights(linear.bias, 'linear.bias') if linear.bias is not None else None
-        return cls(model, float32_weights(linear.weight, 'linear.weight'), bias, embedding=embedding)
+        bias = float32_weights(linear.bias, "linear.bias") if linear.bias is not None else None
+        return cls(model, float32_weights(linear.weight, "linear.weight"), bias, embedding=embedding)
 
     @classmethod
     def from_keras(cls, model: Any, *, precision: str = "fp32") -> SequenceModel:
@@ -189,23 +190,25 @@ class SequenceModel:
                     f"model: Embedding {layers[0].name!r} has mask_zero=True: Keras's masked steps repeat the previous "
                     "output, which SequenceModel does not do; pass lengths= for right-padded batches instead"
                 )
-            embedding = float32_weights(layers[0].embeddings, 'embeddings')
+            embedding = float32_weights(layers[0].embeddings, "embeddings")
         recurrent = from_keras(layers[-2], precision=precision)
         where = f"layer {layers[-2].name!r} ({kinds[-2]})"
         if not recurrent.return_sequences or recurrent.go_backwards:
-            raise ValueError(f"model: {where} must return sequences in time order (return_sequences=True, "
-                             "go_backwards=False) to feed a per-step head")
+            raise ValueError(
+                f"model: {where} must return sequences in time order (return_sequences=True, "
+                "go_backwards=False) to feed a per-step head"
+            )
         if recurrent.bidirectional and recurrent.merge_mode != "concat":
             raise ValueError(f"model: {where} has merge_mode={recurrent.merge_mode!r}; only 'concat' is supported")
         dense = layers[-1]
         activation = getattr(dense.activation, "__name__", str(dense.activation))
         if activation not in ("softmax", "linear"):
-            raise ValueError(
-                f"model: Dense {dense.name!r} has activation {activation!r}; expected softmax or linear"
-            )
-        bias = float32_weights(dense.bias, 'bias') if dense.use_bias else None
-        return cls(recurrent.model, float32_weights(dense.kernel, 'kernel').T, bias, embedding=embedding)
+            raise ValueError(f"model: Dense {dense.name!r} has activation {activation!r}; expected softmax or linear")
+        bias = float32_weights(dense.bias, "bias") if dense.use_bias else None
+        return cls(recurrent.model, float32_weights(dense.kernel, "kernel").T, bias, embedding=embedding)
 
     def __repr__(self) -> str:
-        embedding = "" if self.embedding is None else f"embedding {self.embedding.shape[0]} x {self.embedding.shape[1]} -> "
+        embedding = (
+            "" if self.embedding is None else f"embedding {self.embedding.shape[0]} x {self.embedding.shape[1]} -> "
+        )
         return f"fastlstm.SequenceModel({embedding}{self.lstm!r} -> linear {self.num_classes} -> softmax)"

@@ -51,9 +51,7 @@ class Stream:
         the model is batch_first; the result is (T, batch_size, H_out) or (batch_size, T, H_out) likewise."""
         model = self._model
         chunk = real_array(chunk, "chunk")
-        expected = (
-            ("batch_size", "T", "input_size") if model.batch_first else ("T", "batch_size", "input_size")
-        )
+        expected = ("batch_size", "T", "input_size") if model.batch_first else ("T", "batch_size", "input_size")
         batch_axis = 0 if model.batch_first else 1
         if chunk.ndim != 3 or chunk.shape[batch_axis] != self.batch_size or chunk.shape[2] != model.input_size:
             raise ValueError(

@@ -7,8 +7,8 @@ from . import _cell, _core
 from ._checks import check_bool
 from ._isa import active_isa
 from ._module import LSTMBase, LSTMCellBase
-from .interop.onnx_export import OPSET as ONNX_OPSET
 from ._stream import Stream
+from .interop.onnx_export import OPSET as ONNX_OPSET
 
 _DTYPE_POLICY = """
     dtype policy: parameters are stored and every computation runs in float32. Any real input (float64, float16,
@@ -59,8 +59,9 @@ class LSTM(LSTMBase):
         ``fastlstm.quantization_error(model, x, precision)`` measures the difference on your own data.
 
     Call: ``model(x, state=None, *, lengths=None, threads=None) -> (output, (h_n, c_n))``. x is (T, N, input_size),
-    (N, T, input_size) with batch_first, or unbatched (T, input_size). state is ``(h0, c0)`` with h0 (num_layers*num_directions, N, H_out)
-    and c0 (num_layers*num_directions, N, hidden_size) (no N axis when unbatched), zeros when omitted. output is
+    (N, T, input_size) with batch_first, or unbatched (T, input_size). state is ``(h0, c0)`` with h0
+    (num_layers*num_directions, N, H_out) and c0 (num_layers*num_directions, N, hidden_size) (no N axis when
+    unbatched), zeros when omitted. output is
     (T, N, num_directions*H_out) (or batch-first / unbatched like x); h_n and c_n are shaped like h0 and c0, indexed
     layer*num_directions + direction. H_out is proj_size if > 0, else hidden_size. ``lengths`` (N,) gives each
     row's own length (zero outputs past it, final state at its last step; see LSTMBase.__call__). The whole
@@ -72,8 +73,14 @@ class LSTM(LSTMBase):
     def _parameters_changed(self) -> None:
         # Pack once per change of weights, in the layout of the kernels chosen now; never per call.
         packed = _core.PackedLstm(
-            active_isa(), self.input_size, self.hidden_size, self.proj_size, self.num_layers, self.num_directions,
-            self.reverse, self.precision,
+            active_isa(),
+            self.input_size,
+            self.hidden_size,
+            self.proj_size,
+            self.num_layers,
+            self.num_directions,
+            self.reverse,
+            self.precision,
         )
         standard = _cell.is_standard(self.activations)
         for layer, direction, suffix in self._cell_keys():

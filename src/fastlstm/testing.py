@@ -68,7 +68,9 @@ def max_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         raise AssertionError(f"shapes differ: {a.shape} vs {b.shape}")
     nonfinite_a, nonfinite_b = ~np.isfinite(a), ~np.isfinite(b)
-    if not np.array_equal(nonfinite_a, nonfinite_b) or not np.array_equal(a[nonfinite_a], b[nonfinite_b], equal_nan=True):
+    if not np.array_equal(nonfinite_a, nonfinite_b) or not np.array_equal(
+        a[nonfinite_a], b[nonfinite_b], equal_nan=True
+    ):
         raise AssertionError("NaN/inf positions or values differ")
     finite = ~nonfinite_a
     return float(np.max(np.abs(a[finite] - b[finite]), initial=0.0))

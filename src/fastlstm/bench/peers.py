@@ -11,8 +11,9 @@ import io
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class Unsupported(Exception):
     """Raised by a peer's builder for a model that the peer cannot express (such as ONNX and a projection)."""
 
 
-def _no_thread_setting(threads: int) -> ContextManager[None]:
+def _no_thread_setting(threads: int) -> AbstractContextManager[None]:
     """For runtimes that take their thread count when built."""
     return contextlib.nullcontext()
 
@@ -48,7 +49,7 @@ class Peer:
     build: Callable[[fastlstm.LSTM, int], Forward]
     #: a context in which the peer's calls run on the given number of threads, for runtimes where that is a
     #: process-wide setting; it is entered around the correctness check and the timing
-    limit_threads: Callable[[int], ContextManager[Any]] = _no_thread_setting
+    limit_threads: Callable[[int], AbstractContextManager[Any]] = _no_thread_setting
     #: a baseline to put numbers in perspective rather than a competitor: left out of "vs best peer"
     baseline: bool = False
     #: the precision the peer computes in (one of PRECISIONS); its output must agree with fastlstm's float32 one
@@ -90,7 +91,7 @@ def numpy_threads_limitable() -> bool:
     return importlib.util.find_spec("threadpoolctl") is not None
 
 
-def _numpy_threads(threads: int) -> ContextManager[Any]:
+def _numpy_threads(threads: int) -> AbstractContextManager[Any]:
     if not numpy_threads_limitable():
         return contextlib.nullcontext()  # the report says that NumPy ran on its own thread count
     import threadpoolctl

@@ -47,8 +47,7 @@ def parse_precisions(text: str) -> list[str]:
     for item in items:
         if item not in PRECISIONS:
             raise ValueError(
-                f"expected {listed(PRECISIONS, 'or')}, or several separated by commas (such as fp32,int8), "
-                f"got {item!r}"
+                f"expected {listed(PRECISIONS, 'or')}, or several separated by commas (such as fp32,int8), got {item!r}"
             )
     return list(dict.fromkeys(items))
 

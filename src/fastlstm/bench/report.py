@@ -84,9 +84,7 @@ def _percent(value: float | None) -> str:
 def _competitors(env: dict[str, Any]) -> list[str]:
     """The peers that "vs best peer" takes the fastest of: float32 ones other than baselines."""
     return [
-        name
-        for name in env["peers"]
-        if name not in env["baseline_peers"] and env["peer_precisions"][name] == "fp32"
+        name for name in env["peers"] if name not in env["baseline_peers"] and env["peer_precisions"][name] == "fp32"
     ]
 
 
@@ -170,8 +168,7 @@ def format_table(table: Sequence[Column], rows: Sequence[Row]) -> list[str]:
 
     def line(texts: Sequence[str]) -> str:
         aligned = (
-            text.ljust(width) if column.left else text.rjust(width)
-            for text, width, column in zip(texts, widths, table)
+            text.ljust(width) if column.left else text.rjust(width) for text, width, column in zip(texts, widths, table)
         )
         return "  ".join(aligned).rstrip()
 

@@ -87,8 +87,9 @@ class Row:
         if self.bandwidth_gbs is None or self.recurrent_bandwidth_gbs is None:
             return None
         arithmetic = self.shape.flops / (self.peak_gflops * MULTIPLY_ADDS_PER_LANE[self.precision] * 1e9)
-        traffic = (self.shape.input_traffic_bytes(self.precision) / (self.bandwidth_gbs * 1e9)
-                   + self.shape.recurrent_traffic_bytes(self.precision) / (self.recurrent_bandwidth_gbs * 1e9))
+        traffic = self.shape.input_traffic_bytes(self.precision) / (
+            self.bandwidth_gbs * 1e9
+        ) + self.shape.recurrent_traffic_bytes(self.precision) / (self.recurrent_bandwidth_gbs * 1e9)
         return max(arithmetic, traffic)
 
     @property
@@ -226,7 +227,8 @@ def measure(
             row = measure_shape(shape, threads, peaks[threads], peers, repeat_seconds, precision)
             for key in distinct:
                 bandwidths[key] = max(bandwidths[key], read_bandwidth(*key))
-            rows.append(dataclasses.replace(row, bandwidth_gbs=bandwidths[keys[0]],
-                                            recurrent_bandwidth_gbs=bandwidths[keys[1]]))
+            rows.append(
+                dataclasses.replace(row, bandwidth_gbs=bandwidths[keys[0]], recurrent_bandwidth_gbs=bandwidths[keys[1]])
+            )
         print(f" {time.perf_counter() - start:.1f} s", file=progress, flush=True)
     return rows

@@ -59,9 +59,7 @@ class Shape:
     def key(self) -> str:
         """For test ids and ``--shapes``: ``8x100x256`` (I = H), ``8x100x40x256``, ``1x100x256-L2-bidir``."""
         sizes = (
-            f"{self.hidden_size}"
-            if self.input_size == self.hidden_size
-            else f"{self.input_size}x{self.hidden_size}"
+            f"{self.hidden_size}" if self.input_size == self.hidden_size else f"{self.input_size}x{self.hidden_size}"
         )
         text = f"{self.batch}x{self.steps}x{sizes}"
         if self.num_layers > 1:
@@ -185,7 +183,7 @@ def parse_shapes(text: str) -> list[Shape]:
         options_list = options.split("-")[1:]
         layers = [int(option[1:]) for option in options_list if option.startswith("L")]
         projections = [int(option[1:]) for option in options_list if option.startswith("P")]
-        if len(options_list) != len(set(option[0] for option in options_list)):
+        if len(options_list) != len({option[0] for option in options_list}):
             raise ValueError(f"each of -L, -P and -bidir at most once, got {item!r}")
         shape = Shape(
             int(batch),

@@ -83,4 +83,6 @@ def read_bandwidth(threads: int, bytes_per_thread: int) -> float:
     """GB/s that ``threads`` threads of our read-bandwidth calibration kernel for the active ISA read, each from a
     working set of ``bytes_per_thread`` bytes."""
     time.sleep(SETTLE_SECONDS)  # after a runtime's timing: its worker threads may still spin on the cores
-    return _core.calibration.read_bandwidth_gbs(fastlstm.active_isa(), threads, bytes_per_thread, seconds=BANDWIDTH_SECONDS)
+    return _core.calibration.read_bandwidth_gbs(
+        fastlstm.active_isa(), threads, bytes_per_thread, seconds=BANDWIDTH_SECONDS
+    )

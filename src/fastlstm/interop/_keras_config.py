@@ -165,9 +165,7 @@ def _functional_structure(config: dict[str, Any]) -> _Structure:
         outputs = [outputs]  # a single output is stored unnested
     sources = [(str(item[0]), int(item[1]), int(item[2])) for item in outputs or []]
     if sources != [(lstm_name, 0, index) for index in range(len(sources))] or not sources:
-        raise ValueError(
-            f"from_keras: the model's outputs {sources} are not the outputs of {where} in their order"
-        )
+        raise ValueError(f"from_keras: the model's outputs {sources} are not the outputs of {where} in their order")
     return structure
 
 

@@ -3,8 +3,9 @@ Bidirectional's two, and the check that several layers stack into one multi-laye
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

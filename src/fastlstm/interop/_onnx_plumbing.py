@@ -229,9 +229,9 @@ class _PlumbingReader:
                 )
             if axes is None and starts is not None:
                 axes = list(range(len(starts)))
-            if starts is not None and ends is not None and len(starts) == 1 and list(axes) == [0]:
-                if steps is None or list(steps) == [1]:
-                    return [_InputRows(data.name, int(starts[0]), int(ends[0]))]
+            one_row_range = starts is not None and ends is not None and len(starts) == 1 and list(axes) == [0]
+            if one_row_range and (steps is None or list(steps) == [1]):
+                return [_InputRows(data.name, int(starts[0]), int(ends[0]))]
             return self._mismatch(
                 node, label, operands, f" with starts={starts}, ends={ends}, axes={axes}, steps={steps}"
             )

@@ -183,8 +183,11 @@ def _open_file(path_like: Any) -> tuple[dict[str, Any], _WeightReader]:
         if sublayer is not None:
             group = f"{group}/{sublayer}" if group else sublayer
         prefix = f"{group}/cell/vars/" if group else "cell/vars/"
-        found = {int(name[len(prefix):]): array for name, array in arrays.items()
-                 if name.startswith(prefix) and name[len(prefix):].isdigit()}
+        found = {
+            int(name[len(prefix) :]): array
+            for name, array in arrays.items()
+            if name.startswith(prefix) and name[len(prefix) :].isdigit()
+        }
         return [found[index] for index in sorted(found)]
 
     return serialized, read_weights
@@ -193,8 +196,11 @@ def _open_file(path_like: Any) -> tuple[dict[str, Any], _WeightReader]:
 def _layer_group(entry: _LayerEntry, layer_names: dict[str, str]) -> str:
     """The h5 group of a model's layer: Keras names it by class (lstm, lstm_1, ...) and records the layer's own name
     in its vars group; the recorded name decides when present."""
-    by_name = [group for group, name in layer_names.items() if name == entry.name and group.count("/") == 1
-               and group.startswith("layers/")]
+    by_name = [
+        group
+        for group, name in layer_names.items()
+        if name == entry.name and group.count("/") == 1 and group.startswith("layers/")
+    ]
     if len(by_name) == 1:
         return by_name[0]
     base = "lstm" if entry.class_name == "LSTM" else "bidirectional"

@@ -55,7 +55,8 @@ does it). Names that are both graph inputs and initializers (IR < 4) are read as
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
