@@ -25,11 +25,11 @@
 // in [-127, 127]; a row of the other operand (x_t or h_{t-1}) has a scale s_a and codes q_a, stored as q_a + 128 in
 // unsigned bytes. The product
 //     sum_k W[r, k] a[k]  ~  s_a * s_r * (sum_k (q_a[k] + 128) q[r, k] - 128 * sum_k q[r, k])
-// is summed exactly in int32 (each term at most 255 * 127, so K up to 66,000; larger K are refused before the core)
-// and scaled back once: float32(integer) * (s_a * s_r), added to the input part. Weights are "quad panels": the gate
-// panels with the codes of k = 4j .. 4j + 3 in the bytes of one 32-bit word (byte i: k = 4j + i), zero past K and H,
-// for AVX512-VNNI's vpdpbusd (four byte products per 32-bit lane); scales and offsets 128 * sum_k q per column
-// (gate row) in panel order, like the fused bias.
+// is summed exactly in int32 (each term at most 255 * 127 in magnitude, so K up to kInt8MaxDepth = 65536 of
+// fastlstm/int8.h; PackedLstm refuses larger K) and scaled back once: float32(integer) * (s_a * s_r), added to the
+// input part. Weights are "quad panels": the gate panels with the codes of k = 4j .. 4j + 3 in the bytes of one
+// 32-bit word (byte i: k = 4j + i), zero past K and H, for AVX512-VNNI's vpdpbusd (four byte products per 32-bit
+// lane); scales and offsets 128 * sum_k q per column (gate row) in panel order, like the fused bias.
 #pragma once
 
 #include <cstdint>
