@@ -151,8 +151,9 @@ using int8_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const floa
 // P = panel_end - panel_begin (the step's panels). The pieces come out bitwise equal to f32_gemm_panels on the same
 // columns (same order of operations), so results do not depend on whether, or how, the projection was interleaved.
 // 8 steps of 1 or 2 rows hold one piece per slot of the step kernels (a slot being two panels of the recurrent
-// product for batch 1 and one for batch 2). Batch 3 ran no faster with it (pieces of 12 rows, measured at H = 255)
-// and is left to the plain step, which already feeds 3 multiply-adds per weight loaded.
+// product for batch 1 and one for batch 2). Batch 3 ran no faster with it (pieces of 12 rows, measured at H = 255:
+// `python -m fastlstm bench --shapes 3x100x255 --threads 1`) and is left to the plain step, which already feeds 3
+// multiply-adds per weight loaded.
 constexpr int64_t kLookAheadSteps = 8;
 constexpr int64_t kLookAheadMaxBatch = 2;
 constexpr int64_t kLookAheadPieceRows = 8;
@@ -171,8 +172,9 @@ struct LookAheadProjection {
     // past `rows`: row g * kLookAheadPieceRows + r, feature k at x_by_k[(g * input_size + k) * kLookAheadPieceRows
     // + r]. A batch-2 slot is bound by its loads (10 broadcasts and 5 vectors per 16 multiply-adds); reading a
     // piece's 8 values of x[k] from one cache line measured 1.04x faster at B = 2, H = 256 and 512 (1 and 2
-    // threads). Batch 1, bound by the cache's bandwidth instead, ran 1-3% slower with it and reads x. Only the SIMD
-    // variants read x_by_k; the portable one reads x.
+    // threads: `python -m fastlstm bench --shapes 2x100x256,2x100x512 --threads 1,2`). Batch 1, bound by the
+    // cache's bandwidth instead, ran 1-3% slower with it (`--shapes 1x100x256,1x100x512`) and reads x. Only the
+    // SIMD variants read x_by_k; the portable one reads x.
     const float* x_by_k;
     // Precision bf16 (batch 1 only): the gate pair panels of w_ih, and the upcoming rows rounded to bf16 (row r at
     // x_bf16 + r * x_bf16_stride, input_size rounded up to even).
@@ -239,28 +241,5 @@ struct KernelSet {
     f32_fma_peak_fn fma_peak;
     f32_read_sum_fn read_sum;
 };
-
-// Declarations of every variant, from the table.
-void bf16_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
-void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadProjection&);
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead,       \
-                                cpu_check)                                                                         \
-    void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&,        \
-                                         int64_t, const float*, float*, int64_t, uint8_t*, float*);                \
-    void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
-    void bf16_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const uint32_t*, int64_t, \
-                                         const float*, float*, int64_t, uint16_t*);                                \
-    void bf16_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
-    void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,         \
-                                   const float*, float*, int64_t);                                                 \
-    void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
-    void f32_lstm_step_look_ahead__##suffix(const LstmStepArgs&, const LookAheadProjection&);                      \
-    void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
-    void f32_tanh__##suffix(int64_t, const float*, float*);                                                        \
-    void f32_softmax_rows__##suffix(int64_t, int64_t, float*, int64_t);                                            \
-    int64_t f32_fma_peak__##suffix(int64_t, float*);                                                               \
-    float f32_read_sum__##suffix(const float*, int64_t);
-#include "../../kernels/variants.inc"
-#undef FASTLSTM_KERNEL_VARIANT
 
 }  // namespace fastlstm
