@@ -166,9 +166,7 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     }
     if (w.options || w.peepholes) {
         packed.has_options = true;
-        packed.options = w.options ? *w.options
-                                   : CellOptions{{Activation::kSigmoid, 0, 0}, {Activation::kTanh, 0, 0},
-                                                 {Activation::kTanh, 0, 0}, 0.0f, false, nullptr};
+        packed.options = w.options ? *w.options : kStandardCell;
         packed.options.peepholes = nullptr;
         if (w.peepholes) {
             packed.peepholes = AlignedFloats(3 * hidden);

@@ -90,6 +90,12 @@ struct CellOptions {
     const float* peepholes;
 };
 
+// The standard cell (above) as options: gates sigmoid, candidate and output tanh, no clip, no coupling, no
+// peepholes. A cell given peepholes but no other option runs these.
+constexpr CellOptions kStandardCell = {
+    {Activation::kSigmoid, 0.0f, 0.0f}, {Activation::kTanh, 0.0f, 0.0f}, {Activation::kTanh, 0.0f, 0.0f},
+    0.0f, false, nullptr};
+
 // One fused recurrent LSTM step for batch rows [0, batch) and hidden panels [panel_begin, panel_end):
 //     z = gates_in[b] + h_prev[b] . recurrent_panels          (4 gates of one panel, kept in registers)
 //     i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
