@@ -7,6 +7,28 @@
 #include "fastlstm/lstm.h"
 
 namespace fastlstm {
+namespace {
+
+// The rows by decreasing length, a stable order: order[rank] = the caller's row.
+std::vector<int64_t> rows_by_length(const int64_t* lengths, int64_t batch) {
+    std::vector<int64_t> order(batch);
+    for (int64_t b = 0; b < batch; ++b) order[b] = b;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+    return order;
+}
+
+// offsets[t]: the packed rows of the steps before t, each step running the rows still that long (a prefix of
+// `order`); offsets[steps] is the number of packed rows (ForwardArgs::step_offsets).
+std::vector<int64_t> step_offsets(const int64_t* lengths, const std::vector<int64_t>& order, int64_t steps) {
+    std::vector<int64_t> offsets(steps + 1, 0);
+    for (int64_t t = 0, running = static_cast<int64_t>(order.size()); t < steps; ++t) {
+        while (running > 0 && lengths[order[running - 1]] <= t) --running;
+        offsets[t + 1] = offsets[t] + running;
+    }
+    return offsets;
+}
+
+}  // namespace
 
 // Rows of different lengths. Ordered by decreasing length (a stable order), the rows still running at step t are a
 // prefix of the batch; gathered step after step into packed rows, each step's rows are contiguous, a chunk of steps
@@ -33,15 +55,9 @@ void PackedLstm::forward_lengths(const ForwardArgs& args, int threads) const {
         return;
     }
 
-    std::vector<int64_t> order(B);  // order[rank] = the caller's row
-    for (int64_t b = 0; b < B; ++b) order[b] = b;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return args.lengths[a] > args.lengths[b]; });
+    std::vector<int64_t> order = rows_by_length(args.lengths, B);
     const int64_t T = B > 0 ? args.lengths[order[0]] : 0;
-    std::vector<int64_t> offsets(T + 1, 0);
-    for (int64_t t = 0, running = B; t < T; ++t) {
-        while (running > 0 && args.lengths[order[running - 1]] <= t) --running;
-        offsets[t + 1] = offsets[t] + running;
-    }
+    const std::vector<int64_t> offsets = step_offsets(args.lengths, order, T);
     const int64_t rows = offsets[T];
 
     // All allocations before any work.
