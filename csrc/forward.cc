@@ -5,9 +5,9 @@
 
 #include "cpu.h"
 #include "fastlstm/lstm.h"
-#include "fastlstm/thread_pool.h"
 #include "plan.h"
 #include "team.h"
+#include "thread_pool.h"
 
 namespace fastlstm {
 

@@ -4,15 +4,16 @@
 #include <algorithm>
 
 #include "cpu.h"
-#include "fastlstm/thread_pool.h"
 #include "pack.h"
 #include "team.h"
+#include "thread_pool.h"
 
 namespace fastlstm {
 namespace {
 
-// A second thread from this many multiply-adds: as for a recurrent step, handing work to another thread costs
-// microseconds.
+// The automatic thread count takes every core from this many multiply-adds, one below: handing work to another
+// thread costs microseconds, as for a recurrent step (kMinStepWorkPerThread in plan.cc). Set by that reasoning; no
+// benchmark of the head alone has measured it.
 constexpr int64_t kLinearMinWorkForThreads = int64_t{1} << 20;
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "fastlstm/lstm.h"
-#include "fastlstm/thread_pool.h"
+#include "thread_pool.h"
 
 namespace fastlstm {
 
