@@ -11,7 +11,7 @@
 namespace fastlstm {
 namespace {
 
-// The automatic thread count takes every core from this many multiply-adds, one below: handing work to another
+// The automatic thread count is every core from this many multiply-adds on, one thread below: handing work to another
 // thread costs microseconds, as for a recurrent step (kMinStepWorkPerThread in plan.cc). Set by that reasoning; no
 // benchmark of the head alone has measured it.
 constexpr int64_t kLinearMinWorkForThreads = int64_t{1} << 20;
