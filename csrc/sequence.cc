@@ -51,7 +51,7 @@ const float* gather_k_major(const LookAheadProjection& ahead, float* out) {
 // projection), when h_t is complete. `step` carries h_{t-1} from one step to the next.
 struct PackedLstm::DirectionRun {
     const PackedCell* cell = nullptr;
-    int64_t layer = 0, direction = 0, cell_index = 0;
+    int64_t direction = 0, cell_index = 0;
     bool reverse = false;
     const Sequence* in = nullptr;
     float* out = nullptr;
@@ -124,7 +124,8 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
         product(t_end - t_begin, first + b * in.batch_stride, in.time_stride, out + b * width, batch * width);
 }
 
-
+// One layer and direction over the whole sequence (see DirectionRun): chunk after chunk, the chunk's input
+// projection (or, with look-ahead, the next chunk's, during this one's steps), then its steps.
 void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                                Workspace& workspace) const {
@@ -145,8 +146,8 @@ void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t d
     store_final_h(args, run);
 }
 
-// This member's shares of the panels and columns, its columns of c from c0, and the step arguments of the first
-// step.
+// This member's shares of the panels and columns, its columns of c from c0, the step arguments of the first step,
+// and whether (and from where) the steps look ahead.
 PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, int64_t layer, int64_t direction,
                                                      const Sequence& in, float* out, int64_t out_time_stride,
                                                      int64_t out_batch_stride, const Team& team,
@@ -155,7 +156,6 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     const int64_t B = args.batch, H = g.hidden_size, out_size = g.output_size();
     const int64_t block = kernels_.hidden_block;
     DirectionRun run;
-    run.layer = layer;
     run.direction = direction;
     run.cell_index = layer * g.num_directions + direction;
     run.cell = &cells_[run.cell_index];
