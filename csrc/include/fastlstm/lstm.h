@@ -84,6 +84,8 @@ struct ForwardArgs {
 
 class PackedLstm {
    public:
+    // Throws std::invalid_argument for precision int8 when a layer's input or the recurrent size is longer than
+    // kInt8MaxDepth (fastlstm/int8.h), whose sums would overflow.
     PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry, Precision precision = Precision::kF32);
 
     // Packs (or repacks) the weights of one layer and direction into the kernels' panel layout.
@@ -128,10 +130,11 @@ class PackedLstm {
             return data + (step_offsets ? step_offsets[t] * batch_stride : t * time_stride);
         }
     };
-    struct Team;         // team.h
-    struct Workspace;    // plan.h
-    struct ForwardPlan;  // plan.h
-    struct DirectionRun;  // sequence.cc
+    // Defined in the core's private sources.
+    struct Team;          // csrc/team.h
+    struct Workspace;     // csrc/plan.h
+    struct ForwardPlan;   // csrc/plan.h
+    struct DirectionRun;  // csrc/sequence.cc
     // A team member's room for operands rounded to bf16 or quantized to int8 (null in the other precisions).
     struct OperandScratch {
         uint16_t* bf16 = nullptr;
