@@ -124,10 +124,6 @@ int64_t PackedLstm::weight_bytes() const {
     return precision_ == Precision::kInt8 ? 1 : precision_ == Precision::kBF16 ? 2 : 4;
 }
 
-int64_t PackedLstm::num_panels() const { return ceil_div(geometry_.hidden_size, kernels_.hidden_block); }
-
-int64_t PackedLstm::gate_width() const { return num_panels() * kGates * kernels_.hidden_block; }
-
 void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& w) {
     const int64_t hidden = geometry_.hidden_size;
     const int64_t block = kernels_.hidden_block;

@@ -4,11 +4,18 @@
 
 #include <cstdint>
 
+#include "fastlstm/lstm.h"
+
 namespace fastlstm {
 
 constexpr int64_t kGates = 4;  // i, f, g, o
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Inline here, for the driver's every chunk and step (sequence.cc).
+inline int64_t PackedLstm::num_panels() const { return ceil_div(geometry_.hidden_size, kernels_.hidden_block); }
+
+inline int64_t PackedLstm::gate_width() const { return num_panels() * kGates * kernels_.hidden_block; }
 
 // Gate panels of a 4H x K matrix w: panel p, row k, gate g, unit u  <-  w[(g*H + p*block + u) * K + k].
 void pack_gate_panels(const float* w, int64_t hidden, int64_t K, int64_t block, float* out);

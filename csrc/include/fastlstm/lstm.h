@@ -142,7 +142,7 @@ class PackedLstm {
         float* int8_scales = nullptr;
     };
 
-    // Packing (pack.cc).
+    // Packing (pack.cc; num_panels and gate_width inline in csrc/pack.h).
     int64_t num_panels() const;
     int64_t gate_width() const;    // floats per row of the input projection: num_panels * 4 * hidden_block
     int64_t weight_bytes() const;  // bytes per packed weight
