@@ -14,6 +14,7 @@
 #include "fastlstm/calibration.h"
 #include "fastlstm/int8.h"
 #include "fastlstm/dispatch.h"
+#include "fastlstm/linear.h"
 #include "fastlstm/lstm.h"
 
 namespace py = pybind11;

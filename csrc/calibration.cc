@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "fastlstm/aligned_buffer.h"
-#include "fastlstm/thread_pool.h"
+#include "thread_pool.h"
 
 namespace fastlstm {
 namespace {

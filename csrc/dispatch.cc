@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "kernels/variants.h"
+
 #if FASTLSTM_X86_KERNELS
 #if defined(_MSC_VER)
 #include <intrin.h>

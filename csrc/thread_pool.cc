@@ -1,4 +1,4 @@
-#include "fastlstm/thread_pool.h"
+#include "thread_pool.h"
 
 #include <chrono>
 

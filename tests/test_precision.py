@@ -256,6 +256,17 @@ def test_precision_is_checked_by_name():
         fastlstm.LSTM(70000, 2, precision="int8")
 
 
+def test_the_core_refuses_int8_depths_past_its_limit():
+    """The core enforces the int8 limit itself, so that a direct _core caller cannot overflow the int32 sums."""
+    from fastlstm import _core
+
+    with pytest.raises(ValueError, match="precision int8 sums at most 65536 products .* widest layer input is 70000"):
+        _core.PackedLstm("portable", 70000, 2, 0, 1, 1, precision="int8")
+    with pytest.raises(ValueError, match="precision int8 sums at most 65536 products .* recurrent size is 65537"):
+        _core.PackedLstm("portable", 2, 65537, 0, 1, 1, precision="int8")
+    assert _core.PackedLstm("portable", 65536, 2, 0, 1, 1, precision="int8").precision == "int8"  # the limit fits
+
+
 @pytest.mark.parametrize("precision", REDUCED)
 def test_cells_streams_and_importers_carry_the_precision(rng, precision):
     cell = fastlstm.LSTMCell(6, 10, seed=1, precision=precision)

@@ -29,8 +29,9 @@ python3 -m venv "$work/tools"
 # those objects emit as a weak symbol (a std:: template, say) could be the copy the linker keeps for the whole
 # library, and then baseline code would run AVX-512 instructions on a CPU without them. So every weak symbol of an
 # ISA object must lie in that object's own namespace (fastlstm::avx2, ...), which no other object defines.
-for object in "$work"/build/CMakeFiles/fastlstm_core.dir/csrc/kernels/lstm__*.o; do
-  isa="$(basename "$object" .cc.o)"; isa="${isa#lstm__}"
+# The ISA objects are the variants' entry files, csrc/kernels/variant__<isa>.cc.
+for object in "$work"/build/CMakeFiles/fastlstm_core.dir/csrc/kernels/variant__*.o; do
+  isa="$(basename "$object" .cc.o)"; isa="${isa#variant__}"
   shared="$(nm -C --defined-only "$object" | awk '$2 ~ /^[WwVvu]$/' | grep -v " fastlstm::$isa::" || true)"
   if [[ -n "$shared" ]]; then
     say "$(basename "$object") defines weak symbols outside fastlstm::$isa, which baseline code could bind to:"

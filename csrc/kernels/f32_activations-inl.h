@@ -1,5 +1,6 @@
 // Vector exp, sigmoid and tanh for float32, written once over the Simd interface and compiled per ISA.
-// Include after defining FASTLSTM_ISA_NAMESPACE and including that ISA's simd_<isa>.h.
+// Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
+// defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
 //
 // Error bounds, enforced by tests/test_activations.py against float64 over every 997th float32 in [-20, 20], every
 // float near the switch and clamp points, and the special values (measured maxima: sigmoid 2.48 ulp, tanh 1.34 ulp):
@@ -9,6 +10,16 @@
 //   tanh_f32     <= 3 ulp everywhere; tanh(+-inf) = +-1, NaN -> NaN, tanh(-0) = -0.
 // The LSTM's results are compared in absolute terms (values within [-1, 1] for h), where these errors are below
 // 2e-7, well inside the derived test tolerance (fastlstm/testing.py).
+
+#pragma once
+
+#ifndef FASTLSTM_ISA_NAMESPACE
+#error "compile this header through a variant's entry file (variant__<isa>.cc), which defines FASTLSTM_ISA_NAMESPACE"
+#endif
+
+#include <cstdint>
+
+#include "fastlstm/kernels.h"
 
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {

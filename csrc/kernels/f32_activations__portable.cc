@@ -1,9 +1,6 @@
-// Portable array activations: the libm-based functions of f32_activations_portable.h over arrays.
-#include <cmath>
-#include <limits>
-
-#include "f32_activations_portable.h"
-#include "fastlstm/kernels.h"
+// Portable array activations: the libm-based functions of f32_activations__portable.h over arrays.
+#include "f32_activations__portable.h"
+#include "variants.h"
 
 namespace fastlstm {
 
@@ -13,22 +10,6 @@ void f32_sigmoid__portable(int64_t n, const float* x, float* y) {
 
 void f32_tanh__portable(int64_t n, const float* x, float* y) {
     for (int64_t i = 0; i < n; ++i) y[i] = f32_tanh_portable(x[i]);
-}
-
-// Softmax rows: the row's maximum subtracted before std::exp, so nothing overflows; a NaN or +inf gives NaN.
-void f32_softmax_rows__portable(int64_t rows, int64_t columns, float* x, int64_t stride) {
-    for (int64_t r = 0; r < rows; ++r) {
-        float* row = x + r * stride;
-        float maximum = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < columns; ++j) maximum = row[j] > maximum ? row[j] : maximum;
-        float sum = 0.0f;
-        for (int64_t j = 0; j < columns; ++j) {
-            row[j] = std::exp(row[j] - maximum);
-            sum += row[j];
-        }
-        const float inverse = 1.0f / sum;
-        for (int64_t j = 0; j < columns; ++j) row[j] *= inverse;
-    }
 }
 
 }  // namespace fastlstm

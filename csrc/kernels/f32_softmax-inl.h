@@ -1,11 +1,21 @@
 // Row-wise softmax (see kernels.h for the contract), written once over the Simd interface and compiled per ISA.
-// Include after f32_activations-inl.h (for exp_f32).
+// Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
+// defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
 //
 // Each row: its maximum m, then e_j = exp(x_j - m) (all in (0, 1], so nothing overflows and the sum is >= 1), then
 // e_j / sum. exp_f32 is within 2 ulp, the sum adds at most n ulp-sized roundings in a fixed order per vector lane:
 // the probabilities are within a few ulp plus n * 2^-24 relative of the exact ones.
 
+#pragma once
+
+#ifndef FASTLSTM_ISA_NAMESPACE
+#error "compile this header through a variant's entry file (variant__<isa>.cc), which defines FASTLSTM_ISA_NAMESPACE"
+#endif
+
+#include <cstdint>
 #include <limits>
+
+#include "f32_activations-inl.h"
 
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {

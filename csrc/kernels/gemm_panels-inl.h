@@ -1,10 +1,24 @@
 // Panel GEMM (see kernels.h for the contract), written once over the Simd interface and compiled per ISA, in
-// precision f32 and bf16 (the operand structs of lstm_step-inl.h, whose rows are the rows of A). Include after
-// lstm_step-inl.h.
+// precision f32, bf16 and int8 (the product structs of lstm_step-inl.h, whose rows are the rows of A).
+// Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
+// defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
 //
 // Register tile: kRows rows of A times kPanels panels of kVectors vectors each, all accumulators in registers.
 // Each A element is broadcast once per tile and each weight vector loaded once per tile and depth step.
 // Rows are processed in blocks of kRowBlock so that the block of A stays in L2 while every panel streams past it.
+
+#pragma once
+
+#ifndef FASTLSTM_ISA_NAMESPACE
+#error "compile this header through a variant's entry file (variant__<isa>.cc), which defines FASTLSTM_ISA_NAMESPACE"
+#endif
+
+#include <cstdint>
+
+#include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
+#include "fastlstm/kernels.h"
+#include "lstm_step-inl.h"
 
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {

@@ -4,15 +4,19 @@
 #include <algorithm>
 #include <cassert>
 
+#include "bf16__portable.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
-#include "bf16_portable.h"
-#include "fastlstm/kernels.h"
+#include "variants.h"
 
 namespace fastlstm {
 namespace {
 
 constexpr int64_t kRows = 4;
+// The portable variant packs with hidden_block 8: gate panels are 32 wide, projection panels 8.
+constexpr int64_t kHiddenBlock = 8;
+constexpr int64_t kGatePanelWidth = 4 * kHiddenBlock;
+static_assert(kHiddenBlock == kVariant_portable.hidden_block, "variants.inc: the portable row's hidden_block");
 
 template <int64_t kWidth, int64_t kBlockRows>
 void gemm_panel_rows(int64_t K, const float* A, int64_t lda, const float* panel, const float* init, float* C,
@@ -105,7 +109,7 @@ void int8_gemm_panel_rows(int64_t quads, const uint8_t* A, int64_t a_stride, con
 void int8_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
                                 int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
                                 float* a_scales) {
-    constexpr int64_t kWidth = 32;  // gate panels of hidden_block 8, the only ones in int8
+    constexpr int64_t kWidth = kGatePanelWidth;  // the only panels in int8
     assert(panel_width == kWidth && "int8_gemm_panels__portable: unsupported panel width");
     (void)panel_width;
     const int64_t stride = (K + 3) / 4 * 4, quads = stride / 4;
@@ -128,7 +132,7 @@ void int8_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A,
 void bf16_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                 const uint32_t* pair_panels, int64_t panel_width, const float* init, float* C,
                                 int64_t ldc, uint16_t* a_bf16) {
-    constexpr int64_t kWidth = 32;  // gate panels of hidden_block 8, the only ones in bf16
+    constexpr int64_t kWidth = kGatePanelWidth;  // the only panels in bf16
     assert(panel_width == kWidth && "bf16_gemm_panels__portable: unsupported panel width");
     (void)panel_width;
     const int64_t stride = (K + 1) / 2 * 2, pairs = stride / 2;
@@ -150,10 +154,9 @@ void bf16_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A,
 
 void f32_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                                int64_t panel_width, const float* init, float* C, int64_t ldc) {
-    // The portable variant packs with hidden_block 8: gate panels are 32 wide, projection panels 8.
     switch (panel_width) {
-        case 8: return gemm_panels<8>(M, N, K, A, lda, panels, init, C, ldc);
-        case 32: return gemm_panels<32>(M, N, K, A, lda, panels, init, C, ldc);
+        case kHiddenBlock: return gemm_panels<kHiddenBlock>(M, N, K, A, lda, panels, init, C, ldc);
+        case kGatePanelWidth: return gemm_panels<kGatePanelWidth>(M, N, K, A, lda, panels, init, C, ldc);
         default: assert(false && "f32_gemm_panels__portable: unsupported panel width");
     }
 }

@@ -12,7 +12,7 @@ namespace {
 // x rounded to the nearest integer, ties to even, for |x| < 2^22: adding and subtracting 1.5 * 2^23 leaves no
 // fraction bits, so the addition rounds (in the default rounding mode, as every float32 operation here). Written
 // out because std::nearbyint is a library call on the baseline x86-64 target, which made quantizing a row cost
-// as much as the row's multiply-adds.
+// as much as the row's multiply-adds (`python -m fastlstm bench --shapes 1x100x256 --threads 1 --precision int8`).
 inline float round_to_integer(float x) {
     constexpr float kShift = 12582912.0f;  // 1.5 * 2^23
     return (x + kShift) - kShift;

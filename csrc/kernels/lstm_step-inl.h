@@ -1,19 +1,35 @@
 // The fused LSTM step (see kernels.h for the contract), written once over the Simd interface and compiled per ISA,
-// in precision f32 (weights and h_{t-1} float32) and bf16 (pair panels, h_{t-1} rounded to bf16). Include after
-// f32_activations-inl.h. hidden_block = Simd::kLanes: one vector per gate per panel.
+// in precision f32 (weights and h_{t-1} float32), bf16 (pair panels, h_{t-1} rounded to bf16) and int8 (quad
+// panels, h_{t-1} quantized). hidden_block = Simd::kLanes: one vector per gate per panel.
+// Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
+// defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
 //
 // Register tile: kRows batch rows x kPanels panels x 4 gates. The accumulators start from the precomputed input
 // part (bias included), take h_prev . W_hh one depth step at a time (a single chain per element, so the summation
 // order does not depend on the tile shape, the batch size or the thread split), and go straight through the
 // activations into c and h.
 
+#pragma once
+
+#ifndef FASTLSTM_ISA_NAMESPACE
+#error "compile this header through a variant's entry file (variant__<isa>.cc), which defines FASTLSTM_ISA_NAMESPACE"
+#endif
+
+#include <cstdint>
+#include <type_traits>
+
+#include "f32_activations-inl.h"
+#include "fastlstm/bf16.h"
+#include "fastlstm/int8.h"
+#include "fastlstm/kernels.h"
+
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
-// A product's accumulators (the "Product" structs below and in int8_product-inl.h): `Accumulator` vectors start
-// from start(init) (init: the precomputed input part, the bias, or null for zeros) and end as floats through
-// finish(acc, init, row, column), column counted over the whole layer's panels. f32 and bf16 accumulate in
-// float32 straight from init; int8 accumulates integers and adds init when it scales them back.
+// A product's accumulators (the "Product" structs below): `Accumulator` vectors start from start(init) (init: the
+// precomputed input part, the bias, or null for zeros) and end as floats through finish(acc, init, row, column),
+// column counted over the whole layer's panels. f32 and bf16 accumulate in float32 straight from init; int8
+// accumulates integers and adds init when it scales them back.
 struct FloatAccumulation {
     using Accumulator = V;
     static V start(const float* init) { return init ? Simd::load(init) : Simd::zero(); }
@@ -181,7 +197,9 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
             V finished[4];
             const V* z = finished;
             if constexpr (std::is_same_v<typename Product::Accumulator, V>) {
-                z = acc[r][p];  // float sums are the pre-activations already (a copy measured ~2% slower at B = 1)
+                // Float sums are the pre-activations already (a copy measured ~2% slower at B = 1:
+                // `python -m fastlstm bench --shapes 1x100x256 --threads 1`).
+                z = acc[r][p];
             } else {
                 for (int g = 0; g < 4; ++g)
                     finished[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
@@ -220,7 +238,8 @@ inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_
 // The accumulators of a tile start from its rows of gates_in, which the input projection wrote a few steps ago and
 // which may have left L2 since (a chunk of 4 steps is 2 MiB at B = 64, H = 512): loaded at the tile's start, they
 // would stall its first multiply-adds. So each tile first asks for the gates_in lines of the tile after it, which
-// are in L1 by the time they are needed (step-only time 2% lower at B = 64, H = 512, interleaved A/B).
+// are in L1 by the time they are needed (step-only time 2% lower at B = 64, H = 512, interleaved A/B:
+// `python -m fastlstm bench --shapes 64x100x512 --threads 1`).
 inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t group, int64_t block,
                                    int64_t blocks) {
     constexpr int64_t kWidth = 4 * Simd::kLanes;
@@ -239,10 +258,12 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
 
 // Panels are the outer loop, so that their weights are reused by every row block while in cache. Rows go in as few
 // blocks of at most kMaxRows as possible, of balanced heights (8 rows: 4 + 4, not 6 + 2, whose short tile feeds
-// only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512), each block
-// handed to the tile of exactly its height. Small batches take panels in pairs and two panels per tile (8
-// accumulator chains even for one row); larger ones take one panel at a time (measured 5% faster at B = 64 than
-// pairs) in tall tiles, where each weight load feeds more rows.
+// only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512;
+// `python -m fastlstm bench --shapes 8x100x256,8x100x512 --threads 1`), each block handed to the tile of exactly its
+// height. Small batches take panels in pairs and two panels per tile (8 accumulator chains even for one row); larger
+// ones take one panel at a time (measured 5% faster at B = 64 than pairs:
+// `python -m fastlstm bench --shapes 64x100x256,64x100x512 --threads 1`) in tall tiles, where each weight load feeds
+// more rows.
 template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
 inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");

@@ -4,16 +4,17 @@
 // never go back to memory.
 #include <algorithm>
 
-#include "f32_activations_portable.h"
+#include "bf16__portable.h"
+#include "f32_activations__portable.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
-#include "bf16_portable.h"
-#include "fastlstm/kernels.h"
+#include "variants.h"
 
 namespace fastlstm {
 namespace {
 
-constexpr int64_t kHiddenBlock = 8;  // must match the hidden_block of the portable row in variants.inc
+constexpr int64_t kHiddenBlock = 8;
+static_assert(kHiddenBlock == kVariant_portable.hidden_block, "variants.inc: the portable row's hidden_block");
 constexpr int64_t kPanelWidth = 4 * kHiddenBlock;
 constexpr int64_t kRows = 4;
 

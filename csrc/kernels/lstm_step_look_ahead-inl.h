@@ -1,6 +1,7 @@
 // The small-batch LSTM step with look-ahead input projection (see kernels.h for the contract), written once over
 // the Simd interface and the products of lstm_step-inl.h (precision f32, and bf16 at batch 1), compiled per ISA.
-// Include after lstm_step-inl.h.
+// Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
+// defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
 //
 // The step takes the recurrent weights kPanels panels at a time (a "slot", all batch rows at once), and slot s
 // also computes piece ahead.piece_begin + s, if there is one, in the same loop over k. Per k the slot loads
@@ -9,6 +10,18 @@
 // loads leave idle. Both sums keep the order of the kernels they stand in for (one chain per element, k ascending,
 // from gates_in and from the bias respectively), so the results are bitwise those of lstm_step and gemm_panels.
 // Pieces beyond the last slot run on their own.
+
+#pragma once
+
+#ifndef FASTLSTM_ISA_NAMESPACE
+#error "compile this header through a variant's entry file (variant__<isa>.cc), which defines FASTLSTM_ISA_NAMESPACE"
+#endif
+
+#include <cstdint>
+#include <type_traits>
+
+#include "fastlstm/kernels.h"
+#include "lstm_step-inl.h"
 
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {

@@ -6,6 +6,13 @@
 
 namespace fastlstm {
 
+// The longest dot product (K: a layer's input size, or the recurrent size) that precision int8 sums exactly. Each
+// term is an operand byte q_a + 128 <= 255 times a weight code |q| <= 127, at most 255 * 127 = 32385 in magnitude,
+// so 2^31 / 32385 = 66311 terms fit in an int32 sum; the limit is the power of two below that. The kernels round K
+// up to 4 with zero weights, which add nothing. PackedLstm refuses longer ones (std::invalid_argument).
+constexpr int64_t kInt8MaxDepth = 65536;
+static_assert(kInt8MaxDepth * 255 * 127 <= (int64_t{1} << 31) - 1, "int8 sums of kInt8MaxDepth terms fit in int32");
+
 // The symmetric int8 code of one row (a weight row, or a row of x or h): scale = max|row| / 127 and
 // q[k] = round(row[k] * (127 / max|row|)) in [-127, 127], ties to even, both products and the quotient in float32.
 // A row whose largest magnitude is below FLT_MIN (zeros, or denormals, which the kernels read as zero) has scale 0 and

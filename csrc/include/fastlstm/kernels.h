@@ -25,11 +25,11 @@
 // in [-127, 127]; a row of the other operand (x_t or h_{t-1}) has a scale s_a and codes q_a, stored as q_a + 128 in
 // unsigned bytes. The product
 //     sum_k W[r, k] a[k]  ~  s_a * s_r * (sum_k (q_a[k] + 128) q[r, k] - 128 * sum_k q[r, k])
-// is summed exactly in int32 (each term at most 255 * 127, so K up to 66,000; larger K are refused before the core)
-// and scaled back once: float32(integer) * (s_a * s_r), added to the input part. Weights are "quad panels": the gate
-// panels with the codes of k = 4j .. 4j + 3 in the bytes of one 32-bit word (byte i: k = 4j + i), zero past K and H,
-// for AVX512-VNNI's vpdpbusd (four byte products per 32-bit lane); scales and offsets 128 * sum_k q per column
-// (gate row) in panel order, like the fused bias.
+// is summed exactly in int32 (each term at most 255 * 127 in magnitude, so K up to kInt8MaxDepth = 65536 of
+// fastlstm/int8.h; PackedLstm refuses larger K) and scaled back once: float32(integer) * (s_a * s_r), added to the
+// input part. Weights are "quad panels": the gate panels with the codes of k = 4j .. 4j + 3 in the bytes of one
+// 32-bit word (byte i: k = 4j + i), zero past K and H, for AVX512-VNNI's vpdpbusd (four byte products per 32-bit
+// lane); scales and offsets 128 * sum_k q per column (gate row) in panel order, like the fused bias.
 #pragma once
 
 #include <cstdint>
@@ -89,6 +89,12 @@ struct CellOptions {
     bool input_forget = false;
     const float* peepholes = nullptr;
 };
+
+// The standard cell (above) as options: gates sigmoid, candidate and output tanh, no clip, no coupling, no
+// peepholes. A cell given peepholes but no other option runs these.
+constexpr CellOptions kStandardCell = {
+    {Activation::kSigmoid, 0.0f, 0.0f}, {Activation::kTanh, 0.0f, 0.0f}, {Activation::kTanh, 0.0f, 0.0f},
+    0.0f, false, nullptr};
 
 // One fused recurrent LSTM step for batch rows [0, batch) and hidden panels [panel_begin, panel_end):
 //     z = gates_in[b] + h_prev[b] . recurrent_panels          (4 gates of one panel, kept in registers)
@@ -151,8 +157,9 @@ using int8_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const floa
 // P = panel_end - panel_begin (the step's panels). The pieces come out bitwise equal to f32_gemm_panels on the same
 // columns (same order of operations), so results do not depend on whether, or how, the projection was interleaved.
 // 8 steps of 1 or 2 rows hold one piece per slot of the step kernels (a slot being two panels of the recurrent
-// product for batch 1 and one for batch 2). Batch 3 ran no faster with it (pieces of 12 rows, measured at H = 255)
-// and is left to the plain step, which already feeds 3 multiply-adds per weight loaded.
+// product for batch 1 and one for batch 2). Batch 3 ran no faster with it (pieces of 12 rows, measured at H = 255:
+// `python -m fastlstm bench --shapes 3x100x255 --threads 1`) and is left to the plain step, which already feeds 3
+// multiply-adds per weight loaded.
 constexpr int64_t kLookAheadSteps = 8;
 constexpr int64_t kLookAheadMaxBatch = 2;
 constexpr int64_t kLookAheadPieceRows = 8;
@@ -171,8 +178,9 @@ struct LookAheadProjection {
     // past `rows`: row g * kLookAheadPieceRows + r, feature k at x_by_k[(g * input_size + k) * kLookAheadPieceRows
     // + r]. A batch-2 slot is bound by its loads (10 broadcasts and 5 vectors per 16 multiply-adds); reading a
     // piece's 8 values of x[k] from one cache line measured 1.04x faster at B = 2, H = 256 and 512 (1 and 2
-    // threads). Batch 1, bound by the cache's bandwidth instead, ran 1-3% slower with it and reads x. Only the SIMD
-    // variants read x_by_k; the portable one reads x.
+    // threads: `python -m fastlstm bench --shapes 2x100x256,2x100x512 --threads 1,2`). Batch 1, bound by the
+    // cache's bandwidth instead, ran 1-3% slower with it (`--shapes 1x100x256,1x100x512`) and reads x. Only the
+    // SIMD variants read x_by_k; the portable one reads x.
     const float* x_by_k;
     // Precision bf16 (batch 1 only): the gate pair panels of w_ih, and the upcoming rows rounded to bf16 (row r at
     // x_bf16 + r * x_bf16_stride, input_size rounded up to even).
@@ -239,28 +247,5 @@ struct KernelSet {
     f32_fma_peak_fn fma_peak;
     f32_read_sum_fn read_sum;
 };
-
-// Declarations of every variant, from the table.
-void bf16_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
-void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadProjection&);
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead,       \
-                                cpu_check)                                                                         \
-    void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&,        \
-                                         int64_t, const float*, float*, int64_t, uint8_t*, float*);                \
-    void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
-    void bf16_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const uint32_t*, int64_t, \
-                                         const float*, float*, int64_t, uint16_t*);                                \
-    void bf16_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                       \
-    void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,         \
-                                   const float*, float*, int64_t);                                                 \
-    void f32_lstm_step__##suffix(const LstmStepArgs&);                                                             \
-    void f32_lstm_step_look_ahead__##suffix(const LstmStepArgs&, const LookAheadProjection&);                      \
-    void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                     \
-    void f32_tanh__##suffix(int64_t, const float*, float*);                                                        \
-    void f32_softmax_rows__##suffix(int64_t, int64_t, float*, int64_t);                                            \
-    int64_t f32_fma_peak__##suffix(int64_t, float*);                                                               \
-    float f32_read_sum__##suffix(const float*, int64_t);
-#include "../../kernels/variants.inc"
-#undef FASTLSTM_KERNEL_VARIANT
 
 }  // namespace fastlstm

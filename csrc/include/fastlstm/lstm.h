@@ -84,6 +84,8 @@ struct ForwardArgs {
 
 class PackedLstm {
    public:
+    // Throws std::invalid_argument for precision int8 when a layer's input or the recurrent size is longer than
+    // kInt8MaxDepth (fastlstm/int8.h), whose sums would overflow.
     PackedLstm(const KernelSet& kernels, const LstmGeometry& geometry, Precision precision = Precision::kF32);
 
     // Packs (or repacks) the weights of one layer and direction into the kernels' panel layout.
@@ -128,8 +130,11 @@ class PackedLstm {
             return data + (step_offsets ? step_offsets[t] * batch_stride : t * time_stride);
         }
     };
-    struct Team;
-    struct Workspace;
+    // Defined in the core's private sources.
+    struct Team;          // csrc/team.h
+    struct Workspace;     // csrc/plan.h
+    struct ForwardPlan;   // csrc/plan.h
+    struct DirectionRun;  // csrc/sequence.cc
     // A team member's room for operands rounded to bf16 or quantized to int8 (null in the other precisions).
     struct OperandScratch {
         uint16_t* bf16 = nullptr;
@@ -137,50 +142,41 @@ class PackedLstm {
         float* int8_scales = nullptr;
     };
 
+    // Packing (pack.cc; num_panels and gate_width inline in csrc/pack.h).
     int64_t num_panels() const;
-    int64_t gate_width() const;  // floats per row of the input projection: num_panels * 4 * hidden_block
+    int64_t gate_width() const;    // floats per row of the input projection: num_panels * 4 * hidden_block
+    int64_t weight_bytes() const;  // bytes per packed weight
+    // The forward plan (plan.cc).
+    ForwardPlan plan_forward(const ForwardArgs& args, int threads) const;
     bool looks_ahead(int64_t batch, int threads) const;
     int64_t chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const;
     Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead, int members) const;
+    std::vector<Workspace> make_workspaces(const ForwardArgs& args, const ForwardPlan& plan) const;
+    // The team over layers and directions (forward.cc), and variable lengths (lengths.cc).
     void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
                     Workspace& workspace, float* const layer_buffers[2]) const;
+    void forward_lengths(const ForwardArgs& args, int threads) const;
+    // The sequence driver (sequence.cc): one layer and direction for one team member, in parts.
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
                        int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                        Workspace& workspace) const;
-    void forward_lengths(const ForwardArgs& args, int threads) const;
+    DirectionRun start_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
+                                 float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
+                                 Workspace& workspace) const;
+    LstmStepArgs first_step_args(const DirectionRun& run, float* c, const float* zero_h) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                         int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
                         const OperandScratch& scratch) const;
-    int64_t weight_bytes() const;  // bytes per packed weight
+    int64_t look_ahead_next_chunk(DirectionRun& run, int64_t n, const Team& team, Workspace& workspace) const;
+    void run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, const float* gates_in, int64_t pieces,
+                   const Team& team, Workspace& workspace) const;
+    void start_reverse_rows(DirectionRun& run, int64_t t, const Team& team, Workspace& workspace) const;
+    void store_final_h(const ForwardArgs& args, const DirectionRun& run) const;
 
     const KernelSet& kernels_;
     LstmGeometry geometry_;
     Precision precision_;
     std::vector<PackedCell> cells_;  // index layer * num_directions + direction
-};
-
-// The classifier head of a sequence model: out = x W^T + b, then optionally the softmax of each row. W is
-// out_features x in_features, row-major (as torch.nn.Linear stores it), packed once into the kernels' panels.
-class PackedLinear {
-   public:
-    PackedLinear(const KernelSet& kernels, int64_t in_features, int64_t out_features, const float* weight,
-                 const float* bias);
-
-    // rows x in_features (row stride x_stride) to rows x out_features (row stride out_stride), the rows shared
-    // among up to `threads` threads (0: by the size of the product). Results do not depend on the thread count.
-    void forward(int64_t rows, const float* x, int64_t x_stride, float* out, int64_t out_stride, bool softmax,
-                 int threads) const;
-
-    int64_t in_features() const { return in_features_; }
-    int64_t out_features() const { return out_features_; }
-    const KernelSet& kernels() const { return kernels_; }
-
-   private:
-    const KernelSet& kernels_;
-    int64_t in_features_;
-    int64_t out_features_;
-    AlignedFloats panels_;  // hidden_block output columns per panel
-    AlignedFloats bias_;    // padded to whole panels; zeros without bias
 };
 
 }  // namespace fastlstm

@@ -1,21 +1,24 @@
-// The AVX-512 variants of the kernel families: the *-inl.h bodies compiled with -mavx512f (this file only).
-// hidden_block 16: one zmm per gate per panel. Tiles use at most 24 of the 32 vector registers for accumulators.
-#include <type_traits>
+// The avx512 variant (variants.inc): every kernel family of the table, the *-inl.h bodies compiled with -mavx512f
+// (this file only). hidden_block 16: one zmm per gate per panel. Tiles use at most 24 of the 32 vector registers for
+// accumulators.
+#include "simd__avx512.h"
+#include "variants.h"
 
-#include "fastlstm/bf16.h"
-#include "fastlstm/int8.h"
-#include "fastlstm/kernels.h"
-#include "simd_avx512.h"
-
+// The bodies in this order, which fixes GCC's register and spill choices in the step kernels: keep it (and keep
+// clang-format from sorting it).
+// clang-format off
 #define FASTLSTM_ISA_NAMESPACE avx512
 #include "f32_activations-inl.h"
-#include "f32_fma_peak-inl.h"
+#include "calibration-inl.h"
 #include "lstm_step-inl.h"
 #include "gemm_panels-inl.h"
 #include "lstm_step_look_ahead-inl.h"
 #include "f32_softmax-inl.h"
+// clang-format on
 
 namespace fastlstm {
+
+static_assert(avx512::Simd::kLanes == kVariant_avx512.hidden_block, "variants.inc: the avx512 row packs one zmm per gate");
 
 void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                              int64_t panel_width, const float* init, float* C, int64_t ldc) {
@@ -52,7 +55,7 @@ void int8_lstm_step__avx512(const LstmStepArgs& args) { avx512::int8_lstm_step<2
 // Batches 1 and 2 with the next steps' input projection interleaved: batch 1 in slots of 2 panels (8 recurrent + 8
 // look-ahead accumulators), batch 2 in slots of 1 panel (8 + 8).
 void f32_lstm_step_look_ahead__avx512(const LstmStepArgs& args, const LookAheadProjection& ahead) {
-    avx512::lstm_step_look_ahead<2, 2>(args, ahead);
+    avx512::lstm_step_look_ahead<2, kVariant_avx512.look_ahead_batches>(args, ahead);
 }
 
 void f32_sigmoid__avx512(int64_t n, const float* x, float* y) { avx512::sigmoid_array(n, x, y); }

@@ -1,21 +1,24 @@
-// The AVX2 variants of the kernel families: the *-inl.h bodies compiled with -mavx2 -mfma (this file only).
-// hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for accumulators.
-#include <type_traits>
+// The avx2 variant (variants.inc): every kernel family of the table, the *-inl.h bodies compiled with -mavx2 -mfma
+// (this file only). hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for
+// accumulators.
+#include "simd__avx2.h"
+#include "variants.h"
 
-#include "fastlstm/bf16.h"
-#include "fastlstm/int8.h"
-#include "fastlstm/kernels.h"
-#include "simd_avx2.h"
-
+// The bodies in this order, which fixes GCC's register and spill choices in the step kernels: keep it (and keep
+// clang-format from sorting it).
+// clang-format off
 #define FASTLSTM_ISA_NAMESPACE avx2
 #include "f32_activations-inl.h"
-#include "f32_fma_peak-inl.h"
+#include "calibration-inl.h"
 #include "lstm_step-inl.h"
 #include "gemm_panels-inl.h"
 #include "lstm_step_look_ahead-inl.h"
 #include "f32_softmax-inl.h"
+// clang-format on
 
 namespace fastlstm {
+
+static_assert(avx2::Simd::kLanes == kVariant_avx2.hidden_block, "variants.inc: the avx2 row packs one ymm per gate");
 
 void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                            int64_t panel_width, const float* init, float* C, int64_t ldc) {
@@ -51,7 +54,7 @@ void int8_lstm_step__avx2(const LstmStepArgs& args) { avx2::int8_lstm_step<1, 8>
 // Batch 1 with the next steps' input projection interleaved: slots of 1 panel (4 recurrent + 8 look-ahead
 // accumulators of the 16 registers).
 void f32_lstm_step_look_ahead__avx2(const LstmStepArgs& args, const LookAheadProjection& ahead) {
-    avx2::lstm_step_look_ahead<1, 1>(args, ahead);
+    avx2::lstm_step_look_ahead<1, kVariant_avx2.look_ahead_batches>(args, ahead);
 }
 
 void f32_sigmoid__avx2(int64_t n, const float* x, float* y) { avx2::sigmoid_array(n, x, y); }

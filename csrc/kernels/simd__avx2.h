@@ -1,4 +1,4 @@
-// The vector operations the kernels use, for AVX2 with FMA (8 float lanes); see simd_avx512.h.
+// The vector operations the kernels use, for AVX2 with FMA (8 float lanes); see simd__avx512.h.
 // Compile with -mavx2 -mfma.
 #pragma once
 
@@ -21,8 +21,7 @@ struct Simd {
     static V set1(float x) { return _mm256_set1_ps(x); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
     // v, pinned to a register: the compiler may no longer fold its load into each multiply-add that uses it.
-    // A weight vector shared by several rows of a tile is then read once, not once per row (GCC folds when
-    // registers run short, and the tile 3 x 2 lost ~15% to three loads per weight).
+    // A weight vector shared by several rows of a tile is then read once, not once per row (as in simd__avx512.h).
     static V pinned(V v) {
         FASTLSTM_PIN_REGISTER(v, "x");
         return v;
@@ -77,7 +76,7 @@ struct Simd {
     static Mask less(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
     static V select(Mask m, V if_true, V if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
 
-    // bf16 pairs widened to float32, as in simd_avx512.h.
+    // bf16 pairs widened to float32, as in simd__avx512.h.
     struct WeightPairs {
         V even, odd;
     };
@@ -103,7 +102,7 @@ struct Simd {
         return _mm256_fmadd_ps(h.odd, w.odd, _mm256_fmadd_ps(h.even, w.even, acc));
     }
 
-    // int8 quads, exact in 32-bit lanes, as in simd_avx512.h.
+    // int8 quads, exact in 32-bit lanes, as in simd__avx512.h.
     using VI = __m256i;
     using WeightQuads = __m256i;
     struct OperandQuad {

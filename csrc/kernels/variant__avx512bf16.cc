@@ -1,22 +1,25 @@
-// The bf16 and int8 kernels of the avx512bf16 variant: the *-inl.h bodies over AVX512-BF16 dot products
-// (vdpbf16ps: 16 lanes, each adding two bf16 products per instruction) and AVX512-VNNI ones (vpdpbusd: four byte
-// products per lane), compiled with -mavx512bf16 -mavx512vnni (this file only). Its f32 kernels are those of
-// avx512 (variants.inc). An operand and a weight vector take one register each, as in f32, so the tiles are those
-// of lstm__avx512.cc: up to 24 accumulators.
-#include <type_traits>
+// The avx512bf16 variant (variants.inc): its bf16 and int8 kernels, the *-inl.h bodies over AVX512-BF16 dot
+// products (vdpbf16ps: 16 lanes, each adding two bf16 products per instruction) and AVX512-VNNI ones (vpdpbusd: four
+// byte products per lane), compiled with -mavx512bf16 -mavx512vnni (this file only). Its f32 kernels are those of
+// avx512 (the table names them). An operand and a weight vector take one register each, as in f32, so the tiles
+// are those of variant__avx512.cc: up to 24 accumulators.
+#include "simd__avx512.h"
+#include "variants.h"
 
-#include "fastlstm/bf16.h"
-#include "fastlstm/int8.h"
-#include "fastlstm/kernels.h"
-#include "simd_avx512.h"
-
+// The bodies in this order, which fixes GCC's register and spill choices in the step kernels: keep it (and keep
+// clang-format from sorting it).
+// clang-format off
 #define FASTLSTM_ISA_NAMESPACE avx512bf16
 #include "f32_activations-inl.h"
 #include "lstm_step-inl.h"
 #include "gemm_panels-inl.h"
 #include "lstm_step_look_ahead-inl.h"
+// clang-format on
 
 namespace fastlstm {
+
+static_assert(avx512bf16::Simd::kLanes == kVariant_avx512bf16.hidden_block,
+              "variants.inc: the avx512bf16 row packs one zmm per gate");
 
 void bf16_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                   const uint32_t* pairs, int64_t panel_width, const float* init, float* C,

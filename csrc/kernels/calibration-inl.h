@@ -1,9 +1,21 @@
-// Calibration kernels. The first: the FMA throughput this core reaches with our vector width, for "percent of peak" in the
-// benchmark report. 12 independent accumulator chains cover an FMA latency of 4-6 cycles on 2 FMA ports; the loop
-// body holds nothing but FMAs. Include after the ISA's simd header and FASTLSTM_ISA_NAMESPACE.
+// Calibration kernels, for "percent of peak" in the benchmark report (fastlstm/calibration.h): the FMA throughput
+// this core reaches with the variant's vector width, and read bandwidth. 12 independent accumulator chains cover an
+// FMA latency of 4-6 cycles on 2 FMA ports; the loop body holds nothing but FMAs.
+// Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
+// defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
+
+#pragma once
+
+#ifndef FASTLSTM_ISA_NAMESPACE
+#error "compile this header through a variant's entry file (variant__<isa>.cc), which defines FASTLSTM_ISA_NAMESPACE"
+#endif
+
+#include <cstdint>
 
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
+
+using V = Simd::V;
 
 // Runs `iterations` rounds of 12 vector FMAs; returns the floating-point operations done. The accumulators end up
 // in *sink so that the compiler cannot drop the loop.

@@ -1,6 +1,6 @@
 // Portable calibration kernels. FMA: 12 independent scalar chains, which the compiler may vectorise for the baseline
 // instruction set. It measures what the portable kernels can reach, not the machine.
-#include "fastlstm/kernels.h"
+#include "variants.h"
 
 namespace fastlstm {
 

@@ -1,0 +1,82 @@
+// PackedLstm::forward: the plan's team of threads over the layers and directions, with the workspace and the
+// buffers between layers allocated before any thread starts.
+#include <algorithm>
+#include <vector>
+
+#include "cpu.h"
+#include "fastlstm/lstm.h"
+#include "plan.h"
+#include "team.h"
+#include "thread_pool.h"
+
+namespace fastlstm {
+
+// All layers. With two groups, group 0 runs the forward and group 1 the reverse direction of each layer at the
+// same time; otherwise the group runs the directions one after the other. Everyone meets between layers.
+void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id,
+                            int groups, Workspace& workspace, float* const layer_buffers[2]) const {
+    FlushDenormals flush_denormals;
+    const LstmGeometry& g = geometry_;
+    const int64_t layer_width = g.num_directions * g.output_size();
+    const int64_t buffer_time_stride = args.state_rows * layer_width;  // layer buffers hold all rows of the call
+    for (int64_t layer = 0; layer < g.num_layers; ++layer) {
+        const Sequence in = layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride, args.step_offsets}
+                                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width,
+                                                  args.step_offsets};
+        const bool last = layer == g.num_layers - 1;
+        float* out = last ? args.y : layer_buffers[layer % 2];
+        const int64_t out_time_stride = last ? args.y_time_stride : buffer_time_stride;
+        const int64_t out_batch_stride = last ? args.y_batch_stride : layer_width;
+        for (int64_t direction = 0; direction < g.num_directions; ++direction)
+            if (groups == 1 || direction == group_id)
+                run_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, group, workspace);
+        if (!last) everyone.sync();
+    }
+}
+
+void PackedLstm::forward(const ForwardArgs& args, int threads) const {
+    if (args.lengths) return forward_lengths(args, threads);
+    const ForwardPlan plan = plan_forward(args, threads);
+    const LstmGeometry& g = geometry_;
+    const int64_t B = args.batch;
+    const int64_t layer_width = g.num_directions * g.output_size();
+    std::vector<Workspace> workspaces = make_workspaces(args, plan);
+    const int64_t buffer_rows = plan.packed_rows ? args.step_offsets[args.steps] : args.steps * B;
+    AlignedFloats buffers[2];
+    for (int64_t i = 0; i < std::min<int64_t>(g.num_layers - 1, 2); ++i)
+        buffers[i] = AlignedFloats(buffer_rows * layer_width);
+    float* const layer_buffers[2] = {buffers[0].data(), buffers[1].data()};
+
+    SpinBarrier everyone_barrier, group_barriers[2];
+    ThreadPool::shared().run(plan.threads, [&](int index, int size) {
+        if (plan.split_batch && size > 1) {
+            int64_t row_begin, row_end;
+            share(B, index, size, &row_begin, &row_end);
+            ForwardArgs rows = args;
+            rows.batch = row_end - row_begin;
+            rows.x += row_begin * args.x_batch_stride;
+            rows.y += row_begin * args.y_batch_stride;
+            rows.h0 = args.h0 ? args.h0 + row_begin * g.output_size() : nullptr;
+            rows.c0 = args.c0 ? args.c0 + row_begin * g.hidden_size : nullptr;
+            rows.h_n += row_begin * g.output_size();
+            rows.c_n += row_begin * g.hidden_size;
+            float* const row_buffers[2] = {layer_buffers[0] ? layer_buffers[0] + row_begin * layer_width : nullptr,
+                                           layer_buffers[1] ? layer_buffers[1] + row_begin * layer_width : nullptr};
+            const Team solo{0, 1, &everyone_barrier};
+            run_layers(rows, solo, solo, 0, 1, workspaces[index], row_buffers);
+            return;
+        }
+        const Team everyone{index, size, &everyone_barrier};
+        if (g.num_directions == 2 && size > 1) {
+            const int group_id = index < size / 2 ? 0 : 1;
+            const int group_begin = group_id == 0 ? 0 : size / 2;
+            const int group_size = group_id == 0 ? size / 2 : size - size / 2;
+            const Team group{index - group_begin, group_size, &group_barriers[group_id]};
+            run_layers(args, everyone, group, group_id, 2, workspaces[group_id], layer_buffers);
+        } else {
+            run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers);
+        }
+    });
+}
+
+}  // namespace fastlstm

@@ -1,0 +1,159 @@
+// The forward plan: how many threads a call takes, whether they split the batch or the hidden units, whether small
+// batches look ahead, how many steps a chunk of the input projection covers, and the workspace all that needs.
+// Each tuning constant names the measurement that set it and the benchmark command that repeats it (run it on a
+// build with the constant changed to compare).
+#include <algorithm>
+#include <vector>
+
+#include "cpu.h"
+#include "fastlstm/lstm.h"
+#include "pack.h"
+#include "plan.h"
+#include "team.h"
+
+namespace fastlstm {
+namespace {
+
+// The input projection is computed in chunks of about kProjectionRows (step, batch row) pairs, one matrix product
+// per chunk, just before the steps that use it. 256 rows reuse each panel of W_ih enough for the product to run
+// near peak, while the chunk's output (256 x 4H floats: 1 MiB at H = 256, 4 MiB at H = 1024) is still in cache
+// when the steps read it; measured at B = 64, H = 512 on one core, the steps ran 1.3x faster than reading a
+// whole-sequence projection back from memory (`python -m fastlstm bench --shapes 64x100x512 --threads 1`).
+constexpr int64_t kProjectionRows = 256;
+
+// Input and recurrent weights of a layer and direction, per thread, up to which small batches look ahead: a quarter
+// of a 32 MiB L3 (see looks_ahead).
+constexpr int64_t kLookAheadBytes = int64_t{8} << 20;
+
+// Each thread of an automatic team gets at least this many multiply-adds of a recurrent step: below that a step
+// share takes a few hundred nanoseconds and the barrier per step costs more than the thread saves. Measured at
+// T = 100 on 2 cores, 1 vs 2 threads: B = 1, H = 32 (4096 per step): 0.026 vs 0.033 ms; H = 64 (16384): 0.091 vs
+// 0.068 ms; B = 16, H = 32 (65536): 0.35 vs 0.26 ms
+// (`python -m fastlstm bench --shapes 1x100x32,1x100x64,16x100x32 --threads 1,2`).
+constexpr int64_t kMinStepWorkPerThread = int64_t{1} << 13;
+
+// The batch is split when every member gets at least kBatchSplitMinRows rows and the recurrent weights take at most
+// kBatchSplitMaxRecurrentBytes (then all the weights, input and recurrent, fit in a core's L2 with room to spare, and
+// the members never wait for each other). Otherwise the team splits the hidden units (and the directions), so that
+// each core streams only its share of the weights: at B = 64, H = 256 (1 MiB of recurrent weights) on 2 cores with
+// 1 MiB of L2 each, that ran 1.06x faster than the batch split (17.6 -> 16.7 ms), the barrier per step costing
+// little next to a step of 64 rows (`python -m fastlstm bench --shapes 64x100x256 --threads 2`).
+constexpr int64_t kBatchSplitMinRows = 4;
+constexpr int64_t kBatchSplitMaxRecurrentBytes = int64_t{1} << 18;
+
+}  // namespace
+
+// Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
+// kLookAheadSteps steps: the next chunk's input projection is computed during the current one's steps. That
+// re-reads the input weights every 8 steps instead of once per 256 rows, which pays while a thread's input and
+// recurrent weights stay in cache together; past kLookAheadBytes per thread they do not (measured at H = 1024,
+// 32 MiB on one core: 1.8x slower than without; `python -m fastlstm bench --shapes 1x100x1024 --threads 1`).
+bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
+    const LstmGeometry& g = geometry_;
+    const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
+    const int64_t widest_input = g.widest_layer_input();
+    // Counted as float32 in every precision: bf16 weights of 8 MiB per thread ran 1.0-1.07x slower with look-ahead
+    // than without, the input weights re-read every 8 steps competing with the recurrent ones
+    // (`python -m fastlstm bench --shapes 1x100x1024 --threads 2 --precision bf16`).
+    const int64_t bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
+    // The look-ahead kernels are float32, and bf16 at batch 1 where the variant says it pays.
+    const bool kernels_look_ahead = precision_ == Precision::kF32 ? batch <= kernels_.look_ahead_batches
+                                    : precision_ == Precision::kBF16 ? batch == 1 && kernels_.bf16_lstm_step_look_ahead
+                                                                      : false;
+    return batch >= 1 && kernels_look_ahead && bytes / per_direction <= kLookAheadBytes;
+}
+
+int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const {
+    if (look_ahead) return std::max<int64_t>(1, std::min(steps, kLookAheadSteps));
+    const int64_t rows_per_step = std::max<int64_t>(1, batch);
+    return std::max<int64_t>(1, std::min<int64_t>(steps, ceil_div(kProjectionRows, rows_per_step)));
+}
+
+// Scratch for running `batch` rows, or `other_batch` rows (0: none), whichever needs more. The input projection
+// has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
+// next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
+PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch,
+                                                bool look_ahead, int members) const {
+    int64_t plain_rows = 0, look_ahead_rows = 0;
+    for (const int64_t b : {batch, other_batch}) {
+        plain_rows = std::max(plain_rows, chunk_steps(steps, b, false) * b);
+        if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true) * b);
+    }
+    const LstmGeometry& g = geometry_;
+    const int64_t widest_input = g.widest_layer_input();
+    const int64_t widest_batch = std::max(batch, other_batch);
+    Workspace workspace;
+    workspace.look_ahead = look_ahead;
+    workspace.zero_h = AlignedFloats(g.output_size());
+    workspace.zero_h.fill_zero();
+    workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
+    workspace.chunk_floats = look_ahead_rows * gate_width();
+    if (look_ahead && (batch == 2 || other_batch == 2)) {
+        const int64_t floats = ceil_div(look_ahead_rows, kLookAheadPieceRows) * kLookAheadPieceRows * widest_input;
+        for (int member = 0; member < members; ++member) workspace.x_by_k.emplace_back(floats);
+    }
+    if (look_ahead && precision_ == Precision::kBF16) {
+        for (int member = 0; member < members; ++member)
+            workspace.next_x_bf16.emplace_back(look_ahead_rows * (widest_input + 1));
+    }
+    if (g.proj_size > 0) workspace.hidden_scratch = AlignedFloats(widest_batch * g.hidden_size);
+    if (precision_ == Precision::kBF16) {
+        const int64_t values = std::max(plain_rows * (widest_input + 1),
+                                        widest_batch * (g.output_size() + 1));
+        for (int member = 0; member < members; ++member) workspace.bf16_rows.emplace_back(values);
+    }
+    if (precision_ == Precision::kInt8) {
+        const int64_t rows = std::max(plain_rows, widest_batch);
+        const int64_t values = std::max(plain_rows * (widest_input + 3),
+                                        widest_batch * (g.output_size() + 3));
+        for (int member = 0; member < members; ++member) {
+            workspace.int8_rows.emplace_back(values);
+            workspace.int8_scales.emplace_back(rows);
+        }
+    }
+    return workspace;
+}
+
+int PackedLstm::automatic_threads(int64_t steps, int64_t batch) const {
+    const int64_t hardware = hardware_threads();
+    const LstmGeometry& g = geometry_;
+    if (steps == 0 || batch == 0) return 1;
+    // The two directions of a layer need no barrier between them, so they always get a thread each.
+    const int64_t step_work = batch * 4 * g.hidden_size * g.output_size();
+    const int64_t by_work = std::max<int64_t>(1, step_work / kMinStepWorkPerThread) * (g.num_directions == 2 ? 2 : 1);
+    return static_cast<int>(std::min(hardware, std::max<int64_t>(by_work, g.num_directions)));
+}
+
+PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int threads) const {
+    const LstmGeometry& g = geometry_;
+    ForwardPlan plan;
+    // More threads than cores would make every barrier wait for a descheduled thread.
+    plan.threads = threads <= 0 ? automatic_threads(args.steps, args.batch) : std::min(threads, hardware_threads());
+    // Packed rows (variable lengths) change the batch from step to step: always split the hidden units there.
+    plan.packed_rows = args.step_offsets != nullptr;
+    const int64_t recurrent_bytes = 4 * weight_bytes() * g.hidden_size * g.output_size();
+    plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= kBatchSplitMinRows * plan.threads &&
+                       recurrent_bytes <= kBatchSplitMaxRecurrentBytes;
+    plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads);
+    plan.workspace_slots = plan.split_batch ? plan.threads : (g.num_directions == 2 && plan.threads > 1 ? 2 : 1);
+    return plan;
+}
+
+// Allocated before any thread starts, so that an allocation failure is an exception of the calling thread. With a
+// batch split, slot s serves the rows of member s; slot 0 also serves the whole batch, since the pool may give us a
+// team of one.
+std::vector<PackedLstm::Workspace> PackedLstm::make_workspaces(const ForwardArgs& args, const ForwardPlan& plan) const {
+    const int64_t B = args.batch;
+    std::vector<Workspace> workspaces;
+    workspaces.reserve(plan.workspace_slots);
+    for (int s = 0; s < plan.workspace_slots; ++s) {
+        int64_t row_begin = 0, row_end = B;
+        if (plan.split_batch) share(B, s, plan.threads, &row_begin, &row_end);
+        workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead,
+                                            plan.threads));
+        if (plan.packed_rows) workspaces.back().h_prev_scratch = AlignedFloats(B * geometry_.output_size());
+    }
+    return workspaces;
+}
+
+}  // namespace fastlstm

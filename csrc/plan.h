@@ -1,0 +1,42 @@
+// The forward plan (plan.cc): how one forward call shares its work among threads, and the scratch it runs in.
+// Private to the core's sources.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "fastlstm/aligned_buffer.h"
+#include "fastlstm/lstm.h"
+
+namespace fastlstm {
+
+// The decisions of one forward call, all taken before any thread starts.
+struct PackedLstm::ForwardPlan {
+    int threads = 1;           // the team's size
+    bool packed_rows = false;  // rows of variable lengths, packed (ForwardArgs::step_offsets)
+    // Each member runs its own rows of the batch through every layer, never waiting for the others; otherwise the
+    // team splits the hidden units (and the directions) and meets once per step.
+    bool split_batch = false;
+    bool look_ahead = false;  // small batches take the look-ahead step (see looks_ahead)
+    // Workspaces: one per member with a batch split, one per direction group otherwise.
+    int workspace_slots = 1;
+};
+
+// Per-group scratch: the input projection of a chunk of steps, and o * tanh(c) before the projection.
+struct PackedLstm::Workspace {
+    AlignedFloats gates_in;  // one chunk of the plain step, or two of chunk_floats for the look-ahead step
+    int64_t chunk_floats = 0;
+    bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
+    AlignedFloats hidden_scratch;
+    AlignedFloats h_prev_scratch;  // packed rows: h_prev of a reverse step at which rows start (batch x output)
+    AlignedFloats zero_h;          // one row of output_size zeros: h_prev of the first step from a zero state
+    std::vector<AlignedFloats> x_by_k;  // with look-ahead: per team member, the next chunk's inputs k-major
+    std::vector<AlignedBuffer<uint16_t>> next_x_bf16;  // bf16 look-ahead: per member, the next chunk's inputs in bf16
+    // Precision bf16: per team member, a chunk's inputs or a step's h_prev rounded to bf16 (kernels.h).
+    std::vector<AlignedBuffer<uint16_t>> bf16_rows;
+    // Precision int8: per team member, a chunk's inputs or a step's h_prev quantized, and their row scales.
+    std::vector<AlignedBuffer<uint8_t>> int8_rows;
+    std::vector<AlignedFloats> int8_scales;
+};
+
+}  // namespace fastlstm
