@@ -62,7 +62,8 @@ void pack_gate_quad_panels(const float* w, int64_t hidden, int64_t K, int64_t bl
             for (int64_t u = 0; u < block; ++u) {
                 const int64_t unit = p * block + u, column = (p * kGates + g) * block + u;
                 std::fill(codes.begin(), codes.end(), int8_t{0});
-                scales[column] = unit < hidden ? quantize_row_to_int8(K, w + (g * hidden + unit) * K, codes.data()) : 0.0f;
+                scales[column] =
+                    unit < hidden ? quantize_row_to_int8(K, w + (g * hidden + unit) * K, codes.data()) : 0.0f;
                 int32_t sum = 0;
                 for (int64_t k = 0; k < K; ++k) sum += codes[k];
                 offsets[column] = 128 * sum;
@@ -152,7 +153,8 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
                               packed.input_offsets.data());
         pack_gate_quad_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_quads.data(),
                               packed.recurrent_scales.data(), packed.recurrent_offsets.data());
-        for (int64_t i = 0; i < gate_width(); ++i) packed.recurrent_finite &= !std::isnan(packed.recurrent_scales.data()[i]);
+        for (int64_t i = 0; i < gate_width(); ++i)
+            packed.recurrent_finite &= !std::isnan(packed.recurrent_scales.data()[i]);
     } else {
         packed.input_panels = AlignedFloats(gate_width() * input);
         packed.recurrent_panels = AlignedFloats(gate_width() * recurrent);
@@ -162,7 +164,7 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     }
     if (w.options || w.peepholes) {
         packed.has_options = true;
-        packed.options = w.options ? *w.options : kStandardCell;
+        packed.options = w.options ? *w.options : CellOptions{};  // peepholes alone: the standard cell's options
         packed.options.peepholes = nullptr;
         if (w.peepholes) {
             packed.peepholes = AlignedFloats(3 * hidden);

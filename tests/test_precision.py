@@ -264,7 +264,7 @@ def test_the_core_refuses_int8_depths_past_its_limit():
         _core.PackedLstm("portable", 70000, 2, 0, 1, 1, precision="int8")
     with pytest.raises(ValueError, match="precision int8 sums at most 65536 products .* recurrent size is 65537"):
         _core.PackedLstm("portable", 2, 65537, 0, 1, 1, precision="int8")
-    assert _core.PackedLstm("portable", 65536, 2, 0, 1, 1, precision="int8").precision == "int8"  # the limit fits
+    assert _core.PackedLstm("portable", 65536, 2, 0, 1, 1, precision="int8").isa == "portable"  # the limit fits
 
 
 @pytest.mark.parametrize("precision", REDUCED)

@@ -48,9 +48,8 @@ struct Int8Panels {
 // panels[(p*K + k)*panel_width + j] = B[k, p*panel_width + j]. A is M x K with row stride lda; C has row stride ldc
 // and only its first N columns are written. init may be null (zeros); otherwise it holds the panel-padded width.
 // Used for the hoisted input projection (init = fused bias, N = padded 4H) and the LSTMP projection (N = P).
-using f32_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                                    const float* panels, int64_t panel_width, const float* init, float* C,
-                                    int64_t ldc);
+using f32_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
+                                    int64_t panel_width, const float* init, float* C, int64_t ldc);
 
 // The activation functions of ONNX's LSTM (and of Keras layers), with their parameters alpha and beta:
 //   sigmoid, tanh; relu max(0, x); affine alpha x + beta; leaky_relu x >= 0 ? x : alpha x; thresholded_relu
@@ -80,7 +79,8 @@ struct ActivationSpec {
 //   i = gate(z_i + p_i c_{t-1}), f = input_forget ? 1 - i : gate(z_f + p_f c_{t-1}), g = candidate(z_g),
 //   c_t = f c_{t-1} + i g,  o = gate(z_o + p_o c_t),  h_t = o * output(c_t),
 // each pre-activation (peephole term included) clamped to [-clip, clip] when clip > 0. peepholes: 3 x hidden_size
-// (rows p_i, p_f, p_o), or null for none. The defaults are the standard cell.
+// (rows p_i, p_f, p_o), or null for none. The defaults are the standard cell: gates sigmoid, candidate and
+// output tanh, no clip, no coupling, no peepholes.
 struct CellOptions {
     ActivationSpec gate{Activation::kSigmoid, 0.0f, 0.0f};
     ActivationSpec candidate{Activation::kTanh, 0.0f, 0.0f};
@@ -89,12 +89,6 @@ struct CellOptions {
     bool input_forget = false;
     const float* peepholes = nullptr;
 };
-
-// The standard cell (above) as options: gates sigmoid, candidate and output tanh, no clip, no coupling, no
-// peepholes. A cell given peepholes but no other option runs these.
-constexpr CellOptions kStandardCell = {
-    {Activation::kSigmoid, 0.0f, 0.0f}, {Activation::kTanh, 0.0f, 0.0f}, {Activation::kTanh, 0.0f, 0.0f},
-    0.0f, false, nullptr};
 
 // One fused recurrent LSTM step for batch rows [0, batch) and hidden panels [panel_begin, panel_end):
 //     z = gates_in[b] + h_prev[b] . recurrent_panels          (4 gates of one panel, kept in registers)
@@ -166,8 +160,8 @@ constexpr int64_t kLookAheadPieceRows = 8;
 struct LookAheadProjection {
     int64_t piece_begin;  // pieces [piece_begin, piece_end) of the upcoming chunk, done during this step
     int64_t piece_end;
-    int64_t rows;     // rows of the upcoming chunk: its steps times the batch
-    const float* x;   // their inputs: row r at x + r * x_stride, input_size floats
+    int64_t rows;    // rows of the upcoming chunk: its steps times the batch
+    const float* x;  // their inputs: row r at x + r * x_stride, input_size floats
     int64_t x_stride;
     int64_t input_size;
     const float* input_panels;  // gate panels of w_ih (all panels of the layer)
@@ -230,8 +224,8 @@ using f32_read_sum_fn = float (*)(const float* data, int64_t n);
 
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
-    const char* isa;        // "portable", "avx2", "avx512", "avx512bf16" (with VNNI)
-    int64_t hidden_block;   // hidden units per gate panel; fixes the packed layout
+    const char* isa;       // "portable", "avx2", "avx512", "avx512bf16" (with VNNI)
+    int64_t hidden_block;  // hidden units per gate panel; fixes the packed layout
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
     bf16_gemm_panels_fn bf16_gemm_panels;
