@@ -157,7 +157,8 @@ FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_f
 }
 
 void require_input(const PackedLstm& lstm, const FloatArray& x) {
-    if (x.ndim() != 3 || x.shape(2) != lstm.geometry().input_size) throw py::value_error("_core: x has the wrong shape");
+    if (x.ndim() != 3 || x.shape(2) != lstm.geometry().input_size)
+        throw py::value_error("_core: x has the wrong shape");
 }
 
 std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
@@ -178,8 +179,8 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
 }
 
 // The same with the state (h, c) read and written in place: what a stream keeps between its calls.
-FloatArray forward_in_place(const PackedLstm& lstm, const FloatArray& x, bool batch_first, FloatArray& h,
-                            FloatArray& c, int threads) {
+FloatArray forward_in_place(const PackedLstm& lstm, const FloatArray& x, bool batch_first, FloatArray& h, FloatArray& c,
+                            int threads) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     require_input(lstm, x);
     const int64_t B = batch_first ? x.shape(0) : x.shape(1);
@@ -290,7 +291,8 @@ void bind_testing(py::module_& testing) {
             py::array_t<int8_t> codes(std::vector<py::ssize_t>{rows, K});
             FloatArray scales(std::vector<py::ssize_t>{rows});
             for (int64_t r = 0; r < rows; ++r)
-                scales.mutable_data()[r] = fastlstm::quantize_row_to_int8(K, x.data() + r * K, codes.mutable_data() + r * K);
+                scales.mutable_data()[r] =
+                    fastlstm::quantize_row_to_int8(K, x.data() + r * K, codes.mutable_data() + r * K);
             return std::make_pair(codes, scales);
         },
         py::arg("x").noconvert(), "(codes, scales) of each row of x as the core quantizes to int8.");

@@ -61,7 +61,8 @@ double measure_read_bandwidth_gbs(const KernelSet& kernels, int threads, int64_t
         const auto start = std::chrono::steady_clock::now();
         ThreadPool::shared().run(threads, [&](int index, int) {
             float sum = 0.0f;
-            for (int64_t p = 0; p < passes; ++p) sum += kernels.read_sum(arrays[static_cast<std::size_t>(index)].data(), floats);
+            for (int64_t p = 0; p < passes; ++p)
+                sum += kernels.read_sum(arrays[static_cast<std::size_t>(index)].data(), floats);
             sinks[static_cast<std::size_t>(index)] = sum;
             bytes.fetch_add(passes * floats * 4);
         });

@@ -50,8 +50,8 @@ unsigned long long os_saved_states() {
 #endif
 }
 
-constexpr unsigned long long kXmmYmmState = 0x6;      // SSE and AVX registers
-constexpr unsigned long long kZmmState = 0xE0;        // opmask registers and the upper halves of zmm0-31
+constexpr unsigned long long kXmmYmmState = 0x6;  // SSE and AVX registers
+constexpr unsigned long long kZmmState = 0xE0;    // opmask registers and the upper halves of zmm0-31
 
 bool cpu_runs_avx2() {
     const CpuidRegisters leaf1 = cpuid(1, 0), leaf7 = cpuid(7, 0);
@@ -89,6 +89,8 @@ bool cpu_runs_avx512bf16() {
 #endif
 #endif
 
+// One row per variant, the KernelSet members in declaration order (kernels.h); laid out by hand as a table.
+// clang-format off
 const KernelSet kKernelSets[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead, \
                                 cpu_check)                                                                \
@@ -102,11 +104,12 @@ const KernelSet kKernelSets[] = {
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };
+// clang-format on
 
 using CpuCheck = bool (*)();
 const CpuCheck kCpuChecks[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead, \
-                                cpu_check)                                                                \
+                                cpu_check)                                                                   \
     cpu_check,
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT

@@ -13,16 +13,16 @@ namespace fastlstm {
 
 // All layers. With two groups, group 0 runs the forward and group 1 the reverse direction of each layer at the
 // same time; otherwise the group runs the directions one after the other. Everyone meets between layers.
-void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id,
-                            int groups, Workspace& workspace, float* const layer_buffers[2]) const {
+void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
+                            Workspace& workspace, float* const layer_buffers[2]) const {
     FlushDenormals flush_denormals;
     const LstmGeometry& g = geometry_;
     const int64_t layer_width = g.num_directions * g.output_size();
     const int64_t buffer_time_stride = args.state_rows * layer_width;  // layer buffers hold all rows of the call
     for (int64_t layer = 0; layer < g.num_layers; ++layer) {
-        const Sequence in = layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride, args.step_offsets}
-                                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width,
-                                                  args.step_offsets};
+        const Sequence in =
+            layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride, args.step_offsets}
+                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width, args.step_offsets};
         const bool last = layer == g.num_layers - 1;
         float* out = last ? args.y : layer_buffers[layer % 2];
         const int64_t out_time_stride = last ? args.y_time_stride : buffer_time_stride;

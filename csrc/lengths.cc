@@ -65,8 +65,8 @@ void PackedLstm::forward_lengths(const ForwardArgs& args, int threads) const {
         c0(args.c0 ? states * B * H : 0), h_n(states * B * out_size), c_n(states * B * H);
     for (int64_t t = 0; t < T; ++t)
         for (int64_t rank = 0; rank < offsets[t + 1] - offsets[t]; ++rank)
-            std::memcpy(x.data() + (offsets[t] + rank) * I, args.x + t * args.x_time_stride + order[rank] * args.x_batch_stride,
-                        I * sizeof(float));
+            std::memcpy(x.data() + (offsets[t] + rank) * I,
+                        args.x + t * args.x_time_stride + order[rank] * args.x_batch_stride, I * sizeof(float));
     // States: (layers*directions, rows, size), rows reordered.
     auto reorder_states = [&](const float* from, int64_t from_rows, float* to, int64_t to_rows, int64_t size,
                               bool to_ranked) {

@@ -29,8 +29,8 @@ PackedLinear::PackedLinear(const KernelSet& kernels, int64_t in_features, int64_
     for (int64_t j = 0; j < padded; ++j) bias_.data()[j] = bias && j < out_features ? bias[j] : 0.0f;
 }
 
-void PackedLinear::forward(int64_t rows, const float* x, int64_t x_stride, float* out, int64_t out_stride,
-                           bool softmax, int threads) const {
+void PackedLinear::forward(int64_t rows, const float* x, int64_t x_stride, float* out, int64_t out_stride, bool softmax,
+                           int threads) const {
     const int64_t work = rows * in_features_ * out_features_;
     const int by_work = work >= kLinearMinWorkForThreads ? hardware_threads() : 1;
     threads = threads <= 0 ? by_work : std::min(threads, hardware_threads());
@@ -39,9 +39,8 @@ void PackedLinear::forward(int64_t rows, const float* x, int64_t x_stride, float
         int64_t begin, end;
         share(rows, index, size, &begin, &end);
         if (begin == end) return;
-        kernels_.gemm_panels(end - begin, out_features_, in_features_, x + begin * x_stride, x_stride,
-                             panels_.data(), kernels_.hidden_block, bias_.data(), out + begin * out_stride,
-                             out_stride);
+        kernels_.gemm_panels(end - begin, out_features_, in_features_, x + begin * x_stride, x_stride, panels_.data(),
+                             kernels_.hidden_block, bias_.data(), out + begin * out_stride, out_stride);
         if (softmax) kernels_.softmax_rows(end - begin, out_features_, out + begin * out_stride, out_stride);
     });
 }

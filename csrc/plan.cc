@@ -57,9 +57,9 @@ bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
     // (`python -m fastlstm bench --shapes 1x100x1024 --threads 2 --precision bf16`).
     const int64_t bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
     // The look-ahead kernels are float32, and bf16 at batch 1 where the variant says it pays.
-    const bool kernels_look_ahead = precision_ == Precision::kF32 ? batch <= kernels_.look_ahead_batches
+    const bool kernels_look_ahead = precision_ == Precision::kF32    ? batch <= kernels_.look_ahead_batches
                                     : precision_ == Precision::kBF16 ? batch == 1 && kernels_.bf16_lstm_step_look_ahead
-                                                                      : false;
+                                                                     : false;
     return batch >= 1 && kernels_look_ahead && bytes / per_direction <= kLookAheadBytes;
 }
 
@@ -72,8 +72,8 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) c
 // Scratch for running `batch` rows, or `other_batch` rows (0: none), whichever needs more. The input projection
 // has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
 // next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
-PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch,
-                                                bool look_ahead, int members) const {
+PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead,
+                                                 int members) const {
     int64_t plain_rows = 0, look_ahead_rows = 0;
     for (const int64_t b : {batch, other_batch}) {
         plain_rows = std::max(plain_rows, chunk_steps(steps, b, false) * b);
@@ -98,14 +98,12 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     }
     if (g.proj_size > 0) workspace.hidden_scratch = AlignedFloats(widest_batch * g.hidden_size);
     if (precision_ == Precision::kBF16) {
-        const int64_t values = std::max(plain_rows * (widest_input + 1),
-                                        widest_batch * (g.output_size() + 1));
+        const int64_t values = std::max(plain_rows * (widest_input + 1), widest_batch * (g.output_size() + 1));
         for (int member = 0; member < members; ++member) workspace.bf16_rows.emplace_back(values);
     }
     if (precision_ == Precision::kInt8) {
         const int64_t rows = std::max(plain_rows, widest_batch);
-        const int64_t values = std::max(plain_rows * (widest_input + 3),
-                                        widest_batch * (g.output_size() + 3));
+        const int64_t values = std::max(plain_rows * (widest_input + 3), widest_batch * (g.output_size() + 3));
         for (int member = 0; member < members; ++member) {
             workspace.int8_rows.emplace_back(values);
             workspace.int8_scales.emplace_back(rows);
@@ -149,8 +147,8 @@ std::vector<PackedLstm::Workspace> PackedLstm::make_workspaces(const ForwardArgs
     for (int s = 0; s < plan.workspace_slots; ++s) {
         int64_t row_begin = 0, row_end = B;
         if (plan.split_batch) share(B, s, plan.threads, &row_begin, &row_end);
-        workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead,
-                                            plan.threads));
+        workspaces.push_back(
+            make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead, plan.threads));
         if (plan.packed_rows) workspaces.back().h_prev_scratch = AlignedFloats(B * geometry_.output_size());
     }
     return workspaces;

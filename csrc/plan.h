@@ -28,8 +28,8 @@ struct PackedLstm::Workspace {
     int64_t chunk_floats = 0;
     bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
     AlignedFloats hidden_scratch;
-    AlignedFloats h_prev_scratch;  // packed rows: h_prev of a reverse step at which rows start (batch x output)
-    AlignedFloats zero_h;          // one row of output_size zeros: h_prev of the first step from a zero state
+    AlignedFloats h_prev_scratch;       // packed rows: h_prev of a reverse step at which rows start (batch x output)
+    AlignedFloats zero_h;               // one row of output_size zeros: h_prev of the first step from a zero state
     std::vector<AlignedFloats> x_by_k;  // with look-ahead: per team member, the next chunk's inputs k-major
     std::vector<AlignedBuffer<uint16_t>> next_x_bf16;  // bf16 look-ahead: per member, the next chunk's inputs in bf16
     // Precision bf16: per team member, a chunk's inputs or a step's h_prev rounded to bf16 (kernels.h).

@@ -85,8 +85,8 @@ struct PackedLstm::DirectionRun {
 // the rows of step t start at row step_offsets[t] - step_offsets[t_begin]), one per batch row (each over all the
 // chunk's steps) otherwise.
 void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
-                                int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end,
-                                float* gates_in, const OperandScratch& scratch) const {
+                                int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
+                                const OperandScratch& scratch) const {
     const int64_t width = gate_width();
     const int64_t panel_width = kGates * kernels_.hidden_block;
     const int64_t columns = (panel_end - panel_begin) * panel_width;
@@ -96,13 +96,15 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
     // rows x columns of the product from rows of A at a (row stride lda), into c (row stride ldc).
     auto product = [&](int64_t rows, const float* a, int64_t lda, float* c, int64_t ldc) {
         if (precision_ == Precision::kBF16) {
-            kernels_.bf16_gemm_panels(rows, columns, layer_input_size, a, lda,
-                                      cell.input_pairs.data() + panel_begin * ceil_div(layer_input_size, 2) * panel_width,
-                                      panel_width, bias, c, ldc, scratch.bf16);
+            kernels_.bf16_gemm_panels(
+                rows, columns, layer_input_size, a, lda,
+                cell.input_pairs.data() + panel_begin * ceil_div(layer_input_size, 2) * panel_width, panel_width, bias,
+                c, ldc, scratch.bf16);
         } else if (precision_ == Precision::kInt8) {
             const Int8Panels weights{
                 cell.input_quads.data() + panel_begin * ceil_div(layer_input_size, 4) * panel_width,
-                cell.input_scales.data() + panel_begin * panel_width, cell.input_offsets.data() + panel_begin * panel_width};
+                cell.input_scales.data() + panel_begin * panel_width,
+                cell.input_offsets.data() + panel_begin * panel_width};
             kernels_.int8_gemm_panels(rows, columns, layer_input_size, a, lda, weights, panel_width, bias, c, ldc,
                                       scratch.int8, scratch.int8_scales);
         } else {
@@ -129,18 +131,17 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
 void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                                Workspace& workspace) const {
-    DirectionRun run = start_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, team,
-                                       workspace);
+    DirectionRun run =
+        start_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, team, workspace);
     for (int64_t n = 0; n * run.chunk < run.steps; ++n) {
         int64_t t_begin, t_end;
         run.chunk_range(n, &t_begin, &t_end);
         float* gates_in = workspace.gates_in.data() + (run.look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (!run.look_ahead || n == 0)
-            project_inputs(*run.cell, in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end,
-                           run.panel_begin, run.panel_end, gates_in, run.scratch);
-        const int64_t pieces = run.look_ahead && (n + 1) * run.chunk < run.steps
-                                   ? look_ahead_next_chunk(run, n, team, workspace)
-                                   : 0;
+            project_inputs(*run.cell, in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end, run.panel_begin,
+                           run.panel_end, gates_in, run.scratch);
+        const int64_t pieces =
+            run.look_ahead && (n + 1) * run.chunk < run.steps ? look_ahead_next_chunk(run, n, team, workspace) : 0;
         run_steps(run, t_begin, t_end, gates_in, pieces, team, workspace);
     }
     store_final_h(args, run);
@@ -186,8 +187,8 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     // The pieces of the look-ahead step take the upcoming rows as evenly spaced in memory: true of one row per
     // step, and of a time-major input.
     // A cell with options runs the plain step only (the look-ahead kernels compute the standard cell).
-    run.look_ahead = workspace.look_ahead && !run.offsets && !run.step.options &&
-                     (B == 1 || in.time_stride == B * in.batch_stride);
+    run.look_ahead =
+        workspace.look_ahead && !run.offsets && !run.step.options && (B == 1 || in.time_stride == B * in.batch_stride);
     run.chunk = chunk_steps(args.steps, B, run.look_ahead);
     LookAheadProjection& ahead = run.ahead;
     ahead.x_by_k = nullptr;
@@ -233,8 +234,7 @@ LstmStepArgs PackedLstm::first_step_args(const DirectionRun& run, float* c, cons
 
 // Points run.ahead at chunk n + 1 (its rows, their copies in this member's scratch, and its half of gates_in), to be
 // projected during chunk n's steps; returns the number of pieces that takes (kernels.h).
-int64_t PackedLstm::look_ahead_next_chunk(DirectionRun& run, int64_t n, const Team& team,
-                                          Workspace& workspace) const {
+int64_t PackedLstm::look_ahead_next_chunk(DirectionRun& run, int64_t n, const Team& team, Workspace& workspace) const {
     LookAheadProjection& ahead = run.ahead;
     int64_t next_begin, next_end;
     run.chunk_range(n + 1, &next_begin, &next_end);
@@ -306,8 +306,7 @@ void PackedLstm::start_reverse_rows(DirectionRun& run, int64_t t, const Team& te
     const int64_t out_size = geometry_.output_size();
     float* scratch = workspace.h_prev_scratch.data();
     const int64_t running = run.rows_at(t + 1), rows = run.rows_at(t);
-    copy_columns(run.step.h_prev, run.step.h_prev_stride, running, run.column_begin, run.column_end, scratch,
-                 out_size);
+    copy_columns(run.step.h_prev, run.step.h_prev_stride, running, run.column_begin, run.column_end, scratch, out_size);
     copy_columns(run.h0 ? run.h0 + running * out_size : nullptr, out_size, rows - running, run.column_begin,
                  run.column_end, scratch + running * out_size, out_size);
     team.sync();

@@ -47,9 +47,7 @@ ThreadPool& ThreadPool::shared() {
 
 ThreadPool::~ThreadPool() {
     stopping_.store(true);
-    {
-        std::lock_guard<std::mutex> lock(sleep_mutex_);
-    }
+    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
     wake_.notify_all();
     for (std::thread& worker : workers_) worker.join();
 }
@@ -72,9 +70,7 @@ void ThreadPool::run(int threads, const std::function<void(int, int)>& task) {
     team_size_ = threads;
     pending_.store(threads - 1, std::memory_order_relaxed);
     job_.fetch_add(1, std::memory_order_release);
-    {
-        std::lock_guard<std::mutex> sleep_lock(sleep_mutex_);
-    }
+    { std::lock_guard<std::mutex> sleep_lock(sleep_mutex_); }
     wake_.notify_all();
     task(0, threads);
     while (pending_.load(std::memory_order_acquire) != 0) FASTLSTM_CPU_RELAX();

@@ -55,8 +55,8 @@ class ThreadPool {
 
     const std::function<void(int, int)>* task_ = nullptr;
     int team_size_ = 1;
-    std::atomic<uint32_t> job_{0};     // bumped to publish a job
-    std::atomic<int> pending_{0};      // workers of the current job not yet done
+    std::atomic<uint32_t> job_{0};  // bumped to publish a job
+    std::atomic<int> pending_{0};   // workers of the current job not yet done
     std::atomic<bool> stopping_{false};
 };
 

@@ -260,9 +260,9 @@ def test_the_core_refuses_int8_depths_past_its_limit():
     """The core enforces the int8 limit itself, so that a direct _core caller cannot overflow the int32 sums."""
     from fastlstm import _core
 
-    with pytest.raises(ValueError, match="precision int8 sums at most 65536 products .* widest layer input is 70000"):
+    with pytest.raises(ValueError, match=r"precision int8 sums at most 65536 products .* widest layer input is 70000"):
         _core.PackedLstm("portable", 70000, 2, 0, 1, 1, precision="int8")
-    with pytest.raises(ValueError, match="precision int8 sums at most 65536 products .* recurrent size is 65537"):
+    with pytest.raises(ValueError, match=r"precision int8 sums at most 65536 products .* recurrent size is 65537"):
         _core.PackedLstm("portable", 2, 65537, 0, 1, 1, precision="int8")
     assert _core.PackedLstm("portable", 65536, 2, 0, 1, 1, precision="int8").isa == "portable"  # the limit fits
 

@@ -45,9 +45,7 @@ inline V exp_f32(V x) {
 }
 
 // 1 / (1 + exp(-x)), with the ISA's reciprocal (a division, or an estimate refined to within 1 ulp).
-inline V sigmoid_f32(V x) {
-    return Simd::reciprocal(Simd::add(Simd::set1(1.0f), exp_f32(Simd::sub(Simd::zero(), x))));
-}
+inline V sigmoid_f32(V x) { return Simd::reciprocal(Simd::add(Simd::set1(1.0f), exp_f32(Simd::sub(Simd::zero(), x)))); }
 
 // |x| < 0.625: |x| * P(x^2), P of degree 5 fitted by us for minimal relative error (3.9e-9 before rounding);
 // otherwise 1 - 2 / (exp(2|x|) + 1), where the subtraction loses at most a factor 0.8. Then the sign of x
@@ -88,26 +86,18 @@ inline V activate_f32(const ActivationSpec& spec, V x) {
     const V zero = Simd::zero();
     const V alpha = Simd::set1(spec.alpha);
     switch (spec.kind) {
-        case Activation::kSigmoid:
-            return sigmoid_f32(x);
-        case Activation::kTanh:
-            return tanh_f32(x);
-        case Activation::kRelu:
-            return Simd::max(zero, x);
-        case Activation::kAffine:
-            return Simd::fmadd(alpha, x, Simd::set1(spec.beta));
-        case Activation::kLeakyRelu:
-            return Simd::select(Simd::less(x, zero), Simd::mul(alpha, x), x);
-        case Activation::kThresholdedRelu:
-            return Simd::select(Simd::less(alpha, x), x, zero);
-        case Activation::kScaledTanh:
-            return Simd::mul(alpha, tanh_f32(Simd::mul(Simd::set1(spec.beta), x)));
+        case Activation::kSigmoid: return sigmoid_f32(x);
+        case Activation::kTanh: return tanh_f32(x);
+        case Activation::kRelu: return Simd::max(zero, x);
+        case Activation::kAffine: return Simd::fmadd(alpha, x, Simd::set1(spec.beta));
+        case Activation::kLeakyRelu: return Simd::select(Simd::less(x, zero), Simd::mul(alpha, x), x);
+        case Activation::kThresholdedRelu: return Simd::select(Simd::less(alpha, x), x, zero);
+        case Activation::kScaledTanh: return Simd::mul(alpha, tanh_f32(Simd::mul(Simd::set1(spec.beta), x)));
         case Activation::kHardSigmoid:
             return Simd::max(zero, Simd::min(Simd::set1(1.0f), Simd::fmadd(alpha, x, Simd::set1(spec.beta))));
         case Activation::kElu:
             return Simd::select(Simd::less(x, zero), Simd::mul(alpha, Simd::sub(exp_f32(x), Simd::set1(1.0f))), x);
-        case Activation::kSoftsign:
-            return Simd::div(x, Simd::add(Simd::set1(1.0f), Simd::abs(x)));
+        case Activation::kSoftsign: return Simd::div(x, Simd::add(Simd::set1(1.0f), Simd::abs(x)));
         case Activation::kSoftplus:  // max(x, 0) + log(1 + exp(-|x|)): no overflow, exact for large |x|
             return Simd::add(Simd::max(zero, x), log1p_unit_f32(exp_f32(Simd::sub(zero, Simd::abs(x)))));
     }

@@ -17,30 +17,20 @@ inline float f32_tanh_portable(float x) { return std::tanh(x); }
 // The activation `spec` (kernels.h), with libm's exp, tanh and log1p.
 inline float f32_activate_portable(const ActivationSpec& spec, float x) {
     switch (spec.kind) {
-        case Activation::kSigmoid:
-            return f32_sigmoid_portable(x);
-        case Activation::kTanh:
-            return f32_tanh_portable(x);
-        case Activation::kRelu:
-            return x < 0.0f ? 0.0f : x;  // NaN stays NaN
-        case Activation::kAffine:
-            return spec.alpha * x + spec.beta;
-        case Activation::kLeakyRelu:
-            return x < 0.0f ? spec.alpha * x : x;
-        case Activation::kThresholdedRelu:
-            return x > spec.alpha ? x : 0.0f;
-        case Activation::kScaledTanh:
-            return spec.alpha * std::tanh(spec.beta * x);
+        case Activation::kSigmoid: return f32_sigmoid_portable(x);
+        case Activation::kTanh: return f32_tanh_portable(x);
+        case Activation::kRelu: return x < 0.0f ? 0.0f : x;  // NaN stays NaN
+        case Activation::kAffine: return spec.alpha * x + spec.beta;
+        case Activation::kLeakyRelu: return x < 0.0f ? spec.alpha * x : x;
+        case Activation::kThresholdedRelu: return x > spec.alpha ? x : 0.0f;
+        case Activation::kScaledTanh: return spec.alpha * std::tanh(spec.beta * x);
         case Activation::kHardSigmoid: {
             const float y = spec.alpha * x + spec.beta;
             return y > 1.0f ? 1.0f : (y < 0.0f ? 0.0f : y);
         }
-        case Activation::kElu:
-            return x < 0.0f ? spec.alpha * (std::exp(x) - 1.0f) : x;
-        case Activation::kSoftsign:
-            return x / (1.0f + std::fabs(x));
-        case Activation::kSoftplus:
-            return (x > 0.0f ? x : 0.0f) + std::log1p(std::exp(-std::fabs(x)));
+        case Activation::kElu: return x < 0.0f ? spec.alpha * (std::exp(x) - 1.0f) : x;
+        case Activation::kSoftsign: return x / (1.0f + std::fabs(x));
+        case Activation::kSoftplus: return (x > 0.0f ? x : 0.0f) + std::log1p(std::exp(-std::fabs(x)));
     }
     return x;
 }

@@ -64,8 +64,7 @@ inline void gemm_tile_of_height(int64_t rows, const Product& product, int64_t pa
     if (rows == kRows)
         gemm_tile<kRows, kPanels, kVectors>(product, panel_stride, column0, init, C, ldc, columns);
     else if constexpr (kRows > 1)
-        gemm_tile_of_height<kRows - 1, kPanels, kVectors>(rows, product, panel_stride, column0, init, C, ldc,
-                                                          columns);
+        gemm_tile_of_height<kRows - 1, kPanels, kVectors>(rows, product, panel_stride, column0, init, C, ldc, columns);
 }
 
 // Rows [0, M) x panels [p, p + kPanels): full tiles of kMaxRows rows, then one tile of the remaining rows.
@@ -85,8 +84,7 @@ inline void gemm_rows(int64_t M, const Product& product, int64_t panel_stride, i
 // (one vector wide): kVectors = 1, kPanels = 4, so a tile still holds 4 vectors of columns per row.
 // `product` holds all of A and the first panel; N columns.
 template <int kMaxRows, int kPanels, int kVectors, class Product>
-inline void gemm_panels_with(int64_t M, int64_t N, const Product& product, const float* init, float* C,
-                             int64_t ldc) {
+inline void gemm_panels_with(int64_t M, int64_t N, const Product& product, const float* init, float* C, int64_t ldc) {
     constexpr int64_t kWidth = kVectors * Simd::kLanes;
     constexpr int64_t kRowBlock = 256;
     const int64_t num_panels = (N + kWidth - 1) / kWidth;
@@ -105,9 +103,8 @@ inline void gemm_panels_with(int64_t M, int64_t N, const Product& product, const
         }
         for (; p < num_panels; ++p) {
             block.panels = first_panel + p * panel_stride;
-            gemm_rows<kMaxRows, 1, kVectors>(rows, block, panel_stride, p * kWidth,
-                                             init ? init + p * kWidth : nullptr, c + p * kWidth, ldc,
-                                             N - p * kWidth);
+            gemm_rows<kMaxRows, 1, kVectors>(rows, block, panel_stride, p * kWidth, init ? init + p * kWidth : nullptr,
+                                             c + p * kWidth, ldc, N - p * kWidth);
         }
     }
 }

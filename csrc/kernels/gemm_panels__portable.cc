@@ -36,8 +36,8 @@ void gemm_panel_rows(int64_t K, const float* A, int64_t lda, const float* panel,
 }
 
 template <int64_t kWidth>
-void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
-                 const float* init, float* C, int64_t ldc) {
+void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels, const float* init,
+                 float* C, int64_t ldc) {
     const int64_t num_panels = (N + kWidth - 1) / kWidth;
     for (int64_t p = 0; p < num_panels; ++p) {
         const float* panel = panels + p * K * kWidth;
@@ -48,8 +48,7 @@ void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, c
             gemm_panel_rows<kWidth, kRows>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc,
                                            columns);
         for (; m < M; ++m)
-            gemm_panel_rows<kWidth, 1>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc,
-                                       columns);
+            gemm_panel_rows<kWidth, 1>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc, columns);
     }
 }
 
@@ -58,15 +57,16 @@ using portable::widen_bf16;
 // Precision bf16 (kernels.h): A as rows of bf16 values (row stride a_stride, K rounded up to even), pair panels of
 // kWidth columns; per element, the pairs in order, the even product added first.
 template <int64_t kWidth, int64_t kBlockRows>
-void bf16_gemm_panel_rows(int64_t pairs, const uint16_t* A, int64_t a_stride, const uint32_t* panel,
-                          const float* init, float* C, int64_t ldc, int64_t columns) {
+void bf16_gemm_panel_rows(int64_t pairs, const uint16_t* A, int64_t a_stride, const uint32_t* panel, const float* init,
+                          float* C, int64_t ldc, int64_t columns) {
     float acc[kBlockRows][kWidth];
     for (int64_t r = 0; r < kBlockRows; ++r)
         for (int64_t j = 0; j < kWidth; ++j) acc[r][j] = init ? init[j] : 0.0f;
     for (int64_t pair = 0; pair < pairs; ++pair) {
         const uint32_t* w = panel + pair * kWidth;
         for (int64_t r = 0; r < kBlockRows; ++r) {
-            const float a_even = widen_bf16(A[r * a_stride + 2 * pair]), a_odd = widen_bf16(A[r * a_stride + 2 * pair + 1]);
+            const float a_even = widen_bf16(A[r * a_stride + 2 * pair]),
+                        a_odd = widen_bf16(A[r * a_stride + 2 * pair + 1]);
             for (int64_t j = 0; j < kWidth; ++j) {
                 acc[r][j] += a_even * widen_bf16(w[j] & 0xFFFFu);
                 acc[r][j] += a_odd * widen_bf16(w[j] >> 16);
@@ -121,8 +121,8 @@ void int8_gemm_panels__portable(int64_t M, int64_t N, int64_t K, const float* A,
         const int64_t columns = std::min(kWidth, N - p * kWidth);
         int64_t m = 0;
         for (; m + kRows <= M; m += kRows)
-            int8_gemm_panel_rows<kWidth, kRows>(quads, a_uint8 + m * stride, stride, a_scales + m, panel, B,
-                                                p * kWidth, panel_init, C + m * ldc + p * kWidth, ldc, columns);
+            int8_gemm_panel_rows<kWidth, kRows>(quads, a_uint8 + m * stride, stride, a_scales + m, panel, B, p * kWidth,
+                                                panel_init, C + m * ldc + p * kWidth, ldc, columns);
         for (; m < M; ++m)
             int8_gemm_panel_rows<kWidth, 1>(quads, a_uint8 + m * stride, stride, a_scales + m, panel, B, p * kWidth,
                                             panel_init, C + m * ldc + p * kWidth, ldc, columns);

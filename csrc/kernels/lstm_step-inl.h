@@ -79,8 +79,8 @@ struct Int8QuadProduct {
     const uint32_t* panels;  // quad panels
     const uint8_t* rows;     // rows of q + 128, K rounded up to 4
     int64_t row_stride;
-    int64_t depth;              // ceil(K / 4)
-    const float* row_scales;    // per row of `rows`
+    int64_t depth;               // ceil(K / 4)
+    const float* row_scales;     // per row of `rows`
     const float* column_scales;  // per column, from the layer's (or the call's) first column
     const int32_t* column_offsets;
 
@@ -90,7 +90,9 @@ struct Int8QuadProduct {
         const V scale = Simd::mul(Simd::set1(row_scales[row]), Simd::load(column_scales + column));
         return init ? Simd::fmadd(value, scale, Simd::load(init)) : Simd::mul(value, scale);
     }
-    Simd::OperandQuad operand(int64_t row, int64_t j) const { return Simd::broadcast_quad(rows + row * row_stride + 4 * j); }
+    Simd::OperandQuad operand(int64_t row, int64_t j) const {
+        return Simd::broadcast_quad(rows + row * row_stride + 4 * j);
+    }
     Int8QuadProduct from_row(int64_t m) const {
         Int8QuadProduct moved = *this;
         moved.rows += m * row_stride;
@@ -202,7 +204,8 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
                 z = acc[r][p];
             } else {
                 for (int g = 0; g < 4; ++g)
-                    finished[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
+                    finished[g] =
+                        product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
             }
             if constexpr (kOptions)
                 finish_cells_with_options(a, z, row + r, panel + p);
@@ -213,8 +216,7 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
 
 // A tile of kRows rows over `count` panels from `panel`: kPanels at a time, then one at a time.
 template <int kRows, int kPanels, bool kOptions, class Product>
-inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count,
-                             int64_t row) {
+inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count, int64_t row) {
     int64_t p = 0;
     if constexpr (kPanels == 2)
         for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2, kOptions>(a, product, panel + p, row);
@@ -230,7 +232,7 @@ inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_
                            int64_t rows) {
     if (rows == kMaxRows)
         lstm_step_panels<kMaxRows, panels_per_tile(kMaxRows, kMaxAccumulators), kOptions>(a, product, panel, count,
-                                                                                         row);
+                                                                                          row);
     else if constexpr (kMaxRows > 1)
         lstm_step_rows<kMaxRows - 1, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
 }
@@ -240,8 +242,7 @@ inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_
 // would stall its first multiply-adds. So each tile first asks for the gates_in lines of the tile after it, which
 // are in L1 by the time they are needed (step-only time 2% lower at B = 64, H = 512, interleaved A/B:
 // `python -m fastlstm bench --shapes 64x100x512 --threads 1`).
-inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t group, int64_t block,
-                                   int64_t blocks) {
+inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t group, int64_t block, int64_t blocks) {
     constexpr int64_t kWidth = 4 * Simd::kLanes;
     constexpr int64_t kFloatsPerLine = 16;
     const bool last_block = block + 1 == blocks;
@@ -298,7 +299,8 @@ inline void lstm_step(const LstmStepArgs& a) {
 // recurrent product over it.
 inline BF16PairProduct bf16_recurrent_product(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
-    if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
+    if (a.recurrent_size > 0)
+        round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
     return {{}, a.recurrent_pairs, a.h_bf16, stride, stride / 2};
 }
 
@@ -315,8 +317,9 @@ inline void int8_lstm_step(const LstmStepArgs& a) {
         quantize_rows_to_uint8(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_uint8, stride, a.h_scales);
     else  // no product (a zero state): scale 0 also cancels the offsets, which assume K bytes of 128
         for (int64_t r = 0; r < a.batch; ++r) a.h_scales[r] = 0.0f;
-    const Int8QuadProduct product{a.recurrent_int8.quads, a.h_uint8, stride, stride / 4, a.h_scales,
-                                  a.recurrent_int8.scales, a.recurrent_int8.offsets};
+    const Int8QuadProduct product{
+        a.recurrent_int8.quads,  a.h_uint8, stride, stride / 4, a.h_scales, a.recurrent_int8.scales,
+        a.recurrent_int8.offsets};
     lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
 }
 

@@ -164,7 +164,8 @@ void f32_lstm_step__portable(const LstmStepArgs& a) {
 
 void bf16_lstm_step__portable(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 1) / 2 * 2;
-    if (a.recurrent_size > 0) round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
+    if (a.recurrent_size > 0)
+        round_rows_to_bf16(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_bf16, stride);
     step(a, BF16PairProduct{a.recurrent_pairs, a.h_bf16, stride, stride / 2});
 }
 

@@ -48,7 +48,9 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
     const auto* recurrent_weights = recurrent.panels + panel * recurrent.depth * kWidth;
     const float* x_by_k = kRows == 2 ? ahead.x_by_k + spot.first_row * ahead.input_size : nullptr;  // its group
 
-    auto gates_in = [&](int r, int p, int g) { return a.gates_in + r * a.gates_in_stride + (panel + p) * kWidth + g * L; };
+    auto gates_in = [&](int r, int p, int g) {
+        return a.gates_in + r * a.gates_in_stride + (panel + p) * kWidth + g * L;
+    };
     typename Recurrent::Accumulator acc[kRows][kSlotPanels][4];
     if constexpr (kPanels > 0)
         for (int r = 0; r < kRows; ++r)
@@ -94,7 +96,8 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
         for (int r = 0; r < kRows; ++r)
             for (int p = 0; p < kPanels; ++p) {
                 if constexpr (std::is_same_v<typename Recurrent::Accumulator, V>) {
-                    finish_cells(a, acc[r][p], r, panel + p);  // float sums are the pre-activations already (see lstm_step_tile)
+                    finish_cells(a, acc[r][p], r,
+                                 panel + p);  // float sums are the pre-activations already (see lstm_step_tile)
                 } else {
                     V z[4];
                     for (int g = 0; g < 4; ++g)

@@ -61,8 +61,8 @@ struct Simd {
     static V abs(V a) { return _mm512_abs_ps(a); }
     static V copysign(V magnitude, V sign) {
         const __m512i sign_bit = _mm512_set1_epi32(INT32_MIN);
-        return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign_bit, _mm512_castps_si512(sign),
-                                                             _mm512_castps_si512(magnitude), 0xCA));  // sign_bit ? sign : magnitude
+        return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+            sign_bit, _mm512_castps_si512(sign), _mm512_castps_si512(magnitude), 0xCA));  // sign_bit ? sign : magnitude
     }
     static V round_nearest(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
     // a * 2^n for integral n in [-126, 127].

@@ -18,7 +18,8 @@
 
 namespace fastlstm {
 
-static_assert(avx512::Simd::kLanes == kVariant_avx512.hidden_block, "variants.inc: the avx512 row packs one zmm per gate");
+static_assert(avx512::Simd::kLanes == kVariant_avx512.hidden_block,
+              "variants.inc: the avx512 row packs one zmm per gate");
 
 void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                              int64_t panel_width, const float* init, float* C, int64_t ldc) {
@@ -44,8 +45,8 @@ void bf16_lstm_step__avx512(const LstmStepArgs& args) { avx512::bf16_lstm_step<4
 // Precision int8 by exact emulation in 32-bit lanes (no byte dot product here): an operand takes four registers,
 // so the tiles are lower than bf16's.
 void int8_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const Int8Panels& B,
-                            int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
-                            float* a_scales) {
+                              int64_t panel_width, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                              float* a_scales) {
     (void)panel_width;  // gate panels only
     avx512::int8_gemm_panels<2>(M, N, K, A, lda, B, init, C, ldc, a_uint8, a_scales);
 }

@@ -21,9 +21,8 @@ namespace fastlstm {
 static_assert(avx512bf16::Simd::kLanes == kVariant_avx512bf16.hidden_block,
               "variants.inc: the avx512bf16 row packs one zmm per gate");
 
-void bf16_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                                  const uint32_t* pairs, int64_t panel_width, const float* init, float* C,
-                                  int64_t ldc, uint16_t* a_bf16) {
+void bf16_gemm_panels__avx512bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const uint32_t* pairs,
+                                  int64_t panel_width, const float* init, float* C, int64_t ldc, uint16_t* a_bf16) {
     (void)panel_width;  // gate panels only
     avx512bf16::bf16_gemm_panels<6>(M, N, K, A, lda, pairs, init, C, ldc, a_bf16);
 }

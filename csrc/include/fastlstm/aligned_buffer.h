@@ -22,8 +22,8 @@ class AlignedBuffer {
         if (size < 0 || static_cast<uint64_t>(size) > std::numeric_limits<std::size_t>::max() / sizeof(T))
             throw std::bad_alloc();
         if (size > 0)
-            data_.reset(static_cast<T*>(::operator new(static_cast<std::size_t>(size) * sizeof(T),
-                                                       std::align_val_t(kAlignment))));
+            data_.reset(static_cast<T*>(
+                ::operator new(static_cast<std::size_t>(size) * sizeof(T), std::align_val_t(kAlignment))));
     }
 
     T* data() { return data_.get(); }

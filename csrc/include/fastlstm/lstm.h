@@ -29,9 +29,7 @@ struct LstmGeometry {
     bool reverse = false;        // with one direction: it reads the sequence backwards (ONNX direction "reverse")
 
     int64_t output_size() const { return proj_size > 0 ? proj_size : hidden_size; }
-    int64_t layer_input_size(int64_t layer) const {
-        return layer == 0 ? input_size : num_directions * output_size();
-    }
+    int64_t layer_input_size(int64_t layer) const { return layer == 0 ? input_size : num_directions * output_size(); }
     // The largest input of any layer: what a workspace sized for every layer's inputs holds per row.
     int64_t widest_layer_input() const {
         return num_layers > 1 && layer_input_size(1) > input_size ? layer_input_size(1) : input_size;
@@ -105,8 +103,8 @@ class PackedLstm {
 
    private:
     struct PackedCell {
-        AlignedFloats input_panels;       // gate panels of w_ih (precision f32)
-        AlignedFloats recurrent_panels;   // gate panels of w_hh (precision f32)
+        AlignedFloats input_panels;               // gate panels of w_ih (precision f32)
+        AlignedFloats recurrent_panels;           // gate panels of w_hh (precision f32)
         AlignedBuffer<uint32_t> input_pairs;      // pair panels of w_ih (precision bf16)
         AlignedBuffer<uint32_t> recurrent_pairs;  // pair panels of w_hh (precision bf16)
         // Precision int8: quad panels of w_ih and w_hh with their per-column scales and offsets (kernels.h).
@@ -158,8 +156,7 @@ class PackedLstm {
     void forward_lengths(const ForwardArgs& args, int threads) const;
     // The sequence driver (sequence.cc): one layer and direction for one team member, in parts.
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
-                       int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
-                       Workspace& workspace) const;
+                       int64_t out_time_stride, int64_t out_batch_stride, const Team& team, Workspace& workspace) const;
     DirectionRun start_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                  float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                                  Workspace& workspace) const;
