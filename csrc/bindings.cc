@@ -332,6 +332,7 @@ void bind_calibration(py::module_& calibration) {
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "fastlstm's C++ core. Private: use the fastlstm package.";
     m.attr("__version__") = FASTLSTM_VERSION;
+    m.attr("INT8_MAX_DEPTH") = fastlstm::kInt8MaxDepth;  // the Python check reads the core's limit
     bind_isa_queries(m);
     bind_packed_linear(m);
     bind_packed_lstm(m);

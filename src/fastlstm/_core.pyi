@@ -13,6 +13,8 @@ import numpy.typing as npt
 _Floats: TypeAlias = npt.NDArray[np.float32]
 
 __version__: str
+#: The longest dot product precision int8 sums exactly (fastlstm/int8.h: kInt8MaxDepth).
+INT8_MAX_DEPTH: int
 
 def compiled_isas() -> list[str]:
     """Kernel variants compiled into this build."""

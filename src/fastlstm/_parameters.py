@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from ._checks import check_precision, check_shape, real_array
 
 _GATES = 4  # i, f, g, o
@@ -136,12 +137,10 @@ class LSTMParameters:
 
     # ---- precision --------------------------------------------------------------------------------------------
 
-    #: The largest dot-product depth K (input_size, the recurrent size, a deeper layer's input) int8 accepts.
-    #: int8 sums each gate's products exactly in int32: a product of a quantized operand (q + 128 <= 255) and a
-    #: weight (|q| <= 127) is at most 255 * 127 = 32385, so 2^31 / 32385 = 66311 terms fit; the limit is the power
-    #: of two below that, 2^16, which leaves room for the kernels rounding K up to a multiple of 4. The core refuses
-    #: the same limit (kInt8MaxDepth); this check gives the friendly error before anything is packed.
-    INT8_MAX_DEPTH = 65536
+    #: The largest dot-product depth K (input_size, the recurrent size, a deeper layer's input) int8 accepts: the
+    #: core's kInt8MaxDepth (csrc/include/fastlstm/int8.h derives it from the int32 sums), which the core enforces
+    #: too; this check gives the friendly error before anything is packed.
+    INT8_MAX_DEPTH = _core.INT8_MAX_DEPTH
 
     def _check_precision_fits(self, precision: str) -> None:
         if precision != "int8":
