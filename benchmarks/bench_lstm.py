@@ -211,3 +211,22 @@ def test_fastlstm_right_after_onnxruntime(benchmark, pause_seconds: float) -> No
     benchmark.group = f"{calls} fastlstm calls right after onnxruntime's, {shape.label}, {threads} threads"
     benchmark.extra_info.update(shape=shape.key, threads=threads, calls=calls, pause_seconds=pause_seconds)
     benchmark.pedantic(fastlstm_calls, setup=onnxruntime_then_pause, rounds=20)
+
+
+#: The classifier head (SequenceModel's linear layer and softmax) at 1 and 2 threads, over work sizes rows x in x out
+#: around csrc/linear.cc's kLinearMinWorkForThreads (the size from which its automatic count takes every core):
+#: compare the two thread counts of one size.
+HEAD_SIZES = [(4, 256, 64), (4, 256, 256), (8, 256, 256), (16, 256, 256), (64, 256, 256), (256, 256, 256)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("size", HEAD_SIZES, ids=lambda size: "x".join(map(str, size)))
+def test_classifier_head_threads(benchmark, size: tuple[int, int, int], threads: int) -> None:
+    rows, in_features, out_features = size
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((out_features, in_features)).astype(np.float32)
+    head = fastlstm._core.PackedLinear(fastlstm.active_isa(), weight, np.zeros(out_features, np.float32))
+    x = rng.standard_normal((rows, in_features)).astype(np.float32)
+    benchmark.group = f"classifier head {rows}x{in_features}x{out_features}"
+    benchmark.extra_info.update(work=rows * in_features * out_features, threads=threads)
+    benchmark(head.forward, x, True, threads)
