@@ -1,0 +1,110 @@
+"""Paired A/B timing of two builds of fastlstm, for changes that must keep the speed (a refactor, a new compiler flag).
+
+    python tools/ab_compare.py A_DIR B_DIR [--rounds 31] [--rows "1x100x512x512-L1 t1,..."]
+
+A_DIR and B_DIR each hold an importable ``fastlstm`` with its built ``_core`` (a checkout's ``src`` after an in-place
+build, or a ``site-packages``). One worker process per build keeps its models; each round asks A and B in turn
+(alternating who goes first) for the median time of one row over about 40 ms of back-to-back calls, so that a slow
+spell of a shared machine falls on both. Per row it prints each side's median and the median of the per-round ratios
+B/A. Run it with A_DIR = B_DIR first: the spread of that A/A run is this machine's noise, the yardstick of any B/A.
+The rows are the quick matrix of ``python -m fastlstm bench`` and the batch-1 rows of ``--full``, at 1 and 2 threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+#: (batch, steps, input size, hidden size, layers, bidirectional)
+SHAPES = [
+    (1, 1, 256, 256, 1, False),
+    (1, 100, 128, 128, 1, False),
+    (1, 100, 256, 256, 1, False),
+    (1, 100, 256, 256, 1, True),
+    (8, 100, 256, 256, 1, False),
+    (64, 50, 256, 256, 1, False),
+    (1, 100, 512, 512, 1, False),
+    (1, 100, 1024, 1024, 1, False),
+    (1, 100, 256, 256, 2, False),
+    (3, 100, 255, 255, 1, False),
+]
+ROW_SECONDS = 0.04
+
+
+def worker() -> None:
+    """Builds every row's model, prints the row names, then answers each row index read from stdin with the median
+    seconds of one call."""
+    import fastlstm
+
+    rows = []
+    for batch, steps, inputs, hidden, layers, bidirectional in SHAPES:
+        model = fastlstm.LSTM(inputs, hidden, num_layers=layers, bidirectional=bidirectional, seed=0)
+        x = np.random.default_rng(0).standard_normal((steps, batch, inputs)).astype(np.float32)
+        name = f"{batch}x{steps}x{inputs}x{hidden}-L{layers}{'-bidir' if bidirectional else ''}"
+        rows += [(f"{name} t{threads}", model, x, threads) for threads in (1, 2)]
+    print(json.dumps([row[0] for row in rows]), flush=True)
+    for line in sys.stdin:
+        _, model, x, threads = rows[int(line)]
+        model(x, threads=threads)
+        times: list[float] = []
+        end = time.perf_counter() + ROW_SECONDS
+        while len(times) < 3 or time.perf_counter() < end:
+            start = time.perf_counter()
+            model(x, threads=threads)
+            times.append(time.perf_counter() - start)
+        print(float(np.median(times)), flush=True)
+
+
+def _spawn(source: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(source))
+    command = [sys.executable, os.path.abspath(__file__), "--worker"]
+    return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _ask(process: subprocess.Popen, row: int) -> float:
+    process.stdin.write(f"{row}\n")
+    process.stdin.flush()
+    return float(process.stdout.readline())
+
+
+def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None) -> None:
+    a, b = _spawn(a_dir), _spawn(b_dir)
+    names = json.loads(a.stdout.readline())
+    if json.loads(b.stdout.readline()) != names:
+        raise SystemExit("the two builds list different rows")
+    chosen = [i for i, name in enumerate(names) if not only or name in only]
+    times: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in chosen}
+    for round_index in range(rounds):
+        for i in chosen:
+            order = (a, b) if (round_index + i) % 2 == 0 else (b, a)
+            measured = {id(process): _ask(process, i) for process in order}
+            times[i][0].append(measured[id(a)])
+            times[i][1].append(measured[id(b)])
+    print(f"{'row':30s} {'A ms':>9s} {'B ms':>9s} {'median B/A':>10s}  ({rounds} rounds)")
+    for i in chosen:
+        a_times, b_times = np.array(times[i][0]), np.array(times[i][1])
+        ratio = float(np.median(b_times / a_times))
+        print(f"{names[i]:30s} {np.median(a_times) * 1e3:9.4f} {np.median(b_times) * 1e3:9.4f} {ratio:10.3f}")
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--worker"]:
+        worker()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a_dir")
+    parser.add_argument("b_dir")
+    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--rows", help="comma-separated row names, as printed (default: every row)")
+    args = parser.parse_args()
+    compare(args.a_dir, args.b_dir, args.rounds, args.rows.split(",") if args.rows else None)
+
+
+if __name__ == "__main__":
+    main()
