@@ -21,8 +21,10 @@ PUBLIC_NAMES = [
     "from_onnx",
     "from_torch",
     "get_num_threads",
+    "load",
     "quantization_error",
     "reference",
+    "save",
     "set_num_threads",
     "use_isa",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import reference
 from ._core import __version__
+from ._files import load, save
 from ._isa import active_isa, available_isas, use_isa
 from ._precision import QuantizationError, quantization_error
 from ._sequence import SequenceModel
@@ -37,8 +38,10 @@ __all__ = [
     "from_onnx",
     "from_torch",
     "get_num_threads",
+    "load",
     "quantization_error",
     "reference",
+    "save",
     "set_num_threads",
     "use_isa",
 ]

@@ -22,14 +22,16 @@ from ._checks import (
     shape_text,
 )
 from ._parameters import LSTMParameters, check_state_dict_names
+from ._portable import PortableModel, check_config_keys
 from ._threads import resolve_threads
 
 
-class LSTMBase(LSTMParameters):
+class LSTMBase(LSTMParameters, PortableModel):
     """Parameters and call conventions of ``torch.nn.LSTM``; see ``fastlstm.LSTM`` for the documentation."""
 
     #: where users find the class, for repr
     _public_module = "fastlstm"
+    _portable_name = "fastlstm.LSTM"
 
     def __init__(
         self,
@@ -50,6 +52,68 @@ class LSTMBase(LSTMParameters):
         peepholes: bool = False,
         precision: str = "fp32",
     ) -> None:
+        self._configure(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            bidirectional,
+            proj_size,
+            threads=threads,
+            reverse=reverse,
+            activations=activations,
+            clip=clip,
+            input_forget=input_forget,
+            peepholes=peepholes,
+            precision=precision,
+        )
+        parameter_bytes = self._parameter_bytes()
+        try:
+            self._parameters = self._initial_parameters(np.random.default_rng(seed))
+            self._parameters_changed()
+        except MemoryError:
+            raise MemoryError(
+                f"{self._size_text()}: the parameters need {parameter_bytes / 2**30:,.1f} GiB (and as much again for "
+                "the packed copy), which could not be allocated"
+            ) from None
+
+    #: The options of ``_configure``, as a configuration (pickle, ``fastlstm.save``) names them.
+    _OPTIONS = (
+        "input_size",
+        "hidden_size",
+        "num_layers",
+        "bias",
+        "batch_first",
+        "bidirectional",
+        "proj_size",
+        "threads",
+        "reverse",
+        "activations",
+        "clip",
+        "input_forget",
+        "peepholes",
+    )
+
+    def _configure(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        threads: int | None = None,
+        reverse: bool = False,
+        activations: Any = None,
+        clip: float | None = None,
+        input_forget: bool = False,
+        peepholes: bool = False,
+        precision: str = "fp32",
+    ) -> None:
+        """Check and set every option; allocates nothing (the parameters come after)."""
         self.threads = check_threads(threads, "threads")
         self.precision = check_precision(precision)
         # Cell options beyond torch.nn.LSTM (ONNX's LSTM attributes; see fastlstm._cell).
@@ -75,15 +139,27 @@ class LSTMBase(LSTMParameters):
                 f"got {self.proj_size}"
             )
         self._check_precision_fits(self.precision)
-        parameter_bytes = self._parameter_bytes()
-        try:
-            self._parameters = self._initial_parameters(np.random.default_rng(seed))
-            self._parameters_changed()
-        except MemoryError:
-            raise MemoryError(
-                f"{self._size_text()}: the parameters need {parameter_bytes / 2**30:,.1f} GiB (and as much again for "
-                "the packed copy), which could not be allocated"
-            ) from None
+
+    # ---- pickle, copy, fastlstm.save (see fastlstm._portable) -------------------------------------------------
+
+    def _portable_config(self) -> dict[str, Any]:
+        """Every option of ``_configure`` but the precision, as JSON values (activations as lists)."""
+        options = {name: getattr(self, name) for name in self._OPTIONS}
+        options["activations"] = [list(activation) for activation in self.activations]
+        return options
+
+    def _portable_tensors(self) -> dict[str, np.ndarray]:
+        return dict(self._parameters)
+
+    def _portable_configure(self, config: Mapping[str, Any], precision: str) -> None:
+        """Set the options of a new, empty instance from a configuration, checked as the constructor checks them."""
+        check_config_keys(config, self._OPTIONS, self._portable_name)
+        self._configure(**config, precision=precision)
+        self._parameter_bytes()  # refuses sizes no platform can hold
+
+    def _portable_restore(self, config: Mapping[str, Any], precision: str, tensors: Mapping[str, Any]) -> None:
+        self._portable_configure(config, precision)
+        self._set_parameters(tensors, copy=False)
 
     @property
     def has_cell_options(self) -> bool:
@@ -229,11 +305,25 @@ class LSTMBase(LSTMParameters):
         return f"{self._public_module}.{type(self).__name__}({arguments})"
 
 
-class LSTMCellBase:
+#: The options of a one-layer, one-direction LSTM with torch.nn.LSTM's cell, which a cell's configuration leaves out.
+_ONE_CELL = {
+    "num_layers": 1,
+    "batch_first": False,
+    "bidirectional": False,
+    "proj_size": 0,
+    "reverse": False,
+    "activations": None,
+    "clip": None,
+    "input_forget": False,
+    "peepholes": False,
+}
+
+
+class LSTMCellBase(PortableModel):
     """Parameters and call conventions of ``torch.nn.LSTMCell``, as one step of a one-layer LSTM (``_lstm_class``)."""
 
     _lstm_class: type[LSTMBase]
-    _NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    _portable_name = "fastlstm.LSTMCell"
 
     def __init__(
         self,
@@ -271,11 +361,31 @@ class LSTMCellBase:
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Replace every parameter; names and shapes as ``torch.nn.LSTMCell.state_dict()``."""
+        self._set_parameters(state_dict, copy=True)
+
+    def _set_parameters(self, state_dict: Mapping[str, Any], *, copy: bool) -> None:
         check_state_dict_names(state_dict, self.parameter_shapes(), self)
         try:
-            self._lstm.load_state_dict({f"{name}_l0": value for name, value in state_dict.items()})
+            self._lstm._set_parameters({f"{name}_l0": value for name, value in state_dict.items()}, copy=copy)
         except (TypeError, ValueError) as error:
             raise type(error)(str(error).replace("_l0'", "'")) from None
+
+    # ---- pickle, copy, fastlstm.save (see fastlstm._portable) -------------------------------------------------
+
+    def _portable_config(self) -> dict[str, Any]:
+        """The LSTM's configuration without the options every cell has alike (``_ONE_CELL``)."""
+        return {key: value for key, value in self._lstm._portable_config().items() if key not in _ONE_CELL}
+
+    def _portable_tensors(self) -> dict[str, np.ndarray]:
+        return {name[: -len("_l0")]: value for name, value in self._lstm._portable_tensors().items()}
+
+    def _portable_restore(self, config: Mapping[str, Any], precision: str, tensors: Mapping[str, Any]) -> None:
+        expected = tuple(key for key in self._lstm_class._OPTIONS if key not in _ONE_CELL)
+        check_config_keys(config, expected, self._portable_name)
+        lstm = self._lstm_class.__new__(self._lstm_class)
+        lstm._portable_configure({**_ONE_CELL, **config}, precision)
+        self._lstm = lstm
+        self._set_parameters(tensors, copy=False)
 
     def __call__(
         self, x: Any, state: tuple[Any, Any] | None = None, *, threads: int | None = None

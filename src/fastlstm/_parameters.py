@@ -122,13 +122,21 @@ class LSTMParameters:
         """Replace every parameter. Takes what ``torch.nn.LSTM.state_dict()`` gives, each tensor as a NumPy array
         (or anything NumPy can view as a real array). Every name must be present with its exact shape, and no other
         name may appear; nothing changes unless all of them are right."""
+        self._set_parameters(state_dict, copy=True)
+
+    def _set_parameters(self, state_dict: Mapping[str, Any], *, copy: bool) -> None:
+        """``load_state_dict``, keeping arrays that are already C-contiguous in the dtype when ``copy`` is false (for
+        arrays nothing else holds, such as those just read from a file)."""
         shapes = self.parameter_shapes()
         check_state_dict_names(state_dict, shapes, self)
         loaded = {}
         for name, shape in shapes.items():
             array = real_array(state_dict[name], f"state_dict[{name!r}]")
             check_shape(array, shape, f"state_dict[{name!r}]")
-            loaded[name] = np.array(array, dtype=self._dtype, order="C", copy=True)
+            if copy:
+                loaded[name] = np.array(array, dtype=self._dtype, order="C", copy=True)
+            else:
+                loaded[name] = np.ascontiguousarray(array, dtype=self._dtype)
         self._parameters = loaded
         self._parameters_changed()
 

@@ -14,11 +14,13 @@ import numpy as np
 from . import _core
 from ._checks import check_shape, check_threads, float32_weights, real_array, shape_text
 from ._isa import active_isa
+from ._parameters import check_state_dict_names
+from ._portable import PortableModel, check_config_keys, split_prefix
 from ._threads import resolve_threads
 from .lstm import LSTM
 
 
-class SequenceModel:
+class SequenceModel(PortableModel):
     """``probabilities = softmax(W h_t + b)`` at every step t of ``lstm`` over ``x`` (or over ``embedding[tokens]``).
 
     Args:
@@ -27,6 +29,9 @@ class SequenceModel:
         bias: (classes,) or None.
         embedding: (vocabulary, lstm.input_size) or None: with it, the model takes integer token ids instead of
             feature vectors.
+
+    Pickles, copies and ``fastlstm.save`` files hold the parts' parameters under the names ``embedding.weight``,
+    ``lstm.<torch.nn.LSTM's names>``, ``linear.weight`` and ``linear.bias``.
 
     Calls take what the LSTM takes (``state``, ``lengths``, ``threads``; the thread count, chosen as for the LSTM,
     serves the head too), with x of shape (T, N, input_size) or (N, T, input_size) when the LSTM is batch_first, or
@@ -64,6 +69,47 @@ class SequenceModel:
     @property
     def num_classes(self) -> int:
         return self.weight.shape[0]
+
+    @property
+    def precision(self) -> str:
+        """The LSTM's precision (the head computes in float32)."""
+        return self.lstm.precision
+
+    # ---- pickle, copy, fastlstm.save (see fastlstm._portable) -------------------------------------------------
+
+    _portable_name = "fastlstm.SequenceModel"
+
+    def _portable_config(self) -> dict[str, Any]:
+        return {
+            "lstm": self.lstm._portable_config(),
+            "embedding": self.embedding is not None,
+            "bias": self.bias is not None,
+        }
+
+    def _portable_tensors(self) -> dict[str, np.ndarray]:
+        tensors = {} if self.embedding is None else {"embedding.weight": self.embedding}
+        tensors.update({f"lstm.{name}": value for name, value in self.lstm._portable_tensors().items()})
+        tensors["linear.weight"] = self.weight
+        if self.bias is not None:
+            tensors["linear.bias"] = self.bias
+        return tensors
+
+    def _portable_restore(self, config: Any, precision: str, tensors: Any) -> None:
+        check_config_keys(config, ("lstm", "embedding", "bias"), self._portable_name)
+        parts = {"embedding": ["embedding.weight"], "bias": ["linear.bias"]}
+        for part in parts:
+            if not isinstance(config[part], bool):
+                raise ValueError(f"config: {part}: expected true or false, got {config[part]!r}")
+        head_names = ["linear.weight"] + [name for part, names in parts.items() if config[part] for name in names]
+        check_state_dict_names(
+            {name: value for name, value in tensors.items() if not name.startswith("lstm.")},
+            dict.fromkeys(head_names),
+            self._portable_name,
+        )
+        lstm = LSTM.__new__(LSTM)
+        lstm._portable_restore(config["lstm"], precision, split_prefix(tensors, "lstm."))
+        weight, bias, embedding = (tensors.get(name) for name in ("linear.weight", "linear.bias", "embedding.weight"))
+        self.__init__(lstm, weight, bias, embedding=embedding)
 
     def _features(self, x: Any) -> np.ndarray:
         if self.embedding is None:

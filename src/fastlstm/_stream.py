@@ -9,6 +9,7 @@ each step's arithmetic does not depend on where a chunk starts.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,6 +100,28 @@ class Stream:
         check_shape(c, self._c.shape, "state[1] (c)", hint="num_layers, batch_size, hidden_size")
         self._h[...] = h
         self._c[...] = c
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The state is of sequences in flight in this process; what travels is the model (it pickles) and the state.
+        raise TypeError(
+            "cannot pickle a fastlstm.Stream: it is the running state of live sequences. Send the model (it pickles) "
+            "and the state (h, c) = stream.state instead, and on the other side make "
+            "stream = model.stream(batch_size) and set stream.state = (h, c)"
+        )
+
+    def __copy__(self) -> Stream:
+        """A branch: a stream of the same model whose state starts as a copy of this one's."""
+        return self._branch(self._model)
+
+    def __deepcopy__(self, memo: dict) -> Stream:
+        """A branch on a deep copy of the model."""
+        return self._branch(copy.deepcopy(self._model, memo))
+
+    def _branch(self, model: LSTM) -> Stream:
+        branch = Stream(model, self.batch_size)
+        branch._h[...] = self._h
+        branch._c[...] = self._c
+        return branch
 
     def __repr__(self) -> str:
         return f"<fastlstm.Stream of {self._model!r}, batch_size={self.batch_size}>"

@@ -60,18 +60,37 @@ def quantize_to_int8(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, scales.astype(np.float32)
 
 
+def _float_dtype(dtype) -> np.dtype:
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected a NumPy float dtype, got {dtype!r}") from None
+    if dtype.kind != "f":
+        raise TypeError(f"dtype: expected a NumPy float dtype, got {dtype}")
+    return dtype
+
+
 class LSTM(LSTMBase):
     """``torch.nn.LSTM`` in NumPy. ``dtype`` (keyword, default float64) is the dtype of parameters and arithmetic;
     ``precision`` ("fp32", "bf16" or "int8") makes the products those of the kernels of that precision (see the
     module docstring)."""
 
     _public_module = "fastlstm.reference"
+    _portable_name = "fastlstm.reference.LSTM"
+    _OPTIONS = (*LSTMBase._OPTIONS, "dtype")
 
     def __init__(self, *args, dtype=np.float64, **kwargs) -> None:
-        self._dtype = np.dtype(dtype)
-        if self._dtype.kind != "f":
-            raise TypeError(f"dtype: expected a NumPy float dtype, got {self._dtype}")
+        self._dtype = _float_dtype(dtype)
         super().__init__(*args, **kwargs)
+
+    def _configure(self, *args, dtype=None, **kwargs) -> None:
+        # The constructor sets the dtype before the options (None keeps it); a pickle's configuration carries it.
+        if dtype is not None:
+            self._dtype = _float_dtype(dtype)
+        super()._configure(*args, **kwargs)
+
+    def _portable_config(self) -> dict:
+        return {**super()._portable_config(), "dtype": self._dtype.name}
 
     @property
     def dtype(self) -> np.dtype:
@@ -184,6 +203,7 @@ class LSTMCell(LSTMCellBase):
     """``torch.nn.LSTMCell`` in NumPy; ``dtype`` as for ``LSTM``."""
 
     _lstm_class = LSTM
+    _portable_name = "fastlstm.reference.LSTMCell"
 
     def __init__(
         self, input_size, hidden_size, bias=True, *, seed=None, threads=None, precision="fp32", dtype=np.float64

@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._checks import check_shape, real_array, shape_text
+from .._checks import check_bool, check_shape, real_array, shape_text
+from .._portable import PortableModel, check_config_keys
 
 if TYPE_CHECKING:
     from ..lstm import LSTM
 
 
-class KerasLSTM:
+#: Bidirectional's merge modes; None returns both directions' outputs.
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+_SETTINGS = ("name", "return_sequences", "return_state", "go_backwards", "merge_mode", "zero_output_for_mask")
+
+
+class KerasLSTM(PortableModel):
     """A Keras LSTM layer (or model around one) run by ``fastlstm``: ``keras_lstm(x, initial_state=None,
     mask=None)`` returns what Keras returns for the same call (see ``fastlstm.interop.keras`` for the semantics).
 
@@ -51,6 +57,47 @@ class KerasLSTM:
     @property
     def bidirectional(self) -> bool:
         return self.model.bidirectional
+
+    @property
+    def precision(self) -> str:
+        return self.model.precision
+
+    # ---- pickle, copy, fastlstm.save (see fastlstm._portable) -------------------------------------------------
+
+    _portable_name = "fastlstm.KerasLSTM"
+
+    def _portable_config(self) -> dict[str, Any]:
+        settings = {setting: getattr(self, setting) for setting in (*_SETTINGS, "mask_value")}
+        return {"lstm": self.model._portable_config(), **settings}
+
+    def _portable_tensors(self) -> dict[str, np.ndarray]:
+        return self.model._portable_tensors()
+
+    def _portable_restore(self, config: Any, precision: str, tensors: Any) -> None:
+        from ..lstm import LSTM
+
+        check_config_keys(config, ("lstm", *_SETTINGS, "mask_value"), self._portable_name)
+        model = LSTM.__new__(LSTM)
+        model._portable_restore(config["lstm"], precision, tensors)
+        settings = {
+            setting: check_bool(config[setting], setting) for setting in _SETTINGS[1:] if setting != "merge_mode"
+        }
+        name, merge_mode, mask_value = config["name"], config["merge_mode"], config["mask_value"]
+        if not isinstance(name, str):
+            raise ValueError(f"name: expected a str, got {type(name).__name__}")
+        if not model.batch_first:
+            raise ValueError("lstm: batch_first: expected true, as Keras is batch-major")
+        if merge_mode not in (MERGE_MODES if model.bidirectional else (None,)):
+            expected = MERGE_MODES if model.bidirectional else (None,)
+            raise ValueError(f"merge_mode: expected one of {list(expected)} for this model, got {merge_mode!r}")
+        # A layer going backwards is our reverse model; a Bidirectional's forward layer never goes backwards.
+        if settings["go_backwards"] != model.reverse:
+            raise ValueError(
+                f"go_backwards: {settings['go_backwards']} does not match the model's reverse={model.reverse}"
+            )
+        if mask_value is not None and (isinstance(mask_value, bool) or not isinstance(mask_value, (int, float))):
+            raise ValueError(f"mask_value: expected a number or null, got {mask_value!r}")
+        self.__init__(model, name=name, merge_mode=merge_mode, mask_value=mask_value, **settings)
 
     def __call__(self, x: Any, initial_state: Any = None, mask: Any = None) -> np.ndarray | list[np.ndarray]:
         """What the Keras layer returns for ``layer(x, initial_state=initial_state, mask=mask)``.
