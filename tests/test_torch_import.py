@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 import pytest
+import safetensors.torch
 import torch
 
 import fastlstm
@@ -188,3 +189,14 @@ def test_what_cannot_be_imported_is_named():
         fastlstm.from_torch({"weight_ih_l0": np.zeros((16, 3), np.complex64), "weight_hh_l0": np.zeros((16, 4))})
     with pytest.raises(ValueError, match=r"no entries"):
         fastlstm.from_torch({})
+
+
+def test_file_of_fastlstm_save_loads_into_torch(tmp_path):
+    # The file's tensors carry torch.nn.LSTM's names and shapes: the safetensors package reads them as they are.
+    model = fastlstm.LSTM(5, 7, num_layers=2, bidirectional=True, proj_size=3, batch_first=True, seed=12)
+    path = tmp_path / "model.safetensors"
+    fastlstm.save(model, path)
+    module = torch.nn.LSTM(5, 7, num_layers=2, bidirectional=True, proj_size=3, batch_first=True)
+    module.load_state_dict(safetensors.torch.load_file(path))
+    for name, value in model.state_dict().items():
+        assert np.array_equal(module.state_dict()[name].numpy(), value), name
