@@ -12,6 +12,7 @@ import pickle
 import re
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import joblib
 import numpy as np
@@ -343,6 +344,29 @@ def test_spawn_pool_gives_the_single_process_results(rng):
 def test_joblib_loky_gives_the_single_process_results(rng):
     model, inputs, expected = _pool_case(rng)
     results = joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(_output_of)((model, x)) for x in inputs)
+    assert [result.tobytes() for result in results] == [item.tobytes() for item in expected]
+
+
+_worker_model = None
+
+
+def _load_worker_model(path):
+    global _worker_model
+    _worker_model = fastlstm.load(path)
+
+
+def _score(x):
+    return _worker_model(x)[0]
+
+
+def test_process_pool_loading_the_model_once_per_worker(rng, tmp_path):
+    # The README's recipe: each worker loads the file in its initializer, tasks carry only their inputs.
+    model, inputs, expected = _pool_case(rng)
+    path = tmp_path / "model.safetensors"
+    fastlstm.save(model, path)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context, initializer=_load_worker_model, initargs=(path,)) as pool:
+        results = list(pool.map(_score, inputs))
     assert [result.tobytes() for result in results] == [item.tobytes() for item in expected]
 
 
