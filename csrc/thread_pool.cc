@@ -64,7 +64,8 @@ ThreadPool& ThreadPool::shared() {
 
 ThreadPool& ThreadPool::install_shared() {
     // Never destroyed: worker threads must not be joined during static destruction at interpreter exit. A new pool
-    // starts no thread, so when two first callers race, the loser deletes its own unused one.
+    // starts no thread, so when two first callers race, the loser deletes its own unused one. A fork at any point
+    // in here is harmless: the child sees either null or a pool without workers, and abandons the latter.
     ThreadPool* const fresh = new ThreadPool();
     ThreadPool* installed = nullptr;
     if (shared_pool.compare_exchange_strong(installed, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
@@ -91,9 +92,10 @@ void ThreadPool::abandon_shared_after_fork() {
     abandoned_pools = parents;
 }
 
-// Registered while the library loads, before any thread of ours exists, so that no fork can fall between a pool's
-// creation and its handler's registration (as registering on first use would allow). pthread_atfork fails only for
-// lack of memory; a process that cannot allocate a few bytes while loading a library cannot run a model either.
+// Registered while the library loads (at the latest, before the first use of this file), before any thread of ours
+// exists, so that no fork can fall between a pool's creation and its handler's registration (as registering on first
+// use would allow). pthread_atfork fails only for lack of memory; a process that cannot allocate a few bytes while
+// loading a library cannot run a model either.
 const bool ThreadPool::fork_handler_registered_ =
     pthread_atfork(nullptr, nullptr, &ThreadPool::abandon_shared_after_fork) == 0;
 #endif
