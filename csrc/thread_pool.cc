@@ -2,6 +2,10 @@
 
 #include <chrono>
 
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define FASTLSTM_CPU_RELAX() _mm_pause()
@@ -20,6 +24,19 @@ constexpr int kBarrierSpins = 1 << 14;
 
 // How long an idle worker keeps spinning for the next job before it sleeps.
 constexpr auto kIdleSpin = std::chrono::microseconds(200);
+
+// The process's pool: null until the first call of shared(), and again in a fork child until its first call there.
+// A namespace-scope atomic pointer is constant-initialized (no guard variable, no constructor to run), so once the
+// pool exists shared() costs one acquire load, a plain load on x86-64. Lock-free, so that the fork child handler's
+// store to it is async-signal-safe, as POSIX asks of what a multithreaded process's child does before exec.
+std::atomic<ThreadPool*> shared_pool{nullptr};
+static_assert(std::atomic<ThreadPool*>::is_always_lock_free, "the fork handler needs a lock-free pool pointer");
+
+#if !defined(_WIN32)
+// Head of the pools abandoned by forks (see ThreadPool::abandoned_before_). Written only by the fork child handler,
+// when the child has a single thread.
+ThreadPool* abandoned_pools = nullptr;
+#endif
 
 }  // namespace
 
@@ -40,10 +57,48 @@ void SpinBarrier::arrive_and_wait(int count) {
 }
 
 ThreadPool& ThreadPool::shared() {
-    // Never destroyed: worker threads must not be joined during static destruction at interpreter exit.
-    static ThreadPool* pool = new ThreadPool();
-    return *pool;
+    // Acquire: pairs with the release of install_shared(), so a pool installed by another thread is seen constructed.
+    ThreadPool* const pool = shared_pool.load(std::memory_order_acquire);
+    return pool != nullptr ? *pool : install_shared();
 }
+
+ThreadPool& ThreadPool::install_shared() {
+    // Never destroyed: worker threads must not be joined during static destruction at interpreter exit. A new pool
+    // starts no thread, so when two first callers race, the loser deletes its own unused one. A fork at any point
+    // in here is harmless: the child sees either null or a pool without workers, and abandons the latter.
+    ThreadPool* const fresh = new ThreadPool();
+    ThreadPool* installed = nullptr;
+    if (shared_pool.compare_exchange_strong(installed, fresh, std::memory_order_acq_rel, std::memory_order_acquire))
+        return *fresh;
+    delete fresh;
+    return *installed;
+}
+
+#if !defined(_WIN32)
+// Runs in the child of every fork() through the C library (Python's os.fork and multiprocessing, forkpty, daemon),
+// where the thread that forked is the only thread, so nothing races with it. The parent's pool is left as it is:
+// its workers do not exist here, its mutexes may be held by threads that do not exist either, and a job may be
+// half-published, so locking, joining, resetting or destroying it could hang or abort; it is leaked instead. The
+// handler only stores null (no allocation, as a child handler should), and the child's first call installs a new
+// pool through shared(). Its parent's pool stays reachable from abandoned_pools.
+//
+// No pid check besides: what skips atfork handlers is a fork by raw system call or _Fork(), whose child may call
+// only async-signal-safe functions (the C library's own locks are not reset either), so it cannot run a model
+// anyway; vfork and posix_spawn children exec at once. A pid check would add a getpid() system call to every call.
+void ThreadPool::abandon_shared_after_fork() {
+    ThreadPool* const parents = shared_pool.exchange(nullptr, std::memory_order_relaxed);
+    if (parents == nullptr) return;
+    parents->abandoned_before_ = abandoned_pools;
+    abandoned_pools = parents;
+}
+
+// Registered while the library loads (at the latest, before the first use of this file), before any thread of ours
+// exists, so that no fork can fall between a pool's creation and its handler's registration (as registering on first
+// use would allow). pthread_atfork fails only for lack of memory; a process that cannot allocate a few bytes while
+// loading a library cannot run a model either.
+const bool ThreadPool::fork_handler_registered_ =
+    pthread_atfork(nullptr, nullptr, &ThreadPool::abandon_shared_after_fork) == 0;
+#endif
 
 ThreadPool::~ThreadPool() {
     stopping_.store(true);
