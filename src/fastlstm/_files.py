@@ -85,9 +85,11 @@ def _restore(metadata: dict[str, str], tensors: dict, precision: str | None) -> 
     if cls is None:
         raise ValueError(f"__metadata__: class {metadata['class'][:80]!r}: expected one of {list(classes)}")
     try:
-        config = json.loads(metadata["config"])
+        config = json.loads(metadata["config"], object_pairs_hook=_safetensors.refuse_repeated_names)
     except (json.JSONDecodeError, RecursionError):
         raise ValueError("__metadata__: config: not valid JSON") from None
+    except ValueError as error:  # repeated names, as in the header, or an integer of too many digits
+        raise ValueError(f"__metadata__: config: {error}") from None
     model = cls.__new__(cls)
     model._portable_restore(config, precision or check_precision(metadata["precision"]), tensors)
     return model

@@ -22,7 +22,7 @@ from ._checks import (
     shape_text,
 )
 from ._parameters import LSTMParameters, check_state_dict_names
-from ._portable import PortableModel, check_config_keys
+from ._portable import PortableModel, check_cell_count, check_config_keys
 from ._threads import resolve_threads
 
 
@@ -151,14 +151,15 @@ class LSTMBase(LSTMParameters, PortableModel):
     def _portable_tensors(self) -> dict[str, np.ndarray]:
         return dict(self._parameters)
 
-    def _portable_configure(self, config: Mapping[str, Any], precision: str) -> None:
+    def _portable_configure(self, config: Mapping[str, Any], precision: str, tensors: Mapping[str, Any]) -> None:
         """Set the options of a new, empty instance from a configuration, checked as the constructor checks them."""
         check_config_keys(config, self._OPTIONS, self._portable_name)
         self._configure(**config, precision=precision)
+        check_cell_count(self.num_layers * self.num_directions, tensors)
         self._parameter_bytes()  # refuses sizes no platform can hold
 
     def _portable_restore(self, config: Mapping[str, Any], precision: str, tensors: Mapping[str, Any]) -> None:
-        self._portable_configure(config, precision)
+        self._portable_configure(config, precision, tensors)
         self._set_parameters(tensors, copy=False)
 
     @property
@@ -383,7 +384,7 @@ class LSTMCellBase(PortableModel):
         expected = tuple(key for key in self._lstm_class._OPTIONS if key not in _ONE_CELL)
         check_config_keys(config, expected, self._portable_name)
         lstm = self._lstm_class.__new__(self._lstm_class)
-        lstm._portable_configure({**_ONE_CELL, **config}, precision)
+        lstm._portable_configure({**_ONE_CELL, **config}, precision, tensors)
         self._lstm = lstm
         self._set_parameters(tensors, copy=False)
 

@@ -104,6 +104,17 @@ def check_config_keys(config: Any, expected: tuple[str, ...], what: str) -> None
         raise ValueError(f"config: {'; '.join(parts)} for {what}; expected the options {list(expected)}")
 
 
+def check_cell_count(cells: int, tensors: Any) -> None:
+    """Refuse (ValueError) more cells (layers x directions) than ``tensors`` can hold, each cell having at least
+    weight_ih and weight_hh. Checked before the names of the cells' parameters are listed: a description may claim
+    any num_layers, and listing the names of 10**9 layers would take hours and gigabytes."""
+    if isinstance(tensors, Mapping) and 2 * cells > len(tensors):
+        raise ValueError(
+            f"num_layers: {cells} cells (layers x directions) need at least {2 * cells} tensors (weight_ih and "
+            f"weight_hh each), got {len(tensors)}"
+        )
+
+
 def split_prefix(tensors: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The tensors whose names start with ``prefix``, by the rest of their names."""
     return {name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)}

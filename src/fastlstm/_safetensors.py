@@ -5,11 +5,11 @@ Layout: an 8-byte little-endian unsigned header length N; N bytes of a UTF-8 JSO
 header), plus an optional ``"__metadata__"`` object of strings to strings; then the data, little-endian, the tensors
 back to back. The header is padded with spaces to a multiple of 8 bytes so that the data starts aligned.
 
-The reader trusts nothing in the file: the header length is capped and must fit the file; the JSON must be an
-object without repeated names; every entry must have exactly those three fields, dtype F32, a shape of non-negative
-ints, and offsets that match the shape's byte count; the tensors must tile the data exactly (contiguous, in bounds,
-no overlap, no bytes left over). Nothing is allocated before the header has been checked, and then no more than the
-data's size. Every refusal is a ``ValueError``.
+The reader trusts nothing in the file: the header length is capped and must fit the file; the JSON must be an object
+without repeated names; every entry must have exactly those three fields, dtype F32, a shape of at most 64 non-negative
+ints that fit an index, and offsets that match the shape's byte count; the tensors must tile the data exactly
+(contiguous, in bounds, no overlap, no bytes left over). Nothing is allocated before the header has been checked, and
+then no more than the data's size. Every refusal is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
@@ -29,6 +31,10 @@ _ALIGNMENT = 8
 _DTYPE = np.dtype("<f4")
 _DTYPE_NAME = "F32"
 _ENTRY_FIELDS = {"dtype", "shape", "data_offsets"}
+#: NumPy's most dimensions, and sizes an index can hold: a shape beyond them is refused before its element count is
+#: taken, which would be quadratic in a header's length (the product of a million 40-bit sizes) and too long to print.
+_MAX_DIMENSIONS = 64
+_MAX_SIZE = sys.maxsize
 METADATA_KEY = "__metadata__"
 
 
@@ -71,7 +77,7 @@ def read(file: BinaryIO, file_size: int) -> tuple[dict[str, np.ndarray], dict[st
         array = np.empty(shape, _DTYPE)
         file.seek(data_start + begin)
         if file.readinto(memoryview(array).cast("B")) != end - begin:
-            raise ValueError(f"tensor {name!r}: the file ended inside its data")
+            raise ValueError(f"tensor {_shown(name)}: the file ended inside its data")
         tensors[name] = array if _DTYPE.isnative else array.astype(np.float32)
     return tensors, metadata
 
@@ -80,23 +86,27 @@ def file_size(file: BinaryIO) -> int:
     return os.fstat(file.fileno()).st_size
 
 
-def _refuse_repeated_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def refuse_repeated_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of ``json.loads``: an object naming something twice is refused (ValueError), not read
+    as its last value, since another reader could take the first."""
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        raise ValueError(f"header: the names {repeated} appear more than once")
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)  # linear: names may be many
+        raise ValueError(f"the names {repeated} appear more than once in an object")
     return dict(pairs)
 
 
 def _parse_header(text: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(text.decode("utf-8"), object_pairs_hook=_refuse_repeated_names)
+        header = json.loads(text.decode("utf-8"), object_pairs_hook=refuse_repeated_names)
     except UnicodeDecodeError as error:
         raise ValueError(f"header: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except RecursionError:
         raise ValueError("header: JSON nested too deeply") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"header: not valid JSON ({error.msg} at character {error.pos})") from None
+    except ValueError as error:  # repeated names, or an integer of more digits than Python converts
+        raise ValueError(f"header: {error}") from None
     if not isinstance(header, dict):
         raise ValueError(f"header: expected a JSON object, got {type(header).__name__}")
     return header
@@ -112,20 +122,35 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _shown(value: Any) -> str:
+    """``value``'s repr, cut to 80 characters: a file's values may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:76] + " ..."
+
+
+def _is_size(value: Any) -> bool:
+    return _is_count(value) and value <= _MAX_SIZE
+
+
 def _check_layout(header: dict[str, Any], data_size: int) -> list[tuple[str, tuple[int, ...], int, int]]:
     """(name, shape, begin, end) of every tensor, sorted by offset, once every entry and the tiling are checked."""
     layout = []
     for name, entry in header.items():
-        where = f"tensor {name!r}"
+        where = f"tensor {_shown(name)}"
         if not isinstance(entry, dict) or set(entry) != _ENTRY_FIELDS:
             raise ValueError(f"{where}: expected an object with exactly the fields {sorted(_ENTRY_FIELDS)}")
         if entry["dtype"] != _DTYPE_NAME:
-            raise ValueError(f"{where}: dtype {entry['dtype']!r}; fastlstm files hold only {_DTYPE_NAME}")
+            raise ValueError(f"{where}: dtype {_shown(entry['dtype'])}; fastlstm files hold only {_DTYPE_NAME}")
         shape, offsets = entry["shape"], entry["data_offsets"]
-        if not isinstance(shape, list) or not all(_is_count(size) for size in shape):
-            raise ValueError(f"{where}: shape: expected a list of non-negative ints, got {shape!r}")
+        if not (isinstance(shape, list) and len(shape) <= _MAX_DIMENSIONS and all(_is_size(size) for size in shape)):
+            raise ValueError(
+                f"{where}: shape: expected a list of at most {_MAX_DIMENSIONS} ints in [0, {_MAX_SIZE}], "
+                f"got {_shown(shape)}"
+            )
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(offset) for offset in offsets)):
-            raise ValueError(f"{where}: data_offsets: expected [begin, end], two non-negative ints, got {offsets!r}")
+            raise ValueError(
+                f"{where}: data_offsets: expected [begin, end], two non-negative ints, got {_shown(offsets)}"
+            )
         begin, end = offsets
         expected = math.prod(shape) * _DTYPE.itemsize
         if end < begin or end - begin != expected:
@@ -139,7 +164,9 @@ def _check_layout(header: dict[str, Any], data_size: int) -> list[tuple[str, tup
     for name, _, begin, end in layout:
         if begin != position:
             problem = "overlaps the tensor before it" if begin < position else "leaves a gap before it"
-            raise ValueError(f"tensor {name!r}: data_offsets start at {begin}, which {problem} (expected {position})")
+            raise ValueError(
+                f"tensor {_shown(name)}: data_offsets start at {begin}, which {problem} (expected {position})"
+            )
         position = end
     if position != data_size:
         raise ValueError(
