@@ -4,9 +4,10 @@ the C++ core."""
 from __future__ import annotations
 
 from . import _cell, _core
+from ._cell_module import LSTMCellBase
 from ._checks import check_bool
 from ._isa import active_isa
-from ._module import LSTMBase, LSTMCellBase
+from ._module import LSTMBase
 from ._stream import Stream
 from .interop.onnx_export import OPSET as ONNX_OPSET
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import _cell
 from ._cell import sigmoid
-from ._module import LSTMBase, LSTMCellBase
+from ._cell_module import LSTMCellBase
+from ._module import LSTMBase
 from ._parameters import layer_suffix
 
 # sigmoid, exported here, is _cell's, which holds the NumPy form of every activation for this reference alone: the

@@ -78,7 +78,7 @@ class KerasLSTM(PortableModel):
 
         check_config_keys(config, ("lstm", *_SETTINGS, "mask_value"), self._portable_name)
         model = LSTM.__new__(LSTM)
-        model._portable_restore(config["lstm"], precision, tensors)
+        model._portable_configure(config["lstm"], precision, tensors)  # the settings are checked before packing
         settings = {
             setting: check_bool(config[setting], setting) for setting in _SETTINGS[1:] if setting != "merge_mode"
         }
@@ -97,6 +97,7 @@ class KerasLSTM(PortableModel):
             )
         if mask_value is not None and (isinstance(mask_value, bool) or not isinstance(mask_value, (int, float))):
             raise ValueError(f"mask_value: expected a number or null, got {mask_value!r}")
+        model._set_parameters(tensors, copy=False)
         self.__init__(model, name=name, merge_mode=merge_mode, mask_value=mask_value, **settings)
 
     def __call__(self, x: Any, initial_state: Any = None, mask: Any = None) -> np.ndarray | list[np.ndarray]:
