@@ -13,6 +13,7 @@ from typing import TextIO
 import fastlstm
 
 from .machine import environment
+from .neighbours import run_neighbours
 from .peers import available_peers
 from .plot import plotting_available, write_plot
 from .precisions import PRECISIONS, check_precisions, parse_precisions
@@ -125,6 +126,15 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command.add_argument(
         "--plot", type=Path, metavar="FILE", help="also draw the speed-ups as a bar chart (PNG, needs matplotlib)"
     )
+    command.add_argument(
+        "--neighbours",
+        action="store_true",
+        help=(
+            "instead of the shape matrix, time fastlstm calls right after a NumPy matmul, a torch op and an "
+            "onnxruntime run, next to a busy process, and two models in two Python threads, each against the "
+            "undisturbed 1- and 2-thread calls (about a minute)"
+        ),
+    )
     command.set_defaults(handler=main)
 
 
@@ -134,6 +144,8 @@ def main(args: argparse.Namespace) -> int:
         # Said before measuring, not after minutes of it.
         print("python -m fastlstm bench: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
         return 2
+    if args.neighbours:
+        return run_neighbours()
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
     return run(
         shapes,

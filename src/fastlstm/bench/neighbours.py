@@ -1,0 +1,219 @@
+"""``python -m fastlstm bench --neighbours``: fastlstm calls next to other libraries' threads. In a real program,
+NumPy's BLAS, torch's OpenMP pool or onnxruntime run just before fastlstm, and their worker threads keep spinning on
+the cores for a while after their own call; another process may hold a core. Each case times a fastlstm call right
+after its neighbour (or while it runs) at 1 and 2 threads, against the same call undisturbed.
+
+The cases take turns call by call (ROUNDS rounds, each case and thread count once per round, in a rotating order), so
+that a slow spell of a shared machine falls on all of them alike; each call starts SETTLE_SECONDS after the previous
+one, long enough for every neighbour's threads to go idle (see timing.SETTLE_SECONDS), then runs the neighbour,
+then the timed call. Medians are reported."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+import numpy as np
+
+from .peers import PEERS, Forward, Unsupported, fastlstm_forward
+from .shapes import Shape, build_model, make_input
+
+#: The shape of the issue that asked for this benchmark: 2-layer bidirectional, I = 128, H = 256, B = 8, T = 100.
+NEIGHBOURS_SHAPE = Shape(8, 100, 128, 256, num_layers=2, bidirectional=True)
+THREAD_COUNTS = (1, 2)
+ROUNDS = 30
+#: Pause before each neighbour's run: longer than any neighbour's spinning lasts (OpenBLAS: about 0.1 s).
+SETTLE_SECONDS = 0.25
+#: The NumPy neighbour: a 512 x 512 float32 matrix product, which OpenBLAS runs on all its threads.
+MATMUL_SIZE = 512
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One case: ``prepare(shape, threads)`` returns what runs right before each fastlstm call (None: nothing), in
+    the context ``around`` (which, for the busy process, keeps it running through the timings)."""
+
+    name: str
+    modules: tuple[str, ...]
+    prepare: Callable[[Shape, int], Callable[[], object] | None]
+    around: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+
+    def is_available(self) -> bool:
+        import importlib.util
+
+        return all(importlib.util.find_spec(module) is not None for module in self.modules)
+
+
+def _nothing(shape: Shape, threads: int) -> None:
+    return None
+
+
+def _numpy_matmul(shape: Shape, threads: int) -> Callable[[], object]:
+    a = np.random.default_rng(0).standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(np.float32)
+    return lambda: a @ a
+
+
+def _torch_embedding(shape: Shape, threads: int) -> Callable[[], object]:
+    import torch
+
+    # torch at its default thread count: features looked up for the batch, as a model's front end does.
+    embedding = torch.nn.Embedding(1000, shape.input_size)
+    tokens = torch.randint(0, 1000, (shape.batch, shape.steps), generator=torch.Generator().manual_seed(0))
+
+    def look_up() -> object:
+        with torch.inference_mode():
+            return embedding(tokens)
+
+    return look_up
+
+
+def _onnxruntime_run(shape: Shape, threads: int) -> Callable[[], object]:
+    peer = next(peer for peer in PEERS if peer.name == "onnxruntime")
+    session = peer.build(build_model(shape), 2)  # onnxruntime on every core, its usual setting
+    x = make_input(shape)
+    return lambda: session(x)
+
+
+@contextlib.contextmanager
+def busy_process() -> Iterator[None]:
+    """Another process spinning on one core while the block runs."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)  # started and spinning
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+NEIGHBOURS: tuple[Neighbour, ...] = (
+    Neighbour("alone", (), _nothing),
+    Neighbour("after a NumPy matmul", (), _numpy_matmul),
+    Neighbour("after a torch op", ("torch",), _torch_embedding),
+    Neighbour("after an onnxruntime run", ("onnxruntime", "onnx"), _onnxruntime_run),
+    Neighbour("another process busy on one core", (), _nothing, around=busy_process),
+)
+
+
+def blas_description() -> str:
+    """NumPy's BLAS as threadpoolctl sees it: library, version, kernel (the CPU type it chose) and threads."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    infos = [info for info in threadpoolctl.threadpool_info() if info.get("user_api") == "blas"]
+    return "; ".join(
+        f"{info.get('internal_api')} {info.get('version')} kernel {info.get('architecture')}, "
+        f"{info.get('num_threads')} threads"
+        for info in infos
+    )
+
+
+def time_cases(
+    cases: dict[tuple[str, int], tuple[Forward, Callable[[], object] | None]], x: np.ndarray, rounds: int
+) -> dict[tuple[str, int], float]:
+    """Median seconds of one call of each case, the cases taking turns call by call (see the module's doc)."""
+    keys = list(cases)
+    times: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    for round_number in range(rounds):
+        for key in keys[round_number % len(keys) :] + keys[: round_number % len(keys)]:
+            forward, before = cases[key]
+            time.sleep(SETTLE_SECONDS)
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            forward(x)
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(runs) for key, runs in times.items()}
+
+
+def two_models_overlap(shape: Shape, threads: int, calls: int = 10, repeats: int = 5) -> tuple[float, float]:
+    """(seconds per call, overlap) of two models on ``threads`` threads each, called ``calls`` times each from two
+    Python threads at once; overlap is the time of the same calls one model after the other over the time together
+    (2: the two ran side by side at full speed; 1: one waited for the other)."""
+    models = [fastlstm_forward(build_model(shape, threads)) for _ in range(2)]
+    x = make_input(shape)
+
+    def serially() -> None:
+        for forward in models:
+            for _ in range(calls):
+                forward(x)
+
+    def together() -> None:
+        workers = [threading.Thread(target=lambda f=forward: [f(x) for _ in range(calls)]) for forward in models]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    serial, joint = [], []
+    for _ in range(repeats):  # interleaved, so that a slow spell falls on both
+        for run, runs in ((serially, serial), (together, joint)):
+            start = time.perf_counter()
+            run()
+            runs.append(time.perf_counter() - start)
+    return statistics.median(joint) / (2 * calls), statistics.median(serial) / statistics.median(joint)
+
+
+def measure_neighbours(
+    shape: Shape = NEIGHBOURS_SHAPE, rounds: int = ROUNDS, progress: TextIO = sys.stderr
+) -> dict[str, dict[int, float]]:
+    """Median seconds of a fastlstm call of ``shape`` at each of THREAD_COUNTS in each available neighbour case."""
+    models = {threads: fastlstm_forward(build_model(shape, threads)) for threads in THREAD_COUNTS}
+    x = make_input(shape)
+    results: dict[str, dict[int, float]] = {}
+    plain = [n for n in NEIGHBOURS if n.is_available() and n.around is contextlib.nullcontext]
+    surrounded = [n for n in NEIGHBOURS if n.is_available() and n.around is not contextlib.nullcontext]
+    # The cases that run in the same surroundings take turns; each surrounded case is timed by itself.
+    for group in [plain] + [[n] for n in surrounded]:
+        print(f"neighbours: {', '.join(n.name for n in group)} ...", file=progress, flush=True)
+        cases: dict[tuple[str, int], tuple[Forward, Callable[[], object] | None]] = {}
+        for neighbour in group:
+            for threads in THREAD_COUNTS:
+                try:
+                    cases[(neighbour.name, threads)] = (models[threads], neighbour.prepare(shape, threads))
+                except Unsupported:
+                    continue
+        with group[0].around():
+            for (name, threads), seconds in time_cases(cases, x, rounds).items():
+                results.setdefault(name, {})[threads] = seconds
+    return results
+
+
+def neighbours_report(shape: Shape, results: dict[str, dict[int, float]], two_models: tuple[float, float]) -> str:
+    """The table of ``measure_neighbours``' results, each case against the undisturbed 1- and 2-thread calls."""
+    alone = results["alone"]
+    lines = [
+        f"fastlstm next to other libraries' threads: {shape.label}, median ms per call, {os.cpu_count()} CPUs",
+        f"NumPy's BLAS: {blas_description()}",
+        "",
+        f"{'case':36s} {'1 thread':>9s} {'2 threads':>10s} {'2t / alone 2t':>14s} {'2t / alone 1t':>14s}",
+    ]
+    for name, by_threads in results.items():
+        one, two = by_threads.get(1, float("nan")), by_threads.get(2, float("nan"))
+        lines.append(f"{name:36s} {one * 1e3:9.1f} {two * 1e3:10.1f} {two / alone[2]:14.2f} {two / alone[1]:14.2f}")
+    per_call, overlap = two_models
+    lines.append(
+        f"{'two 1-thread models, two Py threads':36s} {per_call * 1e3:9.1f} {'':10s} "
+        f"{'overlap ' + format(overlap, '.2f') + 'x':>14s}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def run_neighbours(shape: Shape = NEIGHBOURS_SHAPE, out: TextIO | None = None, progress: TextIO | None = None) -> int:
+    """Measures every case and prints the table to ``out`` (default: stdout; progress to stderr); returns the exit
+    status."""
+    out = out or sys.stdout
+    progress = progress or sys.stderr
+    results = measure_neighbours(shape, progress=progress)
+    print("neighbours: two models in two Python threads ...", file=progress, flush=True)
+    out.write(neighbours_report(shape, results, two_models_overlap(shape, 1)))
+    return 0
