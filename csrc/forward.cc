@@ -1,6 +1,7 @@
 // PackedLstm::forward: the plan's team of threads over the layers and directions, with the workspace and the
 // buffers between layers allocated before any thread starts.
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "cpu.h"
@@ -11,26 +12,65 @@
 
 namespace fastlstm {
 
+// Where a layer reads its input and writes its output: the call's x and y for the first and the last, otherwise the
+// two buffers between layers in turn.
+struct PackedLstm::LayerIo {
+    Sequence in;
+    float* out;
+    int64_t out_time_stride, out_batch_stride;
+};
+
+PackedLstm::LayerIo PackedLstm::layer_io(const ForwardArgs& args, int64_t layer, float* const layer_buffers[2]) const {
+    const LstmGeometry& g = geometry_;
+    const int64_t layer_width = g.num_directions * g.output_size();
+    const int64_t buffer_time_stride = args.state_rows * layer_width;  // layer buffers hold all rows of the call
+    const Sequence in =
+        layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride, args.step_offsets}
+                   : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width, args.step_offsets};
+    if (layer == g.num_layers - 1) return {in, args.y, args.y_time_stride, args.y_batch_stride};
+    return {in, layer_buffers[layer % 2], buffer_time_stride, layer_width};
+}
+
 // All layers. With two groups, group 0 runs the forward and group 1 the reverse direction of each layer at the
 // same time; otherwise the group runs the directions one after the other. Everyone meets between layers.
 void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
                             Workspace& workspace, float* const layer_buffers[2]) const {
     FlushDenormals flush_denormals;
     const LstmGeometry& g = geometry_;
-    const int64_t layer_width = g.num_directions * g.output_size();
-    const int64_t buffer_time_stride = args.state_rows * layer_width;  // layer buffers hold all rows of the call
     for (int64_t layer = 0; layer < g.num_layers; ++layer) {
-        const Sequence in =
-            layer == 0 ? Sequence{args.x, args.x_time_stride, args.x_batch_stride, args.step_offsets}
-                       : Sequence{layer_buffers[(layer - 1) % 2], buffer_time_stride, layer_width, args.step_offsets};
-        const bool last = layer == g.num_layers - 1;
-        float* out = last ? args.y : layer_buffers[layer % 2];
-        const int64_t out_time_stride = last ? args.y_time_stride : buffer_time_stride;
-        const int64_t out_batch_stride = last ? args.y_batch_stride : layer_width;
+        const LayerIo io = layer_io(args, layer, layer_buffers);
         for (int64_t direction = 0; direction < g.num_directions; ++direction)
             if (groups == 1 || direction == group_id)
-                run_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, group, workspace);
-        if (!last) everyone.sync();
+                run_direction(args, layer, direction, io.in, io.out, io.out_time_stride, io.out_batch_stride, group,
+                              workspace);
+        if (layer != g.num_layers - 1) everyone.sync();
+    }
+}
+
+// The directions of a bidirectional model on two threads, as pieces that either thread takes: piece p is direction
+// p % 2 of layer p / 2, taken in order, each run whole by the thread that took it (as a group of one, so the
+// results are those of any other team). A piece of layer l starts once both directions of layer l - 1 are done.
+// A thread that has no core, or starts late, thus holds up nobody: the other takes the pieces it has not.
+struct PackedLstm::ClaimedLayers {
+    std::atomic<int64_t> next_piece{0};
+    WaitWord done;  // pieces done
+};
+
+void PackedLstm::run_claimed_layers(const ForwardArgs& args, ClaimedLayers& claims, std::vector<Workspace>& workspaces,
+                                    float* const layer_buffers[2]) const {
+    FlushDenormals flush_denormals;
+    const LstmGeometry& g = geometry_;
+    const Team alone{0, 1, nullptr};
+    for (int64_t piece; (piece = claims.next_piece.fetch_add(1, std::memory_order_relaxed)) < 2 * g.num_layers;) {
+        const int64_t layer = piece / 2, direction = piece % 2;
+        const uint32_t inputs_done = static_cast<uint32_t>(2 * layer);
+        for (uint32_t done; (done = claims.done.value.load(std::memory_order_acquire)) < inputs_done;)
+            claims.done.wait_while_equal(done);
+        const LayerIo io = layer_io(args, layer, layer_buffers);
+        run_direction(args, layer, direction, io.in, io.out, io.out_time_stride, io.out_batch_stride, alone,
+                      workspaces[direction]);
+        claims.done.value.fetch_add(1, std::memory_order_seq_cst);
+        claims.done.notify();
     }
 }
 
@@ -47,6 +87,13 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
         buffers[i] = AlignedFloats(buffer_rows * layer_width);
     float* const layer_buffers[2] = {buffers[0].data(), buffers[1].data()};
 
+    if (g.num_directions == 2 && plan.threads == 2 && !plan.split_batch) {
+        ClaimedLayers claims;
+        ThreadPool::shared().run(
+            2, [&](int, int) { run_claimed_layers(args, claims, workspaces, layer_buffers); },
+            /*members_optional=*/true);
+        return;
+    }
     SpinBarrier everyone_barrier, group_barriers[2];
     ThreadPool::shared().run(plan.threads, [&](int index, int size) {
         if (plan.split_batch && size > 1) {

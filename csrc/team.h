@@ -19,7 +19,9 @@ struct PackedLstm::Team {
     int index;
     int size;
     SpinBarrier* barrier;
-    void sync() const { barrier->arrive_and_wait(size); }
+    void sync() const {
+        if (size > 1) barrier->arrive_and_wait(size);
+    }
 };
 
 }  // namespace fastlstm

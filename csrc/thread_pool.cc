@@ -6,6 +6,11 @@
 #if !defined(_WIN32)
 #include <pthread.h>
 #endif
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -19,12 +24,24 @@
 namespace fastlstm {
 namespace {
 
-// Spin this many rounds on a barrier before yielding the core: long enough to cover a step of the other thread
-// at the sizes where threads pay off, short enough not to burn a time slice when the machine is oversubscribed.
-constexpr int kBarrierSpins = 1 << 14;
+// How long a WaitWord spins before it sleeps: longer than the threads of a team drift apart within a step when each
+// has a core (a few microseconds at the sizes where threads pay off), so that an undisturbed call makes no system
+// call; short next to the time slice (milliseconds) for which a thread without a core is away, which the waiter
+// then leaves to it instead of burning.
+constexpr auto kWaitSpin = std::chrono::microseconds(50);
 
 // How long an idle worker keeps spinning for the next job before it sleeps.
 constexpr auto kIdleSpin = std::chrono::microseconds(200);
+
+// How long the caller of a team whose members must all take part waits for them to start before it runs the job
+// alone: longer than a sleeping worker takes to wake when it has a core (tens of microseconds), short next to the
+// time slice (milliseconds) for which a worker whose core is busy does not start.
+constexpr auto kStartWait = std::chrono::microseconds(300);
+
+// ThreadPool::slots_ fields.
+constexpr uint64_t kTakenMask = 0xffff;
+constexpr uint64_t kClosed = 0xffff;
+constexpr int kSizeShift = 16, kJobShift = 32;
 
 // The process's pool: null until the first call of shared(), and again in a fork child until its first call there.
 // A namespace-scope atomic pointer is constant-initialized (no guard variable, no constructor to run), so once the
@@ -41,20 +58,45 @@ ThreadPool* abandoned_pools = nullptr;
 
 }  // namespace
 
+void WaitWord::wait_while_equal(uint32_t expected) const {
+    const auto spin_until = std::chrono::steady_clock::now() + kWaitSpin;
+    for (int rounds = 1; value.load(std::memory_order_acquire) == expected; ++rounds) {
+        FASTLSTM_CPU_RELAX();
+        if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > spin_until) break;
+    }
+    while (value.load(std::memory_order_acquire) == expected) {
+#if defined(__linux__)
+        // Sequentially consistent with notify(): either it sees us sleeping, or we see its change (and the kernel
+        // compares the word again before sleeping, so a change in between is not missed either).
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        if (value.load(std::memory_order_seq_cst) == expected)
+            syscall(SYS_futex, reinterpret_cast<const uint32_t*>(&value), FUTEX_WAIT_PRIVATE, expected, nullptr,
+                    nullptr, 0);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+#else
+        std::this_thread::yield();
+#endif
+    }
+}
+
+void WaitWord::notify() const {
+#if defined(__linux__)
+    if (sleepers_.load(std::memory_order_seq_cst) > 0)
+        syscall(SYS_futex, reinterpret_cast<const uint32_t*>(&value), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr,
+                0);
+#endif
+}
+
 void SpinBarrier::arrive_and_wait(int count) {
     if (count == 1) return;
-    const uint32_t generation = generation_.load(std::memory_order_acquire);
+    const uint32_t generation = generation_.value.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == count - 1) {
         arrived_.store(0, std::memory_order_relaxed);
-        generation_.store(generation + 1, std::memory_order_release);
+        generation_.value.store(generation + 1, std::memory_order_seq_cst);
+        generation_.notify();
         return;
     }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-        if (spins < kBarrierSpins)
-            FASTLSTM_CPU_RELAX();
-        else
-            std::this_thread::yield();
-    }
+    generation_.wait_while_equal(generation);
 }
 
 ThreadPool& ThreadPool::shared() {
@@ -115,7 +157,7 @@ void ThreadPool::start_workers(int count) {
     }
 }
 
-void ThreadPool::run(int threads, const std::function<void(int, int)>& task) {
+void ThreadPool::run(int threads, const std::function<void(int, int)>& task, bool members_optional) {
     std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
     if (threads <= 1 || !lock.owns_lock()) {
         task(0, 1);
@@ -123,13 +165,41 @@ void ThreadPool::run(int threads, const std::function<void(int, int)>& task) {
     }
     start_workers(threads - 1);
     task_ = &task;
-    team_size_ = threads;
-    pending_.store(threads - 1, std::memory_order_relaxed);
-    job_.fetch_add(1, std::memory_order_release);
+    const uint32_t job = job_.load(std::memory_order_relaxed) + 1;
+    pending_.value.store(threads - 1, std::memory_order_relaxed);
+    slots_.store(uint64_t{job} << kJobShift | uint64_t(threads) << kSizeShift, std::memory_order_release);
+    job_.store(job, std::memory_order_release);
     { std::lock_guard<std::mutex> sleep_lock(sleep_mutex_); }
     wake_.notify_all();
-    task(0, threads);
-    while (pending_.load(std::memory_order_acquire) != 0) FASTLSTM_CPU_RELAX();
+    int team = threads;
+    if (!members_optional) {
+        // A fixed team: wait for the workers to start; when none has by kStartWait, run alone.
+        const auto give_up = std::chrono::steady_clock::now() + kStartWait;
+        for (int rounds = 1; (slots_.load(std::memory_order_acquire) & kTakenMask) < uint64_t(threads - 1); ++rounds) {
+            FASTLSTM_CPU_RELAX();
+            if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > give_up) {
+                uint64_t word = uint64_t{job} << kJobShift | uint64_t(threads) << kSizeShift;  // none taken
+                if (slots_.compare_exchange_strong(word, word | kClosed, std::memory_order_acq_rel)) {
+                    pending_.value.store(0, std::memory_order_relaxed);
+                    team = 1;
+                }
+                break;  // closed, or some started: those need the others, so wait for them
+            }
+        }
+    }
+    task(0, team);
+    if (members_optional) {
+        const uint32_t started = close_slots();
+        pending_.value.fetch_sub(threads - 1 - started, std::memory_order_acq_rel);
+    }
+    for (uint32_t pending; (pending = pending_.value.load(std::memory_order_acquire)) != 0;)
+        pending_.wait_while_equal(pending);
+}
+
+uint32_t ThreadPool::close_slots() {
+    uint64_t word = slots_.load(std::memory_order_acquire);
+    while (!slots_.compare_exchange_weak(word, word | kClosed, std::memory_order_acq_rel)) {}
+    return static_cast<uint32_t>(word & kTakenMask);
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -155,9 +225,18 @@ void ThreadPool::worker_loop(int index) {
         }
         if (stopping_.load()) return;
         seen = job_.load(std::memory_order_acquire);
-        if (index < team_size_) {
-            (*task_)(index, team_size_);
-            pending_.fetch_sub(1, std::memory_order_acq_rel);
+        // Take a slot of job `seen` while it has one left and is not closed.
+        uint64_t word = slots_.load(std::memory_order_acquire);
+        for (;;) {
+            const uint64_t taken = word & kTakenMask;
+            const int size = static_cast<int>((word >> kSizeShift) & 0xffff);
+            if (static_cast<uint32_t>(word >> kJobShift) != seen || taken == kClosed || taken + 1 >= uint64_t(size))
+                break;
+            if (slots_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) {
+                (*task_)(static_cast<int>(taken) + 1, size);
+                if (pending_.value.fetch_sub(1, std::memory_order_seq_cst) == 1) pending_.notify();
+                break;
+            }
         }
     }
 }

@@ -21,9 +21,23 @@
 
 namespace fastlstm {
 
+// A word that threads wait on until it changes: they spin for a bounded time (a change that comes within a step
+// of the other threads costs no system call), then sleep (futex on Linux, yielding elsewhere), so that a waiting
+// thread stops holding the core that the thread it waits for, or another program's, needs. Whoever changes the
+// word calls notify() after the change; it costs a system call only when someone sleeps.
+class WaitWord {
+   public:
+    std::atomic<uint32_t> value{0};
+
+    void wait_while_equal(uint32_t expected) const;
+    void notify() const;
+
+   private:
+    mutable std::atomic<int> sleepers_{0};
+};
+
 // The `count` threads of a team wait in arrive_and_wait(count) until the last one arrives (all pass the same
-// count). Reusable; spins, then yields, so that an oversubscribed machine does not starve the thread everyone
-// waits for.
+// count). Reusable; waits as WaitWord does.
 class SpinBarrier {
    public:
     SpinBarrier() = default;
@@ -34,7 +48,7 @@ class SpinBarrier {
 
    private:
     alignas(64) std::atomic<int> arrived_{0};
-    alignas(64) std::atomic<uint32_t> generation_{0};
+    alignas(64) WaitWord generation_;
 };
 
 class ThreadPool {
@@ -46,9 +60,14 @@ class ThreadPool {
     ~ThreadPool();
 
     // Runs task(index, team_size) for index in [0, team_size) on team_size threads, the caller being index 0, and
-    // returns when all have returned. team_size is `threads`, or 1 when another call is using the pool (the
+    // returns when all have returned. team_size is `threads`, or 1 when another call is using the pool or when no
+    // worker has started within kStartWait (a worker without a core would hold up every meeting of the team; the
     // caller then does all the work; results do not depend on the team size). Tasks must not throw.
-    void run(int threads, const std::function<void(int, int)>& task);
+    //
+    // With `members_optional`, the task shares its work out by itself (work that any member may take, the caller
+    // taking whatever is left): the caller starts at once, and once its own task returns, the members that have not
+    // started by then never run, so the call does not wait for a thread that has no core.
+    void run(int threads, const std::function<void(int, int)>& task, bool members_optional = false);
 
    private:
     ThreadPool() = default;
@@ -65,10 +84,16 @@ class ThreadPool {
     std::condition_variable wake_;
     std::vector<std::thread> workers_;  // worker i has team index i + 1
 
+    // Closes the current job to the workers that have not taken a slot of it; returns how many had.
+    uint32_t close_slots();
+
     const std::function<void(int, int)>* task_ = nullptr;
-    int team_size_ = 1;
     std::atomic<uint32_t> job_{0};  // bumped to publish a job
-    std::atomic<int> pending_{0};   // workers of the current job not yet done
+    // The current job's worker slots, taken one per worker: the job's number (high 32 bits), its team size (16 bits)
+    // and the slots taken (low 16 bits; kClosed once the caller has closed it). A worker takes a slot only of the
+    // job it saw published, so a late worker never runs a slot of a later job twice.
+    std::atomic<uint64_t> slots_{0};
+    WaitWord pending_;  // workers of the current job not yet done; the caller waits on it
     std::atomic<bool> stopping_{false};
 
 #if !defined(_WIN32)

@@ -368,12 +368,20 @@ def test_quick_reduced_precision_run_records_the_precision(monkeypatch, tmp_path
 def test_neighbours_report_compares_each_case_with_the_undisturbed_calls(monkeypatch, capsys):
     from fastlstm.bench import neighbours
 
-    measured = {"alone": {1: 0.040, 2: 0.020}, "after a NumPy matmul": {1: 0.044, 2: 0.030}}
+    def timing(seconds):
+        # the 2-thread call after the matmul: the caller ran 30 ms and waited 1 ms, a neighbour's thread ran 25 ms
+        return neighbours.CaseTiming(seconds, np.array([[30.0, 1.0], [12.0, 18.0], [25.0, 0.0]]))
+
+    measured = {
+        "alone": {1: timing(0.040), 2: timing(0.020)},
+        "after a NumPy matmul": {1: timing(0.044), 2: timing(0.030)},
+    }
     monkeypatch.setattr(neighbours, "measure_neighbours", lambda shape, progress: measured)
     monkeypatch.setattr(neighbours, "two_models_overlap", lambda shape, threads: (0.041, 1.95))
     assert cli.main(["bench", "--neighbours"]) == 0
     lines = capsys.readouterr().out.splitlines()
     matmul = next(line for line in lines if line.startswith("after a NumPy matmul")).split()
     # 30 ms against 20 ms alone on 2 threads and 40 ms alone on 1 thread
-    assert matmul[-4:] == ["44.0", "30.0", "1.50", "0.75"]
+    assert matmul[4:8] == ["44.0", "30.0", "1.50", "0.75"]
+    assert " ".join(matmul[8:]) == "30.0 / 1.0 12.0 / 18.0 25.0 / 0.0"
     assert any("overlap 1.95x" in line for line in lines)

@@ -179,3 +179,28 @@ def test_look_ahead_step_matches_the_batched_kernels(
             np.testing.assert_array_equal(output[:, rows], as_input(part))
             np.testing.assert_array_equal(h_n[:, rows], h_part)
             np.testing.assert_array_equal(c_n[:, rows], c_part)
+
+
+def test_bitwise_identical_when_other_processes_hold_the_cores(rng):
+    # A process spinning on every core: the pool's workers then often start late or not at all, so the calls take
+    # every path of the team (a fixed team run alone when its worker has not started, directions taken by whichever
+    # thread is free, a late worker finding nothing left): the results must not change.
+    import subprocess
+    import sys
+
+    models = [
+        fastlstm.LSTM(17, 64, 2, bidirectional=True, seed=5),  # directions as pieces
+        fastlstm.LSTM(33, 255, 1, seed=5),  # a fixed team splitting the hidden units
+    ]
+    x = rng.standard_normal((25, 3, 64)).astype(np.float32)
+    expected = [_run(model, x[..., : model.input_size], threads=1) for model in models]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        for _ in range(40):
+            for model, single in zip(models, expected):
+                for got, want in zip(_run(model, x[..., : model.input_size], threads=2), single):
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()

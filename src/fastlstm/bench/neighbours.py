@@ -117,22 +117,67 @@ def blas_description() -> str:
     )
 
 
+#: The threads of this process, as the table's last columns group them: the calling thread, fastlstm's workers
+#: (named fastlstm-N) and the others (the neighbours' worker threads).
+THREAD_GROUPS = ("caller", "fastlstm workers", "other threads")
+
+
+def thread_times() -> np.ndarray | None:
+    """Nanoseconds that each of THREAD_GROUPS has run on a CPU and waited runnable for one (a row each), from
+    Linux's /proc/self/task/*/schedstat; None where there is none."""
+    totals = np.zeros((len(THREAD_GROUPS), 2), np.int64)
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as file:
+                on_cpu, waiting = (int(field) for field in file.read().split()[:2])
+            with open(f"/proc/self/task/{task}/comm") as file:
+                name = file.read().strip()
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile, or no schedstat
+        group = 0 if int(task) == os.getpid() else 1 if name.startswith("fastlstm-") else 2
+        totals[group] += (on_cpu, waiting)
+    return totals
+
+
+@dataclass(frozen=True)
+class CaseTiming:
+    seconds: float  # the median call
+    #: per call (mean), ms on a CPU and ms waiting runnable for one of each of THREAD_GROUPS; None without schedstat
+    thread_ms: np.ndarray | None
+
+
 def time_cases(
     cases: dict[tuple[str, int], tuple[Forward, Callable[[], object] | None]], x: np.ndarray, rounds: int
-) -> dict[tuple[str, int], float]:
-    """Median seconds of one call of each case, the cases taking turns call by call (see the module's doc)."""
+) -> dict[tuple[str, int], CaseTiming]:
+    """Each case's median call and its threads' times, the cases taking turns call by call (see the module's
+    doc)."""
     keys = list(cases)
     times: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    threads: dict[tuple[str, int], np.ndarray | None] = {key: np.zeros((len(THREAD_GROUPS), 2)) for key in keys}
     for round_number in range(rounds):
         for key in keys[round_number % len(keys) :] + keys[: round_number % len(keys)]:
             forward, before = cases[key]
             time.sleep(SETTLE_SECONDS)
             if before is not None:
                 before()
+            threads_before = thread_times()
             start = time.perf_counter()
             forward(x)
             times[key].append(time.perf_counter() - start)
-    return {key: statistics.median(runs) for key, runs in times.items()}
+            threads_after = thread_times()
+            total = threads[key]
+            if threads_before is None or threads_after is None or total is None:
+                threads[key] = None
+            else:
+                total += threads_after - threads_before
+    return {
+        key: CaseTiming(statistics.median(runs), None if threads[key] is None else threads[key] / (rounds * 1e6))
+        for key, runs in times.items()
+    }
 
 
 def two_models_overlap(shape: Shape, threads: int, calls: int = 10, repeats: int = 5) -> tuple[float, float]:
@@ -165,11 +210,11 @@ def two_models_overlap(shape: Shape, threads: int, calls: int = 10, repeats: int
 
 def measure_neighbours(
     shape: Shape = NEIGHBOURS_SHAPE, rounds: int = ROUNDS, progress: TextIO = sys.stderr
-) -> dict[str, dict[int, float]]:
-    """Median seconds of a fastlstm call of ``shape`` at each of THREAD_COUNTS in each available neighbour case."""
+) -> dict[str, dict[int, CaseTiming]]:
+    """A fastlstm call of ``shape`` at each of THREAD_COUNTS in each available neighbour case."""
     models = {threads: fastlstm_forward(build_model(shape, threads)) for threads in THREAD_COUNTS}
     x = make_input(shape)
-    results: dict[str, dict[int, float]] = {}
+    results: dict[str, dict[int, CaseTiming]] = {}
     plain = [n for n in NEIGHBOURS if n.is_available() and n.around is contextlib.nullcontext]
     surrounded = [n for n in NEIGHBOURS if n.is_available() and n.around is not contextlib.nullcontext]
     # The cases that run in the same surroundings take turns; each surrounded case is timed by itself.
@@ -183,28 +228,34 @@ def measure_neighbours(
                 except Unsupported:
                     continue
         with group[0].around():
-            for (name, threads), seconds in time_cases(cases, x, rounds).items():
-                results.setdefault(name, {})[threads] = seconds
+            for (name, threads), timing in time_cases(cases, x, rounds).items():
+                results.setdefault(name, {})[threads] = timing
     return results
 
 
-def neighbours_report(shape: Shape, results: dict[str, dict[int, float]], two_models: tuple[float, float]) -> str:
-    """The table of ``measure_neighbours``' results, each case against the undisturbed 1- and 2-thread calls."""
-    alone = results["alone"]
+def neighbours_report(shape: Shape, results: dict[str, dict[int, CaseTiming]], two_models: tuple[float, float]) -> str:
+    """The table of ``measure_neighbours``' results, each case against the undisturbed 1- and 2-thread calls, and
+    where the 2-thread calls' threads spent the time: ms per call on a CPU / waiting runnable for one."""
+    alone = {threads: timing.seconds for threads, timing in results["alone"].items()}
     lines = [
         f"fastlstm next to other libraries' threads: {shape.label}, median ms per call, {os.cpu_count()} CPUs",
         f"NumPy's BLAS: {blas_description()}",
+        "Last columns, 2-thread calls: ms per call each group of this process's threads ran on a CPU / waited "
+        "runnable for one",
         "",
-        f"{'case':36s} {'1 thread':>9s} {'2 threads':>10s} {'2t / alone 2t':>14s} {'2t / alone 1t':>14s}",
+        f"{'case':34s} {'1 thread':>8s} {'2 threads':>9s} {'/alone 2t':>9s} {'/alone 1t':>9s}"
+        + "".join(f" {group:>16s}" for group in THREAD_GROUPS),
     ]
     for name, by_threads in results.items():
-        one, two = by_threads.get(1, float("nan")), by_threads.get(2, float("nan"))
-        lines.append(f"{name:36s} {one * 1e3:9.1f} {two * 1e3:10.1f} {two / alone[2]:14.2f} {two / alone[1]:14.2f}")
+        one = by_threads[1].seconds if 1 in by_threads else float("nan")
+        two = by_threads[2].seconds if 2 in by_threads else float("nan")
+        line = f"{name:34s} {one * 1e3:8.1f} {two * 1e3:9.1f} {two / alone[2]:9.2f} {two / alone[1]:9.2f}"
+        thread_ms = by_threads[2].thread_ms if 2 in by_threads else None
+        if thread_ms is not None:
+            line += "".join(f" {f'{on_cpu:.1f} / {waiting:.1f}':>16s}" for on_cpu, waiting in thread_ms)
+        lines.append(line)
     per_call, overlap = two_models
-    lines.append(
-        f"{'two 1-thread models, two Py threads':36s} {per_call * 1e3:9.1f} {'':10s} "
-        f"{'overlap ' + format(overlap, '.2f') + 'x':>14s}"
-    )
+    lines.append(f"{'two 1-thread models, two Py threads':34s} {per_call * 1e3:8.1f}   overlap {overlap:.2f}x")
     return "\n".join(lines) + "\n"
 
 
