@@ -2,6 +2,7 @@
 // buffers between layers allocated before any thread starts.
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "cpu.h"
@@ -47,30 +48,35 @@ void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const
     }
 }
 
-// The directions of a bidirectional model on two threads, as pieces that either thread takes: piece p is direction
-// p % 2 of layer p / 2, taken in order, each run whole by the thread that took it (as a group of one, so the
-// results are those of any other team). A piece of layer l starts once both directions of layer l - 1 are done.
-// A thread that has no core, or starts late, thus holds up nobody: the other takes the pieces it has not.
+// The directions of a bidirectional model on two threads, as pieces that either thread takes: piece 2 l + d is
+// direction d of layer l, run whole by the thread that took it (as a group of one, so the results are those of any
+// other team), once both directions of layer l - 1 are done. Thread i takes direction i of a layer first, as the
+// fixed split does, so that each keeps the same direction's weights in its cache from call to call; then the other
+// one if nobody has. A thread that has no core, or starts late, thus holds up nobody: the other runs what it has
+// not taken. A thread runs its pieces in layer order, so every piece it waits for is taken by a thread that runs it.
 struct PackedLstm::ClaimedLayers {
-    std::atomic<int64_t> next_piece{0};
+    explicit ClaimedLayers(int64_t layers) : taken(new std::atomic<bool>[2 * layers]()) {}
+    std::unique_ptr<std::atomic<bool>[]> taken;
     WaitWord done;  // pieces done
 };
 
-void PackedLstm::run_claimed_layers(const ForwardArgs& args, ClaimedLayers& claims, std::vector<Workspace>& workspaces,
-                                    float* const layer_buffers[2]) const {
+void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
+                                    std::vector<Workspace>& workspaces, float* const layer_buffers[2]) const {
     FlushDenormals flush_denormals;
     const LstmGeometry& g = geometry_;
     const Team alone{0, 1, nullptr};
-    for (int64_t piece; (piece = claims.next_piece.fetch_add(1, std::memory_order_relaxed)) < 2 * g.num_layers;) {
-        const int64_t layer = piece / 2, direction = piece % 2;
-        const uint32_t inputs_done = static_cast<uint32_t>(2 * layer);
-        for (uint32_t done; (done = claims.done.value.load(std::memory_order_acquire)) < inputs_done;)
-            claims.done.wait_while_equal(done);
-        const LayerIo io = layer_io(args, layer, layer_buffers);
-        run_direction(args, layer, direction, io.in, io.out, io.out_time_stride, io.out_batch_stride, alone,
-                      workspaces[direction]);
-        claims.done.value.fetch_add(1, std::memory_order_seq_cst);
-        claims.done.notify();
+    for (int64_t layer = 0; layer < g.num_layers; ++layer) {
+        for (const int64_t direction : {index % 2, 1 - index % 2}) {
+            if (claims.taken[2 * layer + direction].exchange(true, std::memory_order_relaxed)) continue;
+            const uint32_t inputs_done = static_cast<uint32_t>(2 * layer);
+            for (uint32_t done; (done = claims.done.value.load(std::memory_order_acquire)) < inputs_done;)
+                claims.done.wait_while_equal(done);
+            const LayerIo io = layer_io(args, layer, layer_buffers);
+            run_direction(args, layer, direction, io.in, io.out, io.out_time_stride, io.out_batch_stride, alone,
+                          workspaces[direction]);
+            claims.done.value.fetch_add(1, std::memory_order_seq_cst);
+            claims.done.notify();
+        }
     }
 }
 
@@ -88,9 +94,9 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
     float* const layer_buffers[2] = {buffers[0].data(), buffers[1].data()};
 
     if (g.num_directions == 2 && plan.threads == 2 && !plan.split_batch) {
-        ClaimedLayers claims;
+        ClaimedLayers claims(g.num_layers);
         ThreadPool::shared().run(
-            2, [&](int, int) { run_claimed_layers(args, claims, workspaces, layer_buffers); },
+            2, [&](int index, int) { run_claimed_layers(args, index, claims, workspaces, layer_buffers); },
             /*members_optional=*/true);
         return;
     }

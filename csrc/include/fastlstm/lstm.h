@@ -156,8 +156,8 @@ class PackedLstm {
     LayerIo layer_io(const ForwardArgs& args, int64_t layer, float* const layer_buffers[2]) const;
     void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
                     Workspace& workspace, float* const layer_buffers[2]) const;
-    void run_claimed_layers(const ForwardArgs& args, ClaimedLayers& claims, std::vector<Workspace>& workspaces,
-                            float* const layer_buffers[2]) const;
+    void run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
+                            std::vector<Workspace>& workspaces, float* const layer_buffers[2]) const;
     void forward_lengths(const ForwardArgs& args, int threads) const;
     // The sequence driver (sequence.cc): one layer and direction for one team member, in parts.
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,

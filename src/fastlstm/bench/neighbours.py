@@ -23,7 +23,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .peers import PEERS, Forward, Unsupported, fastlstm_forward
+from .peers import Forward, Unsupported, fastlstm_forward
 from .shapes import Shape, build_model, make_input
 
 #: The shape of the issue that asked for this benchmark: 2-layer bidirectional, I = 128, H = 256, B = 8, T = 100.
@@ -75,11 +75,50 @@ def _torch_embedding(shape: Shape, threads: int) -> Callable[[], object]:
     return look_up
 
 
-def _onnxruntime_run(shape: Shape, threads: int) -> Callable[[], object]:
-    peer = next(peer for peer in PEERS if peer.name == "onnxruntime")
-    session = peer.build(build_model(shape), 2)  # onnxruntime on every core, its usual setting
+def _numpy_matmul_one_thread(shape: Shape, threads: int) -> Callable[[], object]:
+    import threadpoolctl
+
+    matmul = _numpy_matmul(shape, threads)
+
+    def held_to_one_thread() -> object:
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            return matmul()
+
+    return held_to_one_thread
+
+
+def _torch_embedding_one_thread(shape: Shape, threads: int) -> Callable[[], object]:
+    import torch
+
+    look_up = _torch_embedding(shape, threads)
+
+    def held_to_one_thread() -> object:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return look_up()
+        finally:
+            torch.set_num_threads(previous)
+
+    return held_to_one_thread
+
+
+def _onnxruntime_run(shape: Shape, threads: int, spinning: bool = True) -> Callable[[], object]:
+    import onnxruntime
+
+    from .peers import INPUT_NAME, OUTPUT_NAME, _onnx_bytes
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2  # onnxruntime on every core, its usual setting
+    if not spinning:  # its workers sleep as soon as they have nothing to do
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(_onnx_bytes(build_model(shape)), options, providers=["CPUExecutionProvider"])
     x = make_input(shape)
-    return lambda: session(x)
+    return lambda: session.run([OUTPUT_NAME], {INPUT_NAME: x})
+
+
+def _onnxruntime_run_without_spinning(shape: Shape, threads: int) -> Callable[[], object]:
+    return _onnxruntime_run(shape, threads, spinning=False)
 
 
 @contextlib.contextmanager
@@ -99,6 +138,10 @@ NEIGHBOURS: tuple[Neighbour, ...] = (
     Neighbour("after a NumPy matmul", (), _numpy_matmul),
     Neighbour("after a torch op", ("torch",), _torch_embedding),
     Neighbour("after an onnxruntime run", ("onnxruntime", "onnx"), _onnxruntime_run),
+    # What users can do: the same neighbours told not to leave threads spinning.
+    Neighbour("after a NumPy matmul on 1 BLAS thread", ("threadpoolctl",), _numpy_matmul_one_thread),
+    Neighbour("after a torch op on 1 torch thread", ("torch",), _torch_embedding_one_thread),
+    Neighbour("after onnxruntime, allow_spinning=0", ("onnxruntime", "onnx"), _onnxruntime_run_without_spinning),
     Neighbour("another process busy on one core", (), _nothing, around=busy_process),
 )
 
@@ -243,19 +286,19 @@ def neighbours_report(shape: Shape, results: dict[str, dict[int, CaseTiming]], t
         "Last columns, 2-thread calls: ms per call each group of this process's threads ran on a CPU / waited "
         "runnable for one",
         "",
-        f"{'case':34s} {'1 thread':>8s} {'2 threads':>9s} {'/alone 2t':>9s} {'/alone 1t':>9s}"
+        f"{'case':38s} {'1 thread':>8s} {'2 threads':>9s} {'/alone 2t':>9s} {'/alone 1t':>9s}"
         + "".join(f" {group:>16s}" for group in THREAD_GROUPS),
     ]
     for name, by_threads in results.items():
         one = by_threads[1].seconds if 1 in by_threads else float("nan")
         two = by_threads[2].seconds if 2 in by_threads else float("nan")
-        line = f"{name:34s} {one * 1e3:8.1f} {two * 1e3:9.1f} {two / alone[2]:9.2f} {two / alone[1]:9.2f}"
+        line = f"{name:38s} {one * 1e3:8.1f} {two * 1e3:9.1f} {two / alone[2]:9.2f} {two / alone[1]:9.2f}"
         thread_ms = by_threads[2].thread_ms if 2 in by_threads else None
         if thread_ms is not None:
             line += "".join(f" {f'{on_cpu:.1f} / {waiting:.1f}':>16s}" for on_cpu, waiting in thread_ms)
         lines.append(line)
     per_call, overlap = two_models
-    lines.append(f"{'two 1-thread models, two Py threads':34s} {per_call * 1e3:8.1f}   overlap {overlap:.2f}x")
+    lines.append(f"{'two 1-thread models, two Py threads':38s} {per_call * 1e3:8.1f}   overlap {overlap:.2f}x")
     return "\n".join(lines) + "\n"
 
 
