@@ -24,7 +24,8 @@ The modules, in the order a run uses them:
 - ``rows``: ``Row``, one shape at one thread count and precision, checked and timed, and the rows of a run;
 - ``machine``: the versions and machine a run's numbers depend on;
 - ``report``: the text report and the JSON; ``plot``: the bar chart;
-- ``cli``: the arguments of ``python -m fastlstm bench`` and ``run``, which does all of the above.
+- ``cli``: the arguments of ``python -m fastlstm bench`` and ``run``, which does all of the above;
+- ``neighbours``: ``--neighbours``, fastlstm calls right after other libraries' threads ran, against undisturbed ones.
 """
 
 from .cli import run
