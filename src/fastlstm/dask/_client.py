@@ -103,12 +103,13 @@ def check_isa(isa: Any) -> str | None:
 
 
 def _current_client() -> Any:
+    """The Distributed client that computes graphs here (``client.as_current()``'s, else the default one), or None."""
     try:
-        from distributed import default_client
+        from distributed import Client
     except ImportError:
         return None
     try:
-        return default_client()
+        return Client.current(allow_global=True)
     except ValueError:  # no client: Dask's local schedulers run the graph
         return None
 
