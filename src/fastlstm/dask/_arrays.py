@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
 from .._checks import check_pair, check_threads, shape_text
-from ._client import ModelInfo, check_isa, model_reference, thread_plan
+from ._client import ModelInfo, check_isa, model_reference, thread_plan_key
 from ._tasks import run_block, take
 
 
@@ -133,9 +132,7 @@ def predict(
         h_shape, c_shape = (info.states, batch, info.output_size), (info.states, batch, info.hidden_size)
         arguments += [_aligned(h0, "state[0] (h0)", h_shape, 1, rows, integers=False), "pbq"]
         arguments += [_aligned(c0, "state[1] (c0)", c_shape, 1, rows, integers=False), "rbs"]
-    plan = thread_plan()
-    if plan is not None:
-        plan = dask.delayed(plan, name=f"fastlstm-threads-{dask.base.tokenize(plan)}", traverse=False)
+    plan = thread_plan_key(threads)
     options = dict(outputs=outputs, isa=isa, threads=threads, concatenate=False)
     if len(outputs) == 1:
         index, new_axes, dtype = _layout(outputs[0], info, steps)

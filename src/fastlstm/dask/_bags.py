@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask
 import dask.bag as db
 
 from .._checks import check_int, check_threads
 from ._arrays import check_outputs
-from ._client import check_isa, model_reference, thread_plan
+from ._client import check_isa, model_reference, thread_plan_key
 from ._tasks import run_partition
 
 
@@ -41,9 +40,7 @@ def predict_bag(
     batch_size = None if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
     threads = check_threads(threads, "threads")
     isa = check_isa(isa)
-    plan = thread_plan()
-    if plan is not None:
-        plan = dask.delayed(plan, name=f"fastlstm-threads-{dask.base.tokenize(plan)}", traverse=False)
+    plan = thread_plan_key(threads)
     tuples = not (output is None or isinstance(output, str))
     return bag.map_partitions(
         run_partition, source, plan, outputs=outputs, isa=isa, threads=threads, batch_size=batch_size, tuples=tuples

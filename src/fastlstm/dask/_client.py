@@ -134,3 +134,12 @@ def thread_plan() -> ThreadPlan | None:
         for address, worker in workers.items()
     }
     return ThreadPlan(tuple(sorted(plan.items())))
+
+
+def thread_plan_key(threads: int | None) -> Any:
+    """The thread plan as one graph key that every task reads, or None: when ``threads`` is given (every call uses
+    it) or there is no Distributed client."""
+    plan = None if threads is not None else thread_plan()
+    if plan is None:
+        return None
+    return dask.delayed(plan, name=f"fastlstm-threads-{dask.base.tokenize(plan)}", traverse=False)
