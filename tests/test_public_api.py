@@ -1,5 +1,5 @@
-"""The public API: ``fastlstm.__all__`` and ``fastlstm.reference.__all__`` hold exactly these names, and each of them
-imports. A change to either list is a change of the API, made here on purpose."""
+"""The public API: ``fastlstm.__all__``, ``fastlstm.reference.__all__`` and ``fastlstm.dask.__all__`` hold exactly
+these names, and each of them imports. A change to any list is a change of the API, made here on purpose."""
 
 from __future__ import annotations
 
@@ -31,11 +31,13 @@ PUBLIC_NAMES = [
 
 REFERENCE_NAMES = ["LSTM", "LSTMCell", "quantize_to_int8", "round_to_bf16", "sigmoid"]
 
+DASK_NAMES = ["clear_worker_cache", "predict", "predict_bag", "worker_cache_info"]
+
 
 @pytest.mark.parametrize(
     "module_name, names",
-    [("fastlstm", PUBLIC_NAMES), ("fastlstm.reference", REFERENCE_NAMES)],
-    ids=["fastlstm", "reference"],
+    [("fastlstm", PUBLIC_NAMES), ("fastlstm.reference", REFERENCE_NAMES), ("fastlstm.dask", DASK_NAMES)],
+    ids=["fastlstm", "reference", "dask"],
 )
 def test_all_holds_exactly_the_public_names_and_each_imports(module_name, names):
     module = importlib.import_module(module_name)

@@ -1,5 +1,6 @@
-"""Command line: ``python -m fastlstm bench [options]``. Each command's module adds its arguments to the parser
-built here and runs them (``bench``: fastlstm.bench.cli)."""
+"""Command line: ``python -m fastlstm bench [options]``, ``python -m fastlstm predict MODEL INPUT OUTPUT
+[options]``. Each command's module adds its arguments to the parser built here and runs them (``bench``:
+fastlstm.bench.cli; ``predict``: fastlstm.predict_cli, which imports Dask only when it runs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import predict_cli
 from .bench import cli as bench_cli
 
 
@@ -14,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fastlstm", description="fastlstm command-line tools.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench_cli.add_command(commands)
+    predict_cli.add_command(commands)
     return parser
 
 
