@@ -299,6 +299,15 @@ def test_save_replaces_a_file_whole(tmp_path):
     assert [item.name for item in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary file left
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes and the umask are POSIX's")
+def test_saved_file_has_the_mode_of_a_plain_file(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    path = tmp_path / "model.safetensors"
+    fastlstm.save(fastlstm.LSTM(I, H, seed=14), path)
+    assert path.stat().st_mode == plain.stat().st_mode
+
+
 def test_load_names_a_missing_file_and_a_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="load: path: no such file"):
         fastlstm.load(tmp_path / "absent.safetensors")

@@ -9,9 +9,10 @@ constructor and ``load_state_dict`` check theirs, and packs the weights for this
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import secrets
 from typing import Any
 
 from . import _safetensors
@@ -45,14 +46,17 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
         raise TypeError(f"path: expected a str path, got a path of {type(path).__name__}")
     state = model.__getstate__()
     metadata = {key: state[key] if isinstance(state[key], str) else json.dumps(state[key]) for key in _METADATA_KEYS}
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".fastlstm-", suffix=".tmp", dir=directory)
+    # Written under a fresh name beside the target, then renamed over it: readers see the old file or the new one,
+    # never a part. Created with mode 0o666 as open() creates files, so the umask applies (mkstemp's 0o600 would
+    # make a saved model unreadable to the other users a plain file would be readable to).
+    temporary = f"{path}.{secrets.token_hex(8)}.tmp"
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
             _safetensors.write(file, state["tensors"], metadata)
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         raise
 
 
