@@ -13,6 +13,18 @@ import fastlstm
 # ---- dtype policy -----------------------------------------------------------------------------------------------
 
 
+def misaligned(array: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """A C-contiguous copy of ``array`` in ``dtype`` whose data starts one byte past an aligned address, as arrays
+    read from a byte stream at any offset can (pickle-5 buffers, np.frombuffer): the core must never read it as it
+    is (a misaligned load), so the conversion copies it."""
+    values = np.ascontiguousarray(array, dtype=dtype)
+    storage = np.zeros(values.nbytes + 1, np.uint8)
+    view = np.frombuffer(storage.data, dtype, count=values.size, offset=1).reshape(values.shape)
+    view[...] = values
+    assert not view.flags.aligned and view.flags.c_contiguous
+    return view
+
+
 def input_forms(array: np.ndarray) -> dict[str, object]:
     """The same values as ``array`` in every accepted form; all but the float32 copy need a conversion."""
     strided = np.zeros((*array.shape[:-1], 2 * array.shape[-1]), np.float64)
@@ -27,6 +39,7 @@ def input_forms(array: np.ndarray) -> dict[str, object]:
         "swapped axes view": np.ascontiguousarray(np.swapaxes(array, 0, 1)).swapaxes(0, 1),
         "reversed view": array[::-1].copy()[::-1],
         "list": array.tolist(),
+        "misaligned float32": misaligned(array),
     }
 
 
@@ -82,12 +95,18 @@ def test_state_dict_entries_of_any_real_form_are_accepted(isa, rng):
     x = rng.standard_normal((T, N, I))
     as_lists = {name: value.tolist() for name, value in source.items()}
     as_float64_views = {name: np.asfortranarray(value.astype(np.float64)) for name, value in source.items()}
+    misaligned_arrays = {name: misaligned(value) for name, value in source.items()}
     model.load_state_dict(source)
     expected = outputs(model, x)
-    for state_dict in (as_lists, as_float64_views):
+    for state_dict in (as_lists, as_float64_views, misaligned_arrays):
         model.load_state_dict(state_dict)
         for a, b in zip(outputs(model, x), expected):
             np.testing.assert_array_equal(a, b)
+    # The path of unpickling and fastlstm.load keeps the arrays it is given when it may: misaligned ones are copied.
+    model._set_parameters(misaligned_arrays, copy=False)
+    assert all(value.flags.aligned for value in model._parameters.values())
+    for a, b in zip(outputs(model, x), expected):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---- outputs are fresh arrays -----------------------------------------------------------------------------------
@@ -146,4 +165,13 @@ def test_parameters_do_not_alias_the_callers_arrays(isa, rng, kind):
     for value in model.state_dict().values():
         value[...] = -0.5
     for a, b in zip(outputs(model, x), expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_misaligned_lengths_are_copied(isa, rng):
+    model = fastlstm.LSTM(I, H, seed=10)
+    x = rng.standard_normal((T, N, I)).astype(np.float32)
+    lengths = rng.integers(0, T + 1, N)
+    got, expected = model(x, lengths=misaligned(lengths, np.int64)), model(x, lengths=lengths)
+    for a, b in zip((got[0], *got[1]), (expected[0], *expected[1])):
         np.testing.assert_array_equal(a, b)

@@ -60,6 +60,13 @@ def real_array(value: Any, name: str) -> np.ndarray:
     return array
 
 
+def aligned_contiguous(array: np.ndarray, dtype: Any) -> np.ndarray:
+    """``array`` as a C-contiguous, aligned array of ``dtype``, copied only when it is not one already. Alignment
+    matters: an array read from a byte stream (a pickle-5 buffer, np.frombuffer at an offset) can start at any
+    address, and the core reads its arrays as arrays of their type (a misaligned load is undefined behaviour)."""
+    return np.require(array, dtype, ["C_CONTIGUOUS", "ALIGNED"])
+
+
 def shape_text(shape: tuple[Any, ...]) -> str:
     """``(5, 3, 16)``, with symbolic entries left as they are: ``(T, N, 16)``."""
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"

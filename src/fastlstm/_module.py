@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _cell
 from ._checks import (
+    aligned_contiguous,
     check_bool,
     check_int,
     check_pair,
@@ -240,12 +241,12 @@ class LSTMBase(LSTMParameters, PortableModel):
     forward = __call__
 
     def _convert(self, array: np.ndarray) -> np.ndarray:
-        """C-contiguous in the compute dtype, copied only when needed. Values beyond the float32 range become +-inf,
-        as a float32 cast defines (no warning)."""
-        if array.dtype == self._dtype and array.flags.c_contiguous:
+        """C-contiguous and aligned in the compute dtype, copied only when needed. Values beyond the float32 range
+        become +-inf, as a float32 cast defines (no warning)."""
+        if array.dtype == self._dtype and array.flags.c_contiguous and array.flags.aligned:
             return array
         with np.errstate(over="ignore"):
-            return np.ascontiguousarray(array, dtype=self._dtype)
+            return aligned_contiguous(array, self._dtype)
 
     @staticmethod
     def _check_lengths(lengths: Any, unbatched: bool, batch: int, steps: int) -> np.ndarray:
@@ -261,7 +262,7 @@ class LSTMBase(LSTMParameters, PortableModel):
             raise ValueError(
                 f"lengths: expected values in [0, T={steps}], got values from {array.min()} to {array.max()}"
             )
-        return np.ascontiguousarray(array, dtype=np.int64)
+        return aligned_contiguous(array, np.int64)
 
     def _run(
         self,

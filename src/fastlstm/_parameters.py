@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._checks import check_precision, check_shape, real_array
+from ._checks import aligned_contiguous, check_precision, check_shape, real_array
 
 _GATES = 4  # i, f, g, o
 
@@ -136,7 +136,7 @@ class LSTMParameters:
             if copy:
                 loaded[name] = np.array(array, dtype=self._dtype, order="C", copy=True)
             else:
-                loaded[name] = np.ascontiguousarray(array, dtype=self._dtype)
+                loaded[name] = aligned_contiguous(array, self._dtype)
         self._parameters = loaded
         self._parameters_changed()
 
