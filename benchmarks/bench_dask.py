@@ -113,7 +113,7 @@ def test_scoring_job(benchmark) -> None:
         # The ratios of the medians, and of the fastest runs: on a shared machine, the fastest run of each is the
         # one least slowed by others, so the second set shows what an idle machine would.
         for statistic, reduce in (("median", np.median), ("fastest", np.min)):
-            seconds = {name: float(reduce(runs)) for name, runs in times.items()}
+            seconds = {name: float(reduce(durations)) for name, durations in times.items()}
             benchmark.extra_info.update({f"{statistic}_s {name}": value for name, value in seconds.items()})
             benchmark.extra_info.update(_figures(seconds, statistic))
         # Dask's own share of a run, whatever the machine's other load: the time one worker spent outside the
@@ -122,8 +122,8 @@ def test_scoring_job(benchmark) -> None:
             outside = [1 - seconds / total for seconds, total in zip(computed, times[name])]
             benchmark.extra_info[f"outside_tasks {name} (median)"] = float(np.median(outside))
         benchmark.extra_info["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        for name, runs in times.items():
-            runs_text = ", ".join(f"{run:.3f}" for run in runs)
-            print(f"{name:>22}: median {np.median(runs):.3f} s, fastest {min(runs):.3f} s ({runs_text})")
+        for name, durations in times.items():
+            listed = ", ".join(f"{duration:.3f}" for duration in durations)
+            print(f"{name:>22}: median {np.median(durations):.3f} s, fastest {min(durations):.3f} s ({listed})")
         print({key: round(value, 3) for key, value in benchmark.extra_info.items() if "_s " not in key})
         benchmark.pedantic(runs["2 workers"], rounds=ROUNDS, iterations=1)
