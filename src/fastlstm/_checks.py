@@ -67,6 +67,15 @@ def aligned_contiguous(array: np.ndarray, dtype: Any) -> np.ndarray:
     return np.require(array, dtype, ["C_CONTIGUOUS", "ALIGNED"])
 
 
+def missing_and_unexpected(given: Any, expected: Any) -> str:
+    """ "missing [...]; unexpected [...]": how the keys of ``given`` differ from ``expected`` (both iterables of
+    names, in their own orders); empty when they are the same."""
+    missing = [name for name in expected if name not in given]
+    unexpected = [name for name in given if name not in expected]
+    parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
+    return "; ".join(parts)
+
+
 def shape_text(shape: tuple[Any, ...]) -> str:
     """``(5, 3, 16)``, with symbolic entries left as they are: ``(T, N, 16)``."""
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"

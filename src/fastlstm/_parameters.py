@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._checks import aligned_contiguous, check_precision, check_shape, real_array
+from ._checks import aligned_contiguous, check_precision, check_shape, missing_and_unexpected, real_array
 
 _GATES = 4  # i, f, g, o
 
@@ -27,11 +27,9 @@ def check_state_dict_names(state_dict: Any, shapes: Mapping[str, Any], owner: An
     (ValueError listing the missing and the unexpected ones, naming ``owner`` by its repr)."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict: expected a mapping of names to arrays, got {type(state_dict).__name__}")
-    missing = [name for name in shapes if name not in state_dict]
-    unexpected = [name for name in state_dict if name not in shapes]
-    if missing or unexpected:
-        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
-        raise ValueError(f"state_dict: {'; '.join(parts)} for {owner!r}; expected the names {list(shapes)}")
+    differences = missing_and_unexpected(state_dict, shapes)
+    if differences:
+        raise ValueError(f"state_dict: {differences} for {owner!r}; expected the names {list(shapes)}")
 
 
 class LSTMParameters:

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import missing_and_unexpected
+from ._core import __version__
+
 #: The name every description carries, so that a stray pickle or file of something else is told apart.
 FORMAT_NAME = "fastlstm"
 #: Raised whenever the description changes in a way an older reader would misread (a new option, a renamed tensor).
@@ -39,8 +42,6 @@ class PortableModel:
         raise NotImplementedError
 
     def __getstate__(self) -> dict[str, Any]:
-        from . import __version__
-
         # The tensors are the model's own arrays, not copies: pickle writes them once, and deepcopy copies them.
         return {
             "format": FORMAT_NAME,
@@ -85,8 +86,6 @@ def check_description_version(format_name: Any, version: Any, written_by: Any) -
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"format_version: expected an int >= 1, got {version!r}")
     if version > FORMAT_VERSION:
-        from . import __version__
-
         raise ValueError(
             f"format_version: written by fastlstm {written_by} in format version {version}; this fastlstm "
             f"({__version__}) reads format versions up to {FORMAT_VERSION}: upgrade fastlstm to read it"
@@ -97,11 +96,9 @@ def check_config_keys(config: Any, expected: tuple[str, ...], what: str) -> None
     """Refuse a configuration that is not a mapping with exactly the ``expected`` keys (ValueError)."""
     if not isinstance(config, Mapping):
         raise ValueError(f"config: expected a JSON object of {what}'s options, got {type(config).__name__}")
-    missing = [key for key in expected if key not in config]
-    unexpected = [key for key in config if key not in expected]
-    if missing or unexpected:
-        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {unexpected}"] if unexpected else [])
-        raise ValueError(f"config: {'; '.join(parts)} for {what}; expected the options {list(expected)}")
+    differences = missing_and_unexpected(config, expected)
+    if differences:
+        raise ValueError(f"config: {differences} for {what}; expected the options {list(expected)}")
 
 
 def check_cell_count(cells: int, tensors: Any) -> None:
