@@ -1,4 +1,4 @@
-// Portable array activations: the libm-based functions of f32_activations__portable.h over arrays.
+// Portable array activations: the functions of f32_activations__portable.h over arrays.
 #include "f32_activations__portable.h"
 #include "variants.h"
 

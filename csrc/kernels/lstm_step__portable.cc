@@ -41,6 +41,29 @@ void finish_cells_with_options(const LstmStepArgs& a, const float* z, float* c, 
     }
 }
 
+// The standard cell update for the `units` (at most kHiddenBlock) units of one row of a panel. It works on all
+// kHiddenBlock lanes of local copies, a fixed count, so that the compiler vectorizes the activations; the lanes past
+// `units` (a last, partial panel) compute on zeros and are not stored.
+void finish_cells(const float* z, float* c, float* h_out, int64_t units) {
+    float input_gate[kHiddenBlock], forget_gate[kHiddenBlock], candidate[kHiddenBlock], output_gate[kHiddenBlock];
+    for (int64_t u = 0; u < kHiddenBlock; ++u) {
+        input_gate[u] = f32_sigmoid_portable(z[0 * kHiddenBlock + u]);
+        forget_gate[u] = f32_sigmoid_portable(z[1 * kHiddenBlock + u]);
+        candidate[u] = f32_tanh_portable(z[2 * kHiddenBlock + u]);
+        output_gate[u] = f32_sigmoid_portable(z[3 * kHiddenBlock + u]);
+    }
+    float cell[kHiddenBlock] = {}, hidden[kHiddenBlock];
+    for (int64_t u = 0; u < units; ++u) cell[u] = c[u];
+    for (int64_t u = 0; u < kHiddenBlock; ++u) {
+        cell[u] = forget_gate[u] * cell[u] + input_gate[u] * candidate[u];
+        hidden[u] = output_gate[u] * f32_tanh_portable(cell[u]);
+    }
+    for (int64_t u = 0; u < units; ++u) {
+        c[u] = cell[u];
+        h_out[u] = hidden[u];
+    }
+}
+
 // The recurrent product's operands in precision f32: weights and h_prev float32, one k per depth step.
 struct F32Product {
     const float* panels;
@@ -136,14 +159,7 @@ void step_rows(const LstmStepArgs& a, const Product& product, int64_t panel_inde
             finish_cells_with_options(a, z[r], c, h_out, unit0, units);
             continue;
         }
-        for (int64_t u = 0; u < units; ++u) {
-            const float input_gate = f32_sigmoid_portable(z[r][0 * kHiddenBlock + u]);
-            const float forget_gate = f32_sigmoid_portable(z[r][1 * kHiddenBlock + u]);
-            const float candidate = f32_tanh_portable(z[r][2 * kHiddenBlock + u]);
-            const float output_gate = f32_sigmoid_portable(z[r][3 * kHiddenBlock + u]);
-            c[u] = forget_gate * c[u] + input_gate * candidate;
-            h_out[u] = output_gate * f32_tanh_portable(c[u]);
-        }
+        finish_cells(z[r], c, h_out, units);
     }
 }
 
