@@ -1,6 +1,6 @@
 """Accuracy of the step kernel's sigmoid and tanh at every ISA, against float64, over a sweep of float32 inputs and
 the special values. The bounds are the ones stated in csrc/kernels/f32_activations-inl.h (SIMD) and
-f32_activations__portable.h (libm)."""
+f32_activations__portable.h (the same algorithms in plain C++)."""
 
 from __future__ import annotations
 
