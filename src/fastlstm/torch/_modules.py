@@ -18,6 +18,7 @@ import copy
 import threading
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
@@ -66,7 +67,7 @@ class _FastlstmModule:
 
     # deepcopy and pickle carry the parameters; the copy registers itself and packs its own weights when first used.
     def __getstate__(self):
-        state = dict(self.__dict__)
+        state = dict(super().__getstate__())  # torch.nn.LSTM's leaves out its weak references
         for name in ("_fastlstm_key", "_fastlstm_cache", "_fastlstm_lock"):
             state.pop(name, None)
         return state
@@ -76,6 +77,7 @@ class _FastlstmModule:
         self._fastlstm_key = _ops.register(self)
         self._fastlstm_cache = None
         self._fastlstm_lock = threading.Lock()
+        self.fastlstm_packs = 0
 
     def _fastlstm_parameters(self) -> dict[str, torch.Tensor]:
         return {name: value for name, value in self._parameters.items() if value is not None}
@@ -83,17 +85,19 @@ class _FastlstmModule:
     def fastlstm_core(self):
         """The core's packed model of the current weights, packed again if any parameter changed since."""
         parameters = self._fastlstm_parameters()
-        signature = tuple((id(value), _version(value), value.data_ptr()) for value in parameters.values())
+        signature = tuple((id(value), value.data_ptr(), _version(value)) for value in parameters.values())
         with self._fastlstm_lock:
             cached = self._fastlstm_cache
-            if cached is not None and cached[0] == signature:
-                return cached[1]
+            if cached is not None and cached[0] == signature and _same_values(parameters, cached[1]):
+                return cached[2]
             batch_first = getattr(self, "batch_first", None)
             model = from_torch(parameters, batch_first=batch_first, precision=self.fastlstm_precision)
-            core = getattr(model, "_lstm", model)._packed  # a fastlstm.LSTMCell wraps a one-layer LSTM
-            self._fastlstm_cache = (signature, core)
+            lstm = getattr(model, "_lstm", model)  # a fastlstm.LSTMCell wraps a one-layer LSTM
+            suffix = "" if lstm is model else "_l0"  # the cell's names carry no layer suffix
+            packed_from = {name: lstm._parameters[name + suffix] for name in parameters}
+            self._fastlstm_cache = (signature, packed_from, lstm._packed)
             self.fastlstm_packs += 1
-            return core
+            return lstm._packed
 
     def _fastlstm_runs(self, tensors) -> bool:
         """Whether the core can compute this call exactly as torch's forward would (see the module docstring)."""
@@ -109,11 +113,20 @@ class _FastlstmModule:
         return self.fastlstm_threads or 0  # 0: torch.get_num_threads() when the operator runs
 
 
-def _version(tensor: torch.Tensor) -> int:
-    try:
-        return tensor._version
-    except RuntimeError:  # an inference tensor has no version counter; it cannot change outside inference_mode
-        return -1
+def _version(tensor: torch.Tensor) -> int | None:
+    """The version counter, which every in-place change increments; None for an inference tensor (a parameter
+    created or copied inside torch.inference_mode), which has none."""
+    return None if tensor.is_inference() else tensor._version
+
+
+def _same_values(parameters: dict[str, torch.Tensor], packed_from: dict[str, np.ndarray]) -> bool:
+    """Whether inference tensors among the parameters still hold the values packed (an in-place change of one
+    leaves no trace but its values: compared, which reads the weights once, less than packing them again costs)."""
+    return all(
+        torch.equal(value, torch.from_numpy(packed_from[name]))
+        for name, value in parameters.items()
+        if value.is_inference()
+    )
 
 
 class LSTM(_FastlstmModule, torch.nn.LSTM):

@@ -49,7 +49,8 @@ def optimize(model: Any, *, precision: str = "fp32", inplace: bool = False, thre
     if type(model) in _REPLACED:
         return replacement(model)
     for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
+        # _modules, not named_children(), which yields a module used under two names only once
+        for name, child in list(parent._modules.items()):
             if type(child) in _REPLACED:
                 setattr(parent, name, replacement(child))
     return model
