@@ -144,6 +144,8 @@ def torch_model_report(results: dict) -> str:
         f"PyTorch tagger (Embedding {VOCABULARY}x{EMBEDDING} -> 2-layer bidirectional LSTM H={HIDDEN} -> Linear "
         f"{2 * HIDDEN}x{TAGS}), T={STEPS}, torch.inference_mode, median ms per call; {os.cpu_count()} CPUs, load "
         f"average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"torch's OpenMP: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, GOMP_SPINCOUNT="
+        f"{os.environ.get('GOMP_SPINCOUNT', 'unset')} (how long its idle workers spin after each of its ops)",
         "Last columns, optimized calls: ms per call each group of threads ran on a CPU / waited runnable for one",
         "",
         f"{'case':12s} {'threads':>7s} {'torch':>8s} {'optimized':>9s} {'speed-up':>8s}"
