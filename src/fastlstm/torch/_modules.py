@@ -187,8 +187,8 @@ class LSTM(_FastlstmModule, torch.nn.LSTM):
         if hx is None:
             states, output_size, hidden_size, _ = self.fastlstm_geometry()
             batch = int(batch_sizes[0])
-            h0 = torch.zeros(states, batch, output_size)
-            c0 = torch.zeros(states, batch, hidden_size)
+            h0 = data.new_zeros((states, batch, output_size))
+            c0 = data.new_zeros((states, batch, hidden_size))
         else:
             h0, c0 = self.permute_hidden(tuple(hx), sorted_indices)
         key, threads = self._fastlstm_key, self._fastlstm_thread_argument()
