@@ -406,3 +406,7 @@ def test_torch_model_report_times_both_models_in_every_case(monkeypatch, capsys)
         # the printed times are rounded to 0.005 ms, the printed ratio to 0.005
         bound = pytest.approx(torch_ms / optimized_ms, rel=0.005 / torch_ms + 0.005 / optimized_ms, abs=0.005)
         assert float(speedup[:-1]) == bound
+    sharing = lines[lines.index("") + 1 :]
+    names = ["original model", "optimized model", "optimized, fastlstm on 1 thread", "its LSTM alone"]
+    for name in names:
+        assert any(line.startswith(name) and float(line[36:].split()[0]) > 0 for line in sharing), name

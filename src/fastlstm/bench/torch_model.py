@@ -164,6 +164,52 @@ def torch_model_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The case of the thread-sharing section: the batch at which torch's spinning workers cost fastlstm most.
+SHARING_BATCH = 8
+
+
+def measure_thread_sharing(rounds: int = ROUNDS, progress: TextIO = sys.stderr) -> dict[str, Timing]:
+    """At B=SHARING_BATCH and 2 threads, taking turns: the original and optimized models, the optimized model with
+    fastlstm held to 1 thread, and the optimized model's LSTM alone on the embedded input (no torch op before it)."""
+    import torch
+
+    import fastlstm.torch
+
+    original = build_tagger()
+    optimized = fastlstm.torch.optimize(original)
+    one_thread = fastlstm.torch.optimize(original, threads=1)
+    arguments = make_inputs(SHARING_BATCH, False)
+    with torch.inference_mode():
+        features = original.embedding(arguments[0])
+    calls = {
+        "original model": _inference_call(original, arguments),
+        "optimized model": _inference_call(optimized, arguments),
+        "optimized, fastlstm on 1 thread": _inference_call(one_thread, arguments),
+        "its LSTM alone (no torch op before)": _inference_call(optimized.lstm, (features,)),
+    }
+    print(f"torch model: thread sharing, {len(calls)} cases x {rounds} rounds ...", file=progress, flush=True)
+    previous = torch.get_num_threads()
+    try:
+        return time_turns(calls, rounds, threads_of=lambda key: 2)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def thread_sharing_report(results: dict[str, Timing]) -> str:
+    lines = [
+        "",
+        f"Sharing the cores with torch's pool: B={SHARING_BATCH}, T={STEPS}, torch at 2 threads, median ms per call",
+        "",
+        f"{'case':36s} {'ms':>8s}" + "".join(f" {group:>16s}" for group in THREAD_GROUPS),
+    ]
+    for name, timing in results.items():
+        line = f"{name:36s} {timing.seconds * 1e3:8.2f}"
+        if timing.thread_ms is not None:
+            line += "".join(f" {f'{on_cpu:.1f} / {waiting:.1f}':>16s}" for on_cpu, waiting in timing.thread_ms)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def run_torch_model(out: TextIO | None = None, progress: TextIO | None = None, rounds: int | None = None) -> int:
     """Measures and prints the table (``out``: stdout, progress: stderr); returns the exit status (2 without
     torch)."""
@@ -175,4 +221,5 @@ def run_torch_model(out: TextIO | None = None, progress: TextIO | None = None, r
         print("python -m fastlstm bench --torch-model: needs PyTorch: pip install torch", file=progress)
         return 2
     out.write(torch_model_report(measure_torch_model(rounds or ROUNDS, progress)))
+    out.write(thread_sharing_report(measure_thread_sharing(rounds or ROUNDS, progress)))
     return 0
