@@ -168,3 +168,20 @@ def test_the_optimized_cell_computes_what_torch_computes(rng, bias, kind):
         assert ours.shape == theirs.shape
         check_close(ours.numpy(), theirs.numpy(), value, rounded, name)
     assert optimized.fastlstm_packs == 1
+
+
+def test_tensors_reach_the_core_without_copies_and_the_core_checks_packed_rows():
+    from fastlstm.torch import _ops
+
+    x = torch.randn(5, 3, 7)
+    assert np.shares_memory(_ops._numpy(x), x.numpy())  # a contiguous float32 tensor is read where it is
+    assert not np.shares_memory(_ops._numpy(x.transpose(0, 1)), x.numpy())  # a transposed view is copied once
+    optimized = fastlstm.torch.optimize(torch_module((7, 17, 1, False, 0, False)))
+    core = optimized.fastlstm_core()
+    rows = np.zeros((6, 7), np.float32)
+    state = np.zeros((1, 3, 17), np.float32)
+    for sizes, message in (([3, 3, 1], "add up"), ([1, 3, 2], "non-increasing"), ([3, 0, 3], "positive")):
+        with pytest.raises(ValueError, match=message):
+            core.forward_packed(rows, np.array(sizes, np.int64), state, state, 1)
+    with pytest.raises(ValueError, match="h0 has the wrong shape"):
+        core.forward_packed(rows, np.array([3, 2, 1], np.int64), state[:, :2], state, 1)
