@@ -178,6 +178,57 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     return {y, h_n, c_n};
 }
 
+// A PackedSequence's own layout: x is (rows, I) with step t's batch_sizes[t] rows (a non-increasing count) after
+// those of the steps before, each step's rows a prefix of the batch ranked by decreasing length; h0 and c0 are in
+// that rank order. Returns y (rows, directions * output_size) in the same layout, and h_n, c_n in rank order. The
+// rows are read and written where they are: no padding, no copy.
+std::tuple<FloatArray, FloatArray, FloatArray> forward_packed(const PackedLstm& lstm, const FloatArray& x,
+                                                              const LengthArray& batch_sizes, const FloatArray& h0,
+                                                              const FloatArray& c0, int threads) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    if (x.ndim() != 2 || x.shape(1) != g.input_size) throw py::value_error("_core: x has the wrong shape");
+    if (batch_sizes.ndim() != 1) throw py::value_error("_core: batch_sizes must be 1-D");
+    const int64_t T = batch_sizes.shape(0);
+    const int64_t* sizes = batch_sizes.data();
+    std::vector<int64_t> offsets(T + 1, 0);
+    for (int64_t t = 0; t < T; ++t) {
+        if (sizes[t] < 1 || (t > 0 && sizes[t] > sizes[t - 1]))
+            throw py::value_error("_core: batch_sizes must be positive and non-increasing");
+        offsets[t + 1] = offsets[t] + sizes[t];
+    }
+    if (offsets[T] != x.shape(0)) throw py::value_error("_core: batch_sizes do not add up to the rows of x");
+    const int64_t B = T > 0 ? sizes[0] : 0, states = g.num_layers * g.num_directions;
+    require_shape(h0, {states, B, g.output_size()}, "h0");
+    require_shape(c0, {states, B, g.hidden_size}, "c0");
+    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
+    const int64_t width = g.num_directions * g.output_size();
+    FloatArray y(std::vector<py::ssize_t>{x.shape(0), width});
+    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
+    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
+    fastlstm::ForwardArgs args;
+    args.steps = T;
+    args.batch = B;
+    args.x = x.data();
+    args.y = y.mutable_data();
+    args.h0 = h0.data();
+    args.c0 = c0.data();
+    args.h_n = h_n.mutable_data();
+    args.c_n = c_n.mutable_data();
+    args.state_rows = B;
+    // Every row as long as the others: (T, B, I) exactly, the plain run (which may look ahead or split the batch).
+    const bool equal_lengths = T == 0 || sizes[T - 1] == B;
+    args.x_time_stride = B * g.input_size;
+    args.x_batch_stride = g.input_size;
+    args.y_time_stride = B * width;
+    args.y_batch_stride = width;
+    if (!equal_lengths) args.step_offsets = offsets.data();
+    {
+        py::gil_scoped_release release;
+        lstm.forward(args, threads);
+    }
+    return {y, h_n, c_n};
+}
+
 // The same with the state (h, c) read and written in place: what a stream keeps between its calls.
 FloatArray forward_in_place(const PackedLstm& lstm, const FloatArray& x, bool batch_first, FloatArray& h, FloatArray& c,
                             int threads) {
@@ -258,6 +309,10 @@ void bind_packed_lstm(py::module_& m) {
              py::arg("c0").noconvert(), py::arg("threads"), py::arg("lengths").noconvert() = py::none(),
              "Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).\n"
              "x is (T, B, I), or (B, T, I) when batch_first.")
+        .def("forward_packed", &forward_packed, py::arg("x").noconvert(), py::arg("batch_sizes").noconvert(),
+             py::arg("h0").noconvert(), py::arg("c0").noconvert(), py::arg("threads"),
+             "Runs a PackedSequence's rows, x (rows, I) with batch_sizes (T,) and h0, c0 in its rank order, where\n"
+             "they are; returns (y (rows, directions * output_size), h_n, c_n), the states in rank order.")
         .def("automatic_threads", &PackedLstm::automatic_threads, py::arg("steps"), py::arg("batch"),
              "The number of threads forward() uses with threads=0.");
 }

@@ -385,3 +385,28 @@ def test_neighbours_report_compares_each_case_with_the_undisturbed_calls(monkeyp
     assert matmul[4:8] == ["44.0", "30.0", "1.50", "0.75"]
     assert " ".join(matmul[8:]) == "30.0 / 1.0 12.0 / 18.0 25.0 / 0.0"
     assert any("overlap 1.95x" in line for line in lines)
+
+
+def test_torch_model_report_times_both_models_in_every_case(monkeypatch, capsys):
+    """The real measurement on a small version of the cases (short sequences, one round), through the command."""
+    pytest.importorskip("torch")
+    from fastlstm.bench import torch_model
+
+    monkeypatch.setattr(torch_model, "CASES", (("B=1", 1, False), ("packed B=3", 3, True)))
+    monkeypatch.setattr(torch_model, "STEPS", 12)
+    monkeypatch.setattr(torch_model, "ROUNDS", 1)
+    assert cli.main(["bench", "--torch-model"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "T=12" in lines[0] and "load average" in lines[0]
+    rows = [line[12:].split() for line in lines if line.startswith(("B=1", "packed B=3"))]  # after the name
+    assert [row[0] for row in rows] == ["1", "2", "1", "2"]  # the thread counts
+    for row in rows:
+        torch_ms, optimized_ms, speedup = float(row[1]), float(row[2]), row[3]
+        assert torch_ms > 0 and optimized_ms > 0 and speedup.endswith("x")
+        # the printed times are rounded to 0.005 ms, the printed ratio to 0.005
+        bound = pytest.approx(torch_ms / optimized_ms, rel=0.005 / torch_ms + 0.005 / optimized_ms, abs=0.005)
+        assert float(speedup[:-1]) == bound
+    sharing = lines[lines.index("") + 1 :]
+    names = ["original model", "optimized model", "optimized, fastlstm on 1 thread", "its LSTM alone"]
+    for name in names:
+        assert any(line.startswith(name) and float(line[36:].split()[0]) > 0 for line in sharing), name

@@ -73,6 +73,16 @@ class PackedLstm:
     ) -> tuple[_Floats, _Floats, _Floats]:
         """Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).
         x is (T, B, I), or (B, T, I) when batch_first."""
+    def forward_packed(
+        self,
+        x: _Floats,
+        batch_sizes: npt.NDArray[np.int64],
+        h0: _Floats,
+        c0: _Floats,
+        threads: int,
+    ) -> tuple[_Floats, _Floats, _Floats]:
+        """Runs a PackedSequence's rows, x (rows, I) with batch_sizes (T,) and h0, c0 in its rank order, where
+        they are; returns (y (rows, directions * output_size), h_n, c_n), the states in rank order."""
     def automatic_threads(self, steps: int, batch: int) -> int:
         """The number of threads forward() uses with threads=0."""
 

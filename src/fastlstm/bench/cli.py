@@ -21,6 +21,7 @@ from .report import report, write_json
 from .rows import measure
 from .shapes import FULL_SHAPES, QUICK_SHAPES, Shape, check_thread_counts, default_thread_counts, parse_shapes
 from .timing import MIN_RUNS, measure_peaks
+from .torch_model import run_torch_model
 
 
 def _shapes(text: str) -> list[Shape]:
@@ -135,6 +136,15 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "undisturbed 1- and 2-thread calls (about a minute)"
         ),
     )
+    command.add_argument(
+        "--torch-model",
+        action="store_true",
+        help=(
+            "instead of the shape matrix, time a PyTorch tagger (embedding, 2-layer bidirectional LSTM, linear) "
+            "against the same model after fastlstm.torch.optimize, at batches 1, 8, 32 and on a PackedSequence, "
+            "at 1 and 2 threads (needs torch; a few minutes)"
+        ),
+    )
     command.set_defaults(handler=main)
 
 
@@ -146,6 +156,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.neighbours:
         return run_neighbours()
+    if args.torch_model:
+        return run_torch_model()
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
     return run(
         shapes,
