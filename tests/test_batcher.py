@@ -139,7 +139,7 @@ def test_settings_are_checked_and_can_change(model):
         for value in (-1, float("inf"), float("nan"), "1"):
             with pytest.raises(ValueError, match="max_delay: expected a finite number of seconds >= 0, got"):
                 batcher.max_delay = value
-    with pytest.raises(TypeError, match="pool: expected a fastlstm.Sessions, got LSTM"):
+    with pytest.raises(TypeError, match=r"pool: expected a fastlstm\.Sessions, got LSTM"):
         fastlstm.SessionBatcher(model)
 
 

@@ -224,5 +224,5 @@ def test_an_empty_step_returns_no_rows():
 def test_pickling_and_copying_are_refused():
     pool = fastlstm.LSTM(4, 6, seed=14).sessions(1)
     for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
-        with pytest.raises(TypeError, match="cannot pickle or copy a fastlstm.Sessions"):
+        with pytest.raises(TypeError, match=r"cannot pickle or copy a fastlstm\.Sessions"):
             attempt(pool)
