@@ -20,8 +20,8 @@ bool same_geometry(const LstmGeometry& a, const LstmGeometry& b) {
 
 // Copies `rows` rows of `width` floats of each of `layers` layers between the pool's state (rows `slots[i]` of
 // `capacity`) and consecutive rows.
-void gather_rows(int64_t layers, int64_t rows, int64_t width, const int64_t* slots, int64_t capacity,
-                 const float* pool, float* gathered) {
+void gather_rows(int64_t layers, int64_t rows, int64_t width, const int64_t* slots, int64_t capacity, const float* pool,
+                 float* gathered) {
     const std::size_t bytes = static_cast<std::size_t>(width) * sizeof(float);
     for (int64_t l = 0; l < layers; ++l)
         for (int64_t i = 0; i < rows; ++i)
@@ -42,17 +42,17 @@ PackedLstm::CallScratch& PackedLstm::prepare_scratch(const ForwardArgs& args, co
                                                      CallScratch* scratch) const {
     CallScratch& s = *scratch;
     const bool reusable = !plan.packed_rows && s.owner == this && s.kernels == &kernels_ &&
-                          same_geometry(s.geometry, geometry_) && s.precision == precision_ &&
-                          s.steps == args.steps && s.batch == args.batch && s.threads == plan.threads &&
-                          s.split_batch == plan.split_batch && s.look_ahead == plan.look_ahead;
+                          same_geometry(s.geometry, geometry_) && s.precision == precision_ && s.steps == args.steps &&
+                          s.batch == args.batch && s.threads == plan.threads && s.split_batch == plan.split_batch &&
+                          s.look_ahead == plan.look_ahead;
     if (reusable) return s;
     s.owner = nullptr;  // invalid until complete (an allocation may throw)
     const LstmGeometry& g = geometry_;
     s.workspaces = make_workspaces(args, plan);
     const int64_t buffer_rows = plan.packed_rows ? args.step_offsets[args.steps] : args.steps * args.batch;
     for (int64_t i = 0; i < 2; ++i)
-        s.layer_buffers[i] = i < g.num_layers - 1 ? AlignedFloats(buffer_rows * g.num_directions * g.output_size())
-                                                  : AlignedFloats();
+        s.layer_buffers[i] =
+            i < g.num_layers - 1 ? AlignedFloats(buffer_rows * g.num_directions * g.output_size()) : AlignedFloats();
     s.owner = this;
     s.kernels = &kernels_;
     s.geometry = geometry_;
