@@ -10,6 +10,7 @@ are bitwise those of its own ``model.stream(1)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import numbers
 import threading
 import time
@@ -25,11 +26,56 @@ if TYPE_CHECKING:
     from ._sessions import Sessions
 
 
+class _LoopFuture:
+    """The asyncio future of ``submit_async``, which belongs to its event loop's thread: the worker resolves a
+    step's loop futures with one call into each loop (not one per frame, each of which would wake the loop)."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future = loop.create_future()
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.future.cancelled()
+
+    def cancel(self) -> bool:
+        self.loop.call_soon_threadsafe(self.future.cancel)
+        return True
+
+
 class _Frame(NamedTuple):
     id: int
     x: np.ndarray
-    future: Future
+    future: Future | _LoopFuture
     arrival: float
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future, Any, bool]]) -> None:
+    """In a loop's thread: set each (future, value, is_error) not cancelled meanwhile."""
+    for future, value, is_error in outcomes:
+        if not future.done():
+            if is_error:
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
+
+def _settle(frames: list[_Frame], values: Any, is_error: bool) -> None:
+    """Resolve the frames' futures with values[i] (or all with one error): concurrent futures at once, each event
+    loop's futures with one call into that loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for i, frame in enumerate(frames):
+        value = values if is_error else values[i]
+        if isinstance(frame.future, _LoopFuture):
+            by_loop.setdefault(frame.future.loop, []).append((frame.future.future, value, is_error))
+        elif is_error:
+            frame.future.set_exception(value)
+        else:
+            frame.future.set_result(value)
+    for loop, outcomes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody awaits these
+            loop.call_soon_threadsafe(_resolve, outcomes)
 
 
 class SessionBatcher:
@@ -54,6 +100,7 @@ class SessionBatcher:
         self._condition = threading.Condition(threading.Lock())
         self._pending: deque[_Frame] = deque()
         self._closed = False
+        self._idle = False  # the worker waits for a first frame, with no deadline
         self.max_batch = self.DEFAULT_MAX_BATCH if max_batch is None else max_batch
         self.max_delay = self.DEFAULT_MAX_DELAY if max_delay is None else max_delay
         self._worker = threading.Thread(target=self._run, name="fastlstm-session-batcher", daemon=True)
@@ -92,21 +139,26 @@ class SessionBatcher:
     def submit(self, id: int, frame: Any) -> Future:
         """Queue the session's next frame (input_size,) (copied now); returns the future of its output (H_out,).
         Refuses at once an id that is not open in the pool, a frame of the wrong shape, or a closed batcher."""
-        if id not in self._pool:
-            self._pool._slot(id, "id")  # raises the pool's error: what is wrong with the id
-        x = self._frame(frame)
         future: Future = Future()
-        with self._condition:
-            if self._closed:
-                raise RuntimeError("submit: the batcher is closed")
-            self._pending.append(_Frame(int(id), x, future, time.monotonic()))
-            if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
-                self._condition.notify()
+        self._enqueue(id, frame, future)
         return future
 
     async def submit_async(self, id: int, frame: Any) -> np.ndarray:
         """``submit`` for asyncio: the session's output for this frame, awaited without blocking the loop."""
-        return await asyncio.wrap_future(self.submit(id, frame))
+        future = _LoopFuture(asyncio.get_running_loop())
+        self._enqueue(id, frame, future)
+        return await future.future
+
+    def _enqueue(self, id: int, frame: Any, future: Future | _LoopFuture) -> None:
+        if id not in self._pool:
+            self._pool._slot(id, "id")  # raises the pool's error: what is wrong with the id
+        x = self._frame(frame)
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("submit: the batcher is closed")
+            self._pending.append(_Frame(int(id), x, future, time.monotonic()))
+            if (self._idle and len(self._pending) == 1) or len(self._pending) >= self._max_batch:
+                self._condition.notify()
 
     def _frame(self, frame: Any) -> np.ndarray:
         input_size = self._pool.model.input_size
@@ -149,10 +201,17 @@ class SessionBatcher:
         """The frames of the next step, once max_batch wait or the oldest has waited max_delay (at once after
         close); None when closed and nothing is pending."""
         with self._condition:
+            if not self._pending and not self._closed:
+                # Just after a step, whose producers are likely submitting again: wait up to max_delay to be woken
+                # by a full batch only. Every wake-up costs the worker the GIL, which it may wait for while the
+                # producers run (up to the interpreter's switch interval, 5 ms).
+                self._condition.wait(self._max_delay)
             while not self._pending:
                 if self._closed:
                     return None
+                self._idle = True  # submit wakes the worker at the first frame
                 self._condition.wait()
+                self._idle = False
             while not self._closed and len(self._pending) < self._max_batch:
                 remaining = self._pending[0].arrival + self._max_delay - time.monotonic()
                 if remaining <= 0:
@@ -182,22 +241,20 @@ class SessionBatcher:
         except Exception as error:
             self._fail(frames, error)
             return
-        for i, frame in enumerate(frames):
-            frame.future.set_result(y[i])
+        _settle(frames, y, is_error=False)
 
     def _fail(self, frames: list[_Frame], error: Exception) -> None:
         """A step refused: the frames of sessions closed since they were submitted fail with the pool's error
         about them and the others are stepped again; if every session is still open, all fail with ``error``."""
         closed = [frame for frame in frames if frame.id not in self._pool]
         if not closed:
-            for frame in frames:
-                frame.future.set_exception(error)
+            _settle(frames, error, is_error=True)
             return
         for frame in closed:
             try:
                 self._pool._slot(frame.id, "id")
             except Exception as refusal:
-                frame.future.set_exception(refusal)
+                _settle([frame], refusal, is_error=True)
         rest = [frame for frame in frames if frame.id in self._pool]
         if rest:
             self._step(rest)
