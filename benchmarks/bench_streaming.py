@@ -67,7 +67,7 @@ def test_tick(benchmark, implementation: str, sessions: int) -> None:
 
 @pytest.mark.parametrize("implementation", ["fastlstm sessions", "fastlstm stream"])
 def test_tick_of_a_large_model(benchmark, implementation: str) -> None:
-    input_size, hidden, sessions = streaming.LARGE_SESSIONS
+    input_size, hidden, sessions = streaming.GAIN_CASES[1]
     _tick(benchmark, fastlstm.LSTM(input_size, hidden, seed=0, threads=1), sessions, implementation)
 
 

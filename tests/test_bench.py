@@ -407,8 +407,10 @@ def test_streaming_section_prints_its_tables(monkeypatch):
     report = out.getvalue()
     assert re.search(r"^ +8 x 8 +[0-9.]+ / [0-9.]+", report, re.M)  # median / p99 of a tiny step
     assert re.search(r"^ +64 +[0-9,]+ +[0-9,]+ +[0-9,]+ +[0-9.]+$", report, re.M)  # 64 sessions: three rates
-    assert re.search(r"64 sessions: one tick [0-9,]+ us vs 64 stream steps [0-9,]+ us: [0-9.]+x", report)
+    gain = r"64 sessions, I=80 H=256, 1 thread: one tick [0-9,]+ us vs 64 stream steps [0-9,]+ us: [0-9.]+x"
+    assert re.search(gain, report)
     assert re.search(r"Batcher, 16 producer threads, 3 frames each: [0-9,]+ frames/s vs [0-9,]+ in direct", report)
+    assert re.search(r"Batcher, 16 asyncio tasks: [0-9,]+ frames/s \([0-9]+% of direct\)", report)
     calls = []
     monkeypatch.setattr(bench_cli, "run_streaming", lambda: calls.append("streaming") or 0)
     assert cli.main(["bench", "--streaming"]) == 0 and calls == ["streaming"]

@@ -5,14 +5,17 @@
    onnxruntime's LSTM node with ``initial_h`` / ``initial_c``.
 2. Session throughput: frames per second with S live sessions, each with a frame every tick, stepped as one
    ``Sessions.step`` (the tick), as S ``stream(1).step`` calls, and as S torch ``LSTMCell`` calls.
-3. The dynamic batcher: PRODUCERS threads each submitting a frame and waiting for its output, against the same
-   sessions stepped directly in full batches; and the p99 of a frame's wait.
+3. The dynamic batcher: PRODUCERS threads (then as many asyncio tasks) each submitting a frame and waiting for its
+   output, against the same sessions stepped directly in full batches; and the p99 of a frame's wait. And the gain
+   of one tick over as many stream steps (GAIN_CASES) at 1 and 2 threads.
 
 The implementations of a table take turns (ROUNDS rounds, rotating), so that a slow spell of a shared machine falls
 on all of them alike; figures are medians over the rounds."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import statistics
 import sys
 import threading
@@ -37,8 +40,10 @@ LATENCY_MIN_CALLS = 20
 #: (input, hidden) of the throughput and batcher tables, and the live session counts.
 SESSIONS_SIZE = (80, 256)
 SESSION_COUNTS = (1, 16, 64, 256)
-#: The issue's second throughput case: 256 sessions of a large model, where a tick is compute-bound.
-LARGE_SESSIONS = (1024, 1024, 256)
+#: (input, hidden, sessions) of the gain lines: one tick against as many stream steps, at 1 and 2 threads. 64 sessions
+#: of the speech front end, and 256 of a large model, whose tick is compute-bound (its bound: the FMA peak).
+GAIN_CASES = ((80, 256, 64), (1024, 1024, 256))
+GAIN_THREADS = (1, 2)
 PRODUCERS = 256
 FRAMES_PER_PRODUCER = 20
 
@@ -146,6 +151,24 @@ def _batcher_round(pool, ids: np.ndarray, x: np.ndarray, frames: int, waits: lis
         return ids.size * frames / (time.perf_counter() - start)
 
 
+def _batcher_async_round(pool, ids: np.ndarray, x: np.ndarray, frames: int, waits: list[float]) -> float:
+    """``_batcher_round`` with one asyncio task per session instead of a thread."""
+
+    async def produce(batcher, session: int) -> None:
+        for _ in range(frames):
+            submitted = time.perf_counter()
+            await batcher.submit_async(int(ids[session]), x[session])
+            waits.append(time.perf_counter() - submitted)
+
+    async def all_sessions() -> float:
+        with pool.batcher(max_batch=ids.size) as batcher:
+            start = time.perf_counter()
+            await asyncio.gather(*(produce(batcher, session) for session in range(ids.size)))
+            return ids.size * frames / (time.perf_counter() - start)
+
+    return asyncio.run(all_sessions())
+
+
 def measure_batcher(
     size=SESSIONS_SIZE, producers: int = PRODUCERS, frames: int = FRAMES_PER_PRODUCER, rounds: int = ROUNDS
 ) -> dict[str, float]:
@@ -153,7 +176,7 @@ def measure_batcher(
     ``pool.step`` calls of the same sessions, and the median and p99 of a frame's wait, one thread; taking turns."""
     model = fastlstm.LSTM(*size, seed=0, threads=1)
     x = np.random.default_rng(2).standard_normal((producers, size[0])).astype(np.float32)
-    direct, batched, waits = [], [], []
+    direct, batched, tasks, waits, task_waits = [], [], [], [], []
     for _ in range(rounds):
         pool = model.sessions(producers)
         ids = np.array([pool.open() for _ in range(producers)], np.int64)
@@ -162,7 +185,10 @@ def measure_batcher(
             pool.step(ids, x)
         direct.append(producers * frames / (time.perf_counter() - start))
         batched.append(_batcher_round(pool, ids, x, frames, waits))
+        tasks.append(_batcher_async_round(pool, ids, x, frames, task_waits))
     return {
+        "tasks": statistics.median(tasks),
+        "task_wait_p99": _p99(task_waits),
         "producers": producers,
         "frames": frames,
         "direct": statistics.median(direct),
@@ -176,7 +202,7 @@ def _flops(input_size: int, hidden: int, rows: int) -> float:
     return 8.0 * hidden * (input_size + hidden) * rows
 
 
-def streaming_report(latency, throughput, batcher, large, peak: float) -> str:
+def streaming_report(latency, throughput, gains, batcher, peaks: dict[int, float]) -> str:
     lines = ["Live streams, 1 thread", "", "Step from a kept state, B=1: median / p99 us per call"]
     names = list(next(iter(latency.values())))
     lines.append(f"{'I x H':>11s}" + "".join(f" {name:>22s}" for name in names))
@@ -191,19 +217,12 @@ def streaming_report(latency, throughput, batcher, large, peak: float) -> str:
         cells = "".join(f" {sessions / seconds:20,.0f}" for seconds in by_name.values())
         gflops = _flops(input_size, hidden, sessions) / by_name["fastlstm sessions"] / 1e9
         lines.append(f"{sessions:8d}" + cells + f" {gflops:13.1f}")
-    if 64 in throughput:
-        tick, streams = throughput[64]["fastlstm sessions"], throughput[64]["fastlstm stream"]
-        lines.append(
-            f"64 sessions: one tick {tick * 1e6:,.0f} us vs 64 stream steps {streams * 1e6:,.0f} us: "
-            f"{streams / tick:.2f}x"
-        )
-    if large:
-        (input_size, hidden, sessions), (tick, streams) = LARGE_SESSIONS, large
+    for (input_size, hidden, sessions, threads), (tick, streams) in gains.items():
         gflops = _flops(input_size, hidden, sessions) / tick / 1e9
         lines.append(
-            f"{sessions} sessions, I={input_size} H={hidden}: one tick {tick * 1e3:.1f} ms vs {sessions} stream steps "
-            f"{streams * 1e3:.1f} ms: {streams / tick:.2f}x; the tick at {gflops:.0f} GFLOP/s, {gflops / peak:.0%} of "
-            f"the FMA peak ({peak:.0f} GFLOP/s, its bound)"
+            f"{sessions} sessions, I={input_size} H={hidden}, {threads} thread{'s' if threads > 1 else ''}: one tick "
+            f"{tick * 1e6:,.0f} us vs {sessions} stream steps {streams * 1e6:,.0f} us: {streams / tick:.2f}x; the tick "
+            f"at {gflops:.0f} GFLOP/s, {gflops / peaks[threads]:.0%} of the FMA peak ({peaks[threads]:.0f} GFLOP/s)"
         )
     if batcher:
         b = batcher
@@ -212,18 +231,22 @@ def streaming_report(latency, throughput, batcher, large, peak: float) -> str:
             f"Batcher, {b['producers']} producer threads, {b['frames']} frames each: {b['batcher']:,.0f} frames/s vs "
             f"{b['direct']:,.0f} in direct full-batch steps ({b['batcher'] / b['direct']:.0%}); a frame's wait: "
             f"median {b['wait_median'] * 1e3:.2f} ms, p99 {b['wait_p99'] * 1e3:.2f} ms",
+            f"Batcher, {b['producers']} asyncio tasks: {b['tasks']:,.0f} frames/s ({b['tasks'] / b['direct']:.0%} of "
+            f"direct); p99 wait {b['task_wait_p99'] * 1e3:.2f} ms",
         ]
     return "\n".join(lines) + "\n"
 
 
-def measure_large(rounds: int = 3) -> tuple[float, float]:
-    """(tick, stream steps) median seconds for LARGE_SESSIONS, one thread."""
-    input_size, hidden, sessions = LARGE_SESSIONS
-    model = fastlstm.LSTM(input_size, hidden, seed=0, threads=1)
-    ticks = _tick_functions(model, sessions, [STEP_PEERS[0]])
-    nothing = STEP_PEERS[0].limit_threads
-    times = _ticks(ticks, rounds, dict.fromkeys(ticks, nothing))
-    return times["fastlstm sessions"], times["fastlstm stream"]
+def measure_gains(cases=GAIN_CASES, thread_counts=GAIN_THREADS, rounds: int = 3) -> dict[tuple, tuple[float, float]]:
+    """{(input, hidden, sessions, threads): (tick, stream steps) median seconds}."""
+    gains = {}
+    for input_size, hidden, sessions in cases:
+        for threads in thread_counts:
+            model = fastlstm.LSTM(input_size, hidden, seed=0, threads=threads)
+            ticks = _tick_functions(model, sessions, [STEP_PEERS[0]])
+            times = _ticks(ticks, rounds, dict.fromkeys(ticks, STEP_PEERS[0].limit_threads))
+            gains[(input_size, hidden, sessions, threads)] = (times["fastlstm sessions"], times["fastlstm stream"])
+    return gains
 
 
 def run_streaming(out: TextIO | None = None, progress: TextIO | None = None, quick: bool = False) -> int:
@@ -236,11 +259,12 @@ def run_streaming(out: TextIO | None = None, progress: TextIO | None = None, qui
     print("streaming: sessions ...", file=progress, flush=True)
     per_session = [peer for peer in peers if peer.name in ("fastlstm stream", "torch LSTMCell")]
     throughput = measure_throughput(per_session, counts=(1, 64) if quick else SESSION_COUNTS, rounds=rounds)
-    large = None if quick else measure_large()
+    thread_counts = [threads for threads in GAIN_THREADS if threads <= (os.cpu_count() or 1)]
+    gains = measure_gains(GAIN_CASES[:1], thread_counts[:1], 1) if quick else measure_gains(thread_counts=thread_counts)
     print("streaming: batcher ...", file=progress, flush=True)
     batcher = measure_batcher(
         producers=16 if quick else PRODUCERS, frames=3 if quick else FRAMES_PER_PRODUCER, rounds=rounds
     )
-    peak = measure_peaks(fastlstm.active_isa(), [1])[1]
-    out.write(streaming_report(latency, throughput, batcher, large, peak))
+    peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
+    out.write(streaming_report(latency, throughput, gains, batcher, peaks))
     return 0
