@@ -154,3 +154,19 @@ def test_cancelled_frames_are_not_stepped(model):
     with pytest.raises(CancelledError):
         pending.result()
     assert not pool.state(a)[0].any() and not pool.state(b)[0].any()  # neither was stepped
+
+
+def test_cancel_pending_cancels_awaited_frames(model):
+    pool = model.sessions(1)
+    id = pool.open()
+
+    async def main():
+        batcher = pool.batcher(max_delay=60)
+        task = asyncio.ensure_future(batcher.submit_async(id, np.ones(8)))
+        await asyncio.sleep(0.01)  # the task has submitted its frame and awaits it
+        batcher.close(cancel_pending=True)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert not pool.state(id)[0].any()  # not stepped

@@ -40,7 +40,8 @@ class _LoopFuture:
         return not self.future.cancelled()
 
     def cancel(self) -> bool:
-        self.loop.call_soon_threadsafe(self.future.cancel)
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits the future
+            self.loop.call_soon_threadsafe(self.future.cancel)
         return True
 
 
