@@ -1,6 +1,7 @@
-// The only file that sees Python: fastlstm._core. It accepts exactly what the core expects (C-contiguous float32
-// arrays of the right shapes, no implicit conversion), allocates the outputs, and releases the GIL around the
-// work. Friendly validation lives in the Python package; the checks here only keep a direct caller from crashing.
+// The only files that see Python: this one, the entry of fastlstm._core, and step_bindings.cc. It accepts exactly
+// what the core expects (C-contiguous float32 arrays of the right shapes, no implicit conversion), allocates the
+// outputs, and releases the GIL around the work. Friendly validation lives in the Python package; the checks here
+// only keep a direct caller from crashing.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bindings.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/calibration.h"
 #include "fastlstm/int8.h"
@@ -289,9 +291,9 @@ void bind_packed_linear(py::module_& m) {
             "x (rows, in_features) -> x W^T + b, or its softmax per row, (rows, out_features).");
 }
 
-// The packed LSTM of fastlstm.LSTM (and, through it, of every model class and Stream).
-void bind_packed_lstm(py::module_& m) {
-    py::class_<PackedLstm>(m, "PackedLstm")
+// The packed LSTM of fastlstm.LSTM (and, through it, of every model class, Stream and Sessions).
+py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
+    return py::class_<PackedLstm>(m, "PackedLstm")
         .def(py::init(&make_packed_lstm), py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"),
              py::arg("proj_size"), py::arg("num_layers"), py::arg("num_directions"), py::arg("reverse") = false,
              py::arg("precision") = "fp32")
@@ -390,7 +392,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.attr("INT8_MAX_DEPTH") = fastlstm::kInt8MaxDepth;  // the Python check reads the core's limit
     bind_isa_queries(m);
     bind_packed_linear(m);
-    bind_packed_lstm(m);
+    py::class_<PackedLstm> packed_lstm = bind_packed_lstm(m);
+    bind_steps(m, packed_lstm);
     py::module_ testing = m.def_submodule("testing", "Hooks into the core for the tests: single kernels, roundings.");
     bind_testing(testing);
     py::module_ calibration = m.def_submodule("calibration", "The benchmark's calibration: FMA peak, read bandwidth.");

@@ -80,18 +80,21 @@ void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedL
     }
 }
 
-void PackedLstm::forward(const ForwardArgs& args, int threads) const {
+void PackedLstm::forward(const ForwardArgs& args, int threads, ForwardCache* cache) const {
     if (args.lengths) return forward_lengths(args, threads);
+    const ForwardCache::Claim claim(cache);
+    forward_in(args, threads, claim.scratch());
+}
+
+void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* kept) const {
     const ForwardPlan plan = plan_forward(args, threads);
     const LstmGeometry& g = geometry_;
     const int64_t B = args.batch;
     const int64_t layer_width = g.num_directions * g.output_size();
-    std::vector<Workspace> workspaces = make_workspaces(args, plan);
-    const int64_t buffer_rows = plan.packed_rows ? args.step_offsets[args.steps] : args.steps * B;
-    AlignedFloats buffers[2];
-    for (int64_t i = 0; i < std::min<int64_t>(g.num_layers - 1, 2); ++i)
-        buffers[i] = AlignedFloats(buffer_rows * layer_width);
-    float* const layer_buffers[2] = {buffers[0].data(), buffers[1].data()};
+    CallScratch call_scratch;
+    CallScratch& scratch = prepare_scratch(args, plan, kept ? kept : &call_scratch);
+    std::vector<Workspace>& workspaces = scratch.workspaces;
+    float* const layer_buffers[2] = {scratch.layer_buffers[0].data(), scratch.layer_buffers[1].data()};
 
     if (g.num_directions == 2 && plan.threads == 2 && !plan.split_batch) {
         ClaimedLayers claims(g.num_layers);
@@ -101,7 +104,7 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
         return;
     }
     SpinBarrier everyone_barrier, group_barriers[2];
-    ThreadPool::shared().run(plan.threads, [&](int index, int size) {
+    const auto member = [&](int index, int size) {
         if (plan.split_batch && size > 1) {
             int64_t row_begin, row_end;
             share(B, index, size, &row_begin, &row_end);
@@ -129,7 +132,13 @@ void PackedLstm::forward(const ForwardArgs& args, int threads) const {
         } else {
             run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers);
         }
-    });
+    };
+    // A team of one runs on the calling thread, without the pool's lock and task object: a step of a small model
+    // takes a few hundred nanoseconds, about what they cost.
+    if (plan.threads <= 1)
+        member(0, 1);
+    else
+        ThreadPool::shared().run(plan.threads, member);
 }
 
 }  // namespace fastlstm

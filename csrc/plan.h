@@ -39,4 +39,21 @@ struct PackedLstm::Workspace {
     std::vector<AlignedFloats> int8_scales;
 };
 
+// A call's workspaces and the buffers between its layers, made for one packed model, call shape and plan; a
+// ForwardCache keeps them for the next call with the same key (sessions.cc: PackedLstm::prepare_scratch).
+struct PackedLstm::CallScratch {
+    // The packed model it was made for, with its kernels, geometry and precision: a new model may take the
+    // address of a freed one.
+    const PackedLstm* owner = nullptr;
+    const KernelSet* kernels = nullptr;
+    LstmGeometry geometry;
+    Precision precision = Precision::kF32;
+    int64_t steps = -1, batch = -1;
+    int threads = 0;
+    bool split_batch = false, look_ahead = false;
+    std::vector<Workspace> workspaces;
+    AlignedFloats layer_buffers[2];
+    AlignedFloats gathered_h, gathered_c;  // step_rows: the sessions' states in consecutive rows
+};
+
 }  // namespace fastlstm

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastlstm
 from fastlstm import __main__ as cli
 from fastlstm import bench
 from fastlstm.bench import cli as bench_cli
@@ -410,3 +411,31 @@ def test_torch_model_report_times_both_models_in_every_case(monkeypatch, capsys)
     names = ["original model", "optimized model", "optimized, fastlstm on 1 thread", "its LSTM alone"]
     for name in names:
         assert any(line.startswith(name) and float(line[36:].split()[0]) > 0 for line in sharing), name
+
+
+def test_streaming_peers_step_as_fastlstm_streams():
+    """Every installed peer of the streaming section computes the stream's step from the same state."""
+    from fastlstm.bench import step_peers
+
+    model = fastlstm.LSTM(5, 7, seed=0)
+    peers = [peer for peer in step_peers.STEP_PEERS if peer.is_available()]
+    assert peers[0].name == "fastlstm stream"
+    for peer in peers:
+        assert step_peers.step_difference(peer, model, steps=4) < step_peers.STEP_TOLERANCE, peer.name
+
+
+def test_streaming_section_prints_its_tables(monkeypatch):
+    from fastlstm.bench import streaming
+
+    out = io.StringIO()
+    assert streaming.run_streaming(out=out, progress=io.StringIO(), quick=True) == 0
+    report = out.getvalue()
+    assert re.search(r"^ +8 x 8 +[0-9.]+ / [0-9.]+", report, re.M)  # median / p99 of a tiny step
+    assert re.search(r"^ +64 +[0-9,]+ +[0-9,]+ +[0-9,]+ +[0-9.]+$", report, re.M)  # 64 sessions: three rates
+    gain = r"64 sessions, I=80 H=256, 1 thread: one tick [0-9,]+ us vs 64 stream steps [0-9,]+ us: [0-9.]+x"
+    assert re.search(gain, report)
+    assert re.search(r"Batcher, 16 producer threads, 3 frames each: [0-9,]+ frames/s vs [0-9,]+ in direct", report)
+    assert re.search(r"Batcher, 16 asyncio tasks: [0-9,]+ frames/s \([0-9]+% of direct\)", report)
+    calls = []
+    monkeypatch.setattr(bench_cli, "run_streaming", lambda: calls.append("streaming") or 0)
+    assert cli.main(["bench", "--streaming"]) == 0 and calls == ["streaming"]

@@ -13,6 +13,8 @@ PUBLIC_NAMES = [
     "LSTMCell",
     "QuantizationError",
     "SequenceModel",
+    "SessionBatcher",
+    "Sessions",
     "Stream",
     "__version__",
     "active_isa",

@@ -133,3 +133,29 @@ def test_refusals_name_the_argument():
     with pytest.raises(TypeError, match=r"state: expected a pair"):
         stream.state = np.zeros((2, 3, 8))
     assert np.array_equal(stream.state[0], np.zeros((2, 3, 8)))  # nothing changed by the refused calls
+
+
+def test_step_takes_every_input_form_and_refuses_the_wrong_ones_as_before(rng):
+    """Plain float32 frames take the one-call path, every other form the validating one: same bits, same errors."""
+    model = _model(6, 9, 2, 0, False)
+    x = rng.standard_normal((3, 6))
+    forms = [
+        x.astype(np.float32),
+        x,  # float64
+        np.asfortranarray(x.astype(np.float32)),  # not C-contiguous
+        x.astype(np.float32).astype(">f4"),  # the other byte order
+        np.frombuffer(b"\0" + x.astype(np.float32).tobytes(), np.float32, offset=1).reshape(3, 6),  # misaligned
+        x.astype(np.float32).tolist(),
+    ]
+    results = [model.stream(3).step(form) for form in forms]
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+    stream = model.stream(3)
+    for wrong in (np.zeros((2, 6), np.float32), np.zeros((3, 6, 1), np.float32), np.zeros(6, np.float32)):
+        with pytest.raises(ValueError, match=r"x: expected shape \(3, 6\) \(batch_size, input_size\)"):
+            stream.step(wrong)
+    with pytest.raises(TypeError, match="x: expected a real numeric array"):
+        stream.step(np.zeros((3, 6), np.complex64))
+    with pytest.raises(ValueError, match="threads: expected an int >= 1, got 0"):
+        stream.step(np.zeros((3, 6), np.float32), threads=0)
+    assert not stream.state[0].any()  # nothing stepped by the refused calls

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 from . import reference
+from ._batcher import SessionBatcher
 from ._core import __version__
 from ._files import load, save
 from ._isa import active_isa, available_isas, use_isa
 from ._precision import QuantizationError, quantization_error
 from ._sequence import SequenceModel
+from ._sessions import Sessions
 from ._stream import Stream
 from ._threads import get_num_threads, set_num_threads
 from .interop.keras import KerasLSTM, from_keras
@@ -30,6 +32,8 @@ __all__ = [
     "LSTMCell",
     "QuantizationError",
     "SequenceModel",
+    "SessionBatcher",
+    "Sessions",
     "Stream",
     "__version__",
     "active_isa",

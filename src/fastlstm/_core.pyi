@@ -1,4 +1,5 @@
-"""Types of fastlstm._core, the C++ extension built from csrc/bindings.cc, for editors and type checkers.
+"""Types of fastlstm._core, the C++ extension built from csrc/bindings.cc and csrc/step_bindings.cc, for editors
+and type checkers.
 
 An extension module takes a single stub file, so its submodules ``testing`` and ``calibration`` are declared here
 as attributes typed by a class that lists their functions. tests/test_core_stub.py checks that this file names
@@ -85,6 +86,26 @@ class PackedLstm:
         they are; returns (y (rows, directions * output_size), h_n, c_n), the states in rank order."""
     def automatic_threads(self, steps: int, batch: int) -> int:
         """The number of threads forward() uses with threads=0."""
+    def step_in_place(self, x: object, h: _Floats, c: _Floats, threads: int, cache: ForwardCache) -> _Floats | None:
+        """One step of x (B, I) from the state (h, c), updated in place; None unless x is C-contiguous, aligned
+        float32 of that shape."""
+    def step_sessions(
+        self,
+        x: object,
+        ids: object,
+        generations: npt.NDArray[np.int64],
+        h: _Floats,
+        c: _Floats,
+        threads: int,
+        cache: ForwardCache,
+    ) -> _Floats | None:
+        """One step of the sessions `ids` (n,) int64 with frames x (n, I), their states rows of (h, c) updated
+        in place; None unless x and ids are plain arrays of those shapes; KeyError for an id not open or
+        listed twice."""
+
+class ForwardCache:
+    """Scratch kept between one caller's calls of the same shape (a stream's, a pool's)."""
+    def __init__(self) -> None: ...
 
 class _Testing:
     """Hooks into the core for the tests: single kernels, roundings."""

@@ -14,11 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _core
 from ._checks import check_int, check_pair, check_shape, check_threads, real_array, shape_text
-from ._threads import resolve_threads
+from ._threads import call_threads, resolve_threads
 
 if TYPE_CHECKING:
     from .lstm import LSTM
+
+
+def check_forward_only(model: LSTM, what: str) -> None:
+    """Refuse a model that reads sequences backwards: ``what`` (a stream, sessions) runs them step by step."""
+    for option, name in ((model.reverse, "a reverse model"), (model.bidirectional, "a bidirectional model")):
+        if option:
+            raise ValueError(
+                f"{what}: {name} reads each sequence backwards from its end, so it cannot run step by step; call "
+                "the model on whole sequences instead"
+            )
 
 
 class Stream:
@@ -28,20 +39,12 @@ class Stream:
     Not thread-safe: calls on one stream must not overlap (streams of the same model are independent)."""
 
     def __init__(self, model: LSTM, batch_size: int) -> None:
-        if model.reverse:
-            raise ValueError(
-                "stream: a reverse model reads each sequence backwards from its end, so it cannot run on a stream; "
-                "call the model on whole sequences instead"
-            )
-        if model.bidirectional:
-            raise ValueError(
-                "stream: a bidirectional model reads each sequence backwards from its end, so it cannot run on a "
-                "stream; call the model on whole sequences instead"
-            )
+        check_forward_only(model, "stream")
         self._model = model
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self._h = np.zeros((model.num_layers, self.batch_size, model.output_size), np.float32)
         self._c = np.zeros((model.num_layers, self.batch_size, model.hidden_size), np.float32)
+        self._cache = _core.ForwardCache()  # the step's workspaces, kept from one call to the next
 
     @property
     def model(self) -> LSTM:
@@ -63,10 +66,16 @@ class Stream:
 
     def step(self, x: Any, *, threads: int | None = None) -> np.ndarray:
         """The output of one step, (batch_size, H_out), for x of shape (batch_size, input_size)."""
+        # The fast path: one C++ call, which takes x as it is when it is C-contiguous, aligned float32 of the right
+        # shape, and otherwise returns None for the validating path below (which converts x or explains).
         model = self._model
+        threads = call_threads(threads, model.threads)
+        y = model._packed.step_in_place(x, self._h, self._c, threads, self._cache)
+        if y is not None:
+            return y
         x = real_array(x, "x")
         check_shape(x, (self.batch_size, model.input_size), "x", hint="batch_size, input_size")
-        return self._run(x[None, :, :], False, threads)[0]
+        return model._packed.step_in_place(model._convert(x), self._h, self._c, threads, self._cache)
 
     def _run(self, x: np.ndarray, batch_first: bool, threads: int | None) -> np.ndarray:
         threads = resolve_threads(check_threads(threads, "threads"), self._model.threads)

@@ -27,3 +27,12 @@ def resolve_threads(requested: int | None, model_threads: int | None) -> int:
         if threads is not None:
             return threads
     return 0
+
+
+def call_threads(requested: int | None, model_threads: int | None) -> int:
+    """``resolve_threads`` with the call's ``threads=`` checked, in the fewest operations (per-step calls)."""
+    if requested is None:
+        if model_threads is not None:
+            return model_threads
+        return 0 if _num_threads is None else _num_threads
+    return check_threads(requested, "threads")

@@ -8,6 +8,7 @@ from ._cell_module import LSTMCellBase
 from ._checks import check_bool
 from ._isa import active_isa
 from ._module import LSTMBase
+from ._sessions import Sessions
 from ._stream import Stream
 from .interop.onnx_export import OPSET as ONNX_OPSET
 
@@ -66,7 +67,8 @@ class LSTM(LSTMBase):
     (T, N, num_directions*H_out) (or batch-first / unbatched like x); h_n and c_n are shaped like h0 and c0, indexed
     layer*num_directions + direction. H_out is proj_size if > 0, else hidden_size. ``lengths`` (N,) gives each
     row's own length (zero outputs past it, final state at its last step; see LSTMBase.__call__). The whole
-    sequence runs in C++ with the GIL released. ``model.stream(N)`` keeps the state between calls.
+    sequence runs in C++ with the GIL released. ``model.stream(N)`` keeps the state between calls;
+    ``model.sessions(capacity)`` keeps many sessions' states and steps any of them together.
 """
         + _DTYPE_POLICY
     )
@@ -113,6 +115,13 @@ class LSTM(LSTMBase):
         inputs that arrive a step (``stream.step(x_t)``) or a chunk (``stream.feed(chunk)``) at a time; chunks of
         any sizes give bitwise the result of one call. Unidirectional models only."""
         return Stream(self, batch_size)
+
+    def sessions(self, capacity: int, *, grow: bool = True) -> Sessions:
+        """A ``fastlstm.Sessions`` pool: the states of up to ``capacity`` live sessions (``pool.open()`` -> id), of
+        which ``pool.step(ids, x)`` steps exactly those listed, as one batch; each session's outputs are bitwise
+        those of its own ``model.stream(1)``. A full pool doubles when a session opens, unless ``grow=False``.
+        Unidirectional models only."""
+        return Sessions(self, capacity, grow=grow)
 
     def to_torch(self, *, module: bool = False):
         """The parameters as float32 torch tensors with ``torch.nn.LSTM``'s names (for ``load_state_dict``), or

@@ -3,7 +3,9 @@
 // shapes; the core trusts them.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "fastlstm/aligned_buffer.h"
@@ -80,6 +82,21 @@ struct ForwardArgs {
     const int64_t* step_offsets = nullptr;
 };
 
+// One step of `rows` sessions of a pool (rows distinct): row i reads x[i * input_size ...] and writes
+// y[i * output_size ...], and its state is row slots[i] of h (layers, capacity, output_size) and c (layers,
+// capacity, hidden_size), read and written in place. Contiguous, as the pool holds them.
+struct RowStepArgs {
+    int64_t rows = 0;
+    const float* x = nullptr;
+    float* y = nullptr;
+    const int64_t* slots = nullptr;
+    int64_t capacity = 0;
+    float* h = nullptr;
+    float* c = nullptr;
+};
+
+class ForwardCache;
+
 class PackedLstm {
    public:
     // Throws std::invalid_argument for precision int8 when a layer's input or the recurrent size is longer than
@@ -92,7 +109,13 @@ class PackedLstm {
     // Runs the whole sequence through every layer and direction on up to `threads` threads of the shared pool
     // (0: chosen from the problem size). Results are bitwise the same for any number of threads. Allocates its
     // workspace once per call, never per step; throws std::bad_alloc when it cannot.
-    void forward(const ForwardArgs& args, int threads) const;
+    // With a cache (see ForwardCache), calls of the same shape and plan reuse its workspaces.
+    void forward(const ForwardArgs& args, int threads, ForwardCache* cache = nullptr) const;
+
+    // One step of the sessions at args.slots (sessions.cc): their states gathered into consecutive rows (unless
+    // they already are), one forward step of them all, the states written back. Each row's result is bitwise that
+    // of the same step alone (a row's arithmetic never depends on its batch).
+    void step_rows(const RowStepArgs& args, int threads, ForwardCache* cache) const;
 
     // The number of threads forward() uses for `threads` = 0 on this problem.
     int automatic_threads(int64_t steps, int64_t batch) const;
@@ -100,6 +123,10 @@ class PackedLstm {
     const LstmGeometry& geometry() const { return geometry_; }
     const KernelSet& kernels() const { return kernels_; }
     Precision precision() const { return precision_; }
+
+   private:
+   public:
+    struct CallScratch;  // csrc/plan.h: what a ForwardCache keeps (opaque outside the core's sources)
 
    private:
     struct PackedCell {
@@ -150,6 +177,11 @@ class PackedLstm {
     int64_t chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const;
     Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead, int members) const;
     std::vector<Workspace> make_workspaces(const ForwardArgs& args, const ForwardPlan& plan) const;
+    // forward() in `scratch`, kept between calls (a claimed cache's) or not.
+    void forward_in(const ForwardArgs& args, int threads, CallScratch* scratch) const;
+    void step_gathered(const RowStepArgs& args, ForwardArgs& step, CallScratch& s, int threads) const;
+    // `scratch` made ready for the call (kept as it is when it was made for the same key); returns it.
+    CallScratch& prepare_scratch(const ForwardArgs& args, const ForwardPlan& plan, CallScratch* scratch) const;
     // The team over layers and directions (forward.cc), and variable lengths (lengths.cc).
     struct LayerIo;        // csrc/forward.cc
     struct ClaimedLayers;  // csrc/forward.cc
@@ -179,6 +211,38 @@ class PackedLstm {
     LstmGeometry geometry_;
     Precision precision_;
     std::vector<PackedCell> cells_;  // index layer * num_directions + direction
+};
+
+// The scratch of one caller's calls kept between them (a stream's steps, a pool's ticks), so that a step of the
+// same shape and plan as the last one allocates nothing: its workspaces, the buffers between layers, and a pool's
+// gathered states. Rebuilt when the shape, the plan or the packed model differ. Meant for one caller at a time; a
+// call that finds it serving another call (a stream misused from two threads) runs in scratch of its own.
+class ForwardCache {
+   public:
+    ForwardCache();
+    ~ForwardCache();
+    ForwardCache(const ForwardCache&) = delete;
+    ForwardCache& operator=(const ForwardCache&) = delete;
+
+    // The scratch held for one call, released when it ends; null without a cache or when another call holds it.
+    class Claim {
+       public:
+        explicit Claim(ForwardCache* cache)
+            : cache_(cache && !cache->in_use_.exchange(true, std::memory_order_acquire) ? cache : nullptr) {}
+        ~Claim() {
+            if (cache_) cache_->in_use_.store(false, std::memory_order_release);
+        }
+        Claim(const Claim&) = delete;
+        Claim& operator=(const Claim&) = delete;
+        PackedLstm::CallScratch* scratch() const { return cache_ ? cache_->scratch_.get() : nullptr; }
+
+       private:
+        ForwardCache* cache_;
+    };
+
+   private:
+    std::unique_ptr<PackedLstm::CallScratch> scratch_;
+    std::atomic<bool> in_use_{false};
 };
 
 }  // namespace fastlstm

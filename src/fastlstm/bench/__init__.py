@@ -25,7 +25,9 @@ The modules, in the order a run uses them:
 - ``machine``: the versions and machine a run's numbers depend on;
 - ``report``: the text report and the JSON; ``plot``: the bar chart;
 - ``cli``: the arguments of ``python -m fastlstm bench`` and ``run``, which does all of the above;
-- ``neighbours``: ``--neighbours``, fastlstm calls right after other libraries' threads ran, against undisturbed ones.
+- ``neighbours``: ``--neighbours``, fastlstm calls right after other libraries' threads ran, against undisturbed ones;
+- ``streaming``: ``--streaming``, live streams: a step from a kept state against the peers' (``step_peers``), sessions
+  stepped together, the dynamic batcher.
 """
 
 from .cli import run

@@ -20,6 +20,7 @@ from .precisions import PRECISIONS, check_precisions, parse_precisions
 from .report import report, write_json
 from .rows import measure
 from .shapes import FULL_SHAPES, QUICK_SHAPES, Shape, check_thread_counts, default_thread_counts, parse_shapes
+from .streaming import run_streaming
 from .timing import MIN_RUNS, measure_peaks
 from .torch_model import run_torch_model
 
@@ -145,6 +146,16 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "at 1 and 2 threads (needs torch; a few minutes)"
         ),
     )
+    command.add_argument(
+        "--streaming",
+        action="store_true",
+        help=(
+            "instead of the shape matrix, time live streams on one thread: a step from a kept state at batch 1 "
+            "(median and p99) against torch's LSTMCell and LSTM with hx and onnxruntime with initial states, "
+            "sessions stepped together against a stream or a torch cell per session, and the dynamic batcher "
+            "with 256 producer threads (a few minutes)"
+        ),
+    )
     command.set_defaults(handler=main)
 
 
@@ -158,6 +169,8 @@ def main(args: argparse.Namespace) -> int:
         return run_neighbours()
     if args.torch_model:
         return run_torch_model()
+    if args.streaming:
+        return run_streaming()
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
     return run(
         shapes,

@@ -1,0 +1,158 @@
+// fastlstm._core, continued (bindings.cc holds the rest): the single-step entries of Stream.step and
+// Sessions.step, which pay for one C++ call and nothing else. Each takes its arguments as plain Python objects and
+// reads a few fields of them: when the frames are not a C-contiguous, aligned, native float32 array of the shape
+// the step needs, it returns None and the Python caller takes its validating path (which converts or explains);
+// the state arrays, which the callers own, must be right or the call raises.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "bindings.h"
+#include "fastlstm/lstm.h"
+
+namespace py = pybind11;
+using fastlstm::ForwardCache;
+using fastlstm::PackedLstm;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+constexpr int kPlainFlags = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+
+// Whether `object` is a C-contiguous, aligned, native-endian NumPy array of T with `ndim` dimensions: field reads
+// only, no conversion (py::array_t's argument conversion costs a NumPy call per argument).
+template <class T>
+bool is_plain(py::handle object, py::ssize_t ndim) {
+    if (!py::isinstance<py::array>(object)) return false;
+    const auto array = py::reinterpret_borrow<py::array>(object);
+    const py::dtype dtype = array.dtype();
+    // NumPy spells the native byte order '=' (and '|' where it does not apply); '<' or '>' is the other one.
+    const char order = dtype.byteorder();
+    return array.ndim() == ndim && dtype.num() == py::dtype::num_of<T>() &&
+           (array.flags() & kPlainFlags) == kPlainFlags && (order == '=' || order == '|');
+}
+
+// A state array of the caller: plain float32, writeable, of exactly `shape`.
+float* state_data(py::handle object, std::initializer_list<py::ssize_t> shape, const char* name) {
+    bool same = is_plain<float>(object, static_cast<py::ssize_t>(shape.size()));
+    auto array = py::reinterpret_borrow<py::array>(object);
+    same = same && array.writeable();
+    py::ssize_t axis = 0;
+    for (const py::ssize_t size : shape) same = same && array.shape(axis++) == size;
+    if (!same) throw py::value_error(std::string("_core: ") + name + " must be a writeable float32 state array");
+    return static_cast<float*>(array.mutable_data());
+}
+
+// The rows of a stream's state: axis 1 of h (layers, B, output_size).
+py::ssize_t state_rows(py::handle h) {
+    if (!py::isinstance<py::array>(h) || py::reinterpret_borrow<py::array>(h).ndim() != 3)
+        throw py::value_error("_core: h must be a float32 state array");
+    return py::reinterpret_borrow<py::array>(h).shape(1);
+}
+
+// Stream.step: x (B, input_size) -> y (B, num_directions * output_size), the state h (layers, B, output_size) and
+// c (layers, B, hidden_size) updated in place; None when x is not plain float32 of that shape.
+py::object step_in_place(const PackedLstm& lstm, py::handle x_object, py::handle h_object, py::handle c_object,
+                         int threads, ForwardCache& cache) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    const py::ssize_t layers = g.num_layers * g.num_directions;
+    const py::ssize_t B = state_rows(h_object);
+    if (!is_plain<float>(x_object, 2)) return py::none();
+    const auto x = py::reinterpret_borrow<py::array>(x_object);
+    if (x.shape(0) != B || x.shape(1) != g.input_size) return py::none();
+    float* h = state_data(h_object, {layers, B, g.output_size()}, "h");
+    float* c = state_data(c_object, {layers, B, g.hidden_size}, "c");
+    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
+    const py::ssize_t width = g.num_directions * g.output_size();
+    FloatArray y(std::vector<py::ssize_t>{B, width});
+    fastlstm::ForwardArgs args;
+    args.steps = 1;
+    args.batch = B;
+    args.x = static_cast<const float*>(x.data());
+    args.x_time_stride = B * g.input_size;
+    args.x_batch_stride = g.input_size;
+    args.y = y.mutable_data();
+    args.y_time_stride = B * width;
+    args.y_batch_stride = width;
+    args.h0 = args.h_n = h;
+    args.c0 = args.c_n = c;
+    args.state_rows = B;
+    {
+        py::gil_scoped_release release;
+        lstm.forward(args, threads, &cache);
+    }
+    return std::move(y);
+}
+
+// The slot of a session id (generation << 32 | slot) when it names an open session: its slot's generation is the
+// id's (generations[slot] is -1 when the slot is free).
+constexpr int kSlotBits = 32;
+constexpr int64_t kSlotMask = (int64_t{1} << kSlotBits) - 1;
+constexpr int64_t kSeen = int64_t{1} << 62;  // marks a slot already listed in this call (generations < 2^31)
+
+// Sessions.step: x (n, input_size) for the sessions `ids` (n,) int64 -> their outputs (n, width), in that order;
+// None when x or ids are not plain arrays of those shapes. An id that is not open, or listed twice, raises
+// KeyError before anything is stepped (the Python caller then says which and why).
+py::object step_sessions(const PackedLstm& lstm, py::handle x_object, py::handle ids_object,
+                         py::handle generations_object, py::handle h_object, py::handle c_object, int threads,
+                         ForwardCache& cache) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    const py::ssize_t layers = g.num_layers * g.num_directions;
+    if (!is_plain<float>(x_object, 2) || !is_plain<int64_t>(ids_object, 1)) return py::none();
+    const auto x = py::reinterpret_borrow<py::array>(x_object);
+    const auto ids = py::reinterpret_borrow<py::array>(ids_object);
+    if (x.shape(1) != g.input_size || ids.shape(0) != x.shape(0)) return py::none();
+    auto generations_array = py::reinterpret_borrow<py::array>(generations_object);
+    if (!is_plain<int64_t>(generations_object, 1) || !generations_array.writeable())
+        throw py::value_error("_core: generations must be a writeable int64 array");
+    const py::ssize_t capacity = generations_array.shape(0), n = x.shape(0);
+    float* h = state_data(h_object, {layers, capacity, g.output_size()}, "h");
+    float* c = state_data(c_object, {layers, capacity, g.hidden_size}, "c");
+    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
+    int64_t* generations = static_cast<int64_t*>(generations_array.mutable_data());
+    const int64_t* id = static_cast<const int64_t*>(ids.data());
+    std::vector<int64_t> slots(static_cast<std::size_t>(n));
+    py::ssize_t checked = 0;
+    for (; checked < n; ++checked) {
+        const int64_t slot = id[checked] & kSlotMask, generation = id[checked] >> kSlotBits;
+        if (id[checked] < 0 || slot >= capacity || generations[slot] != generation) break;
+        generations[slot] |= kSeen;
+        slots[checked] = slot;
+    }
+    for (py::ssize_t i = 0; i < checked; ++i) generations[slots[i]] &= ~kSeen;
+    if (checked < n) throw py::key_error("_core: a session id is not open, or listed twice");
+    const py::ssize_t width = g.num_directions * g.output_size();
+    FloatArray y(std::vector<py::ssize_t>{n, width});
+    fastlstm::RowStepArgs args;
+    args.rows = n;
+    args.x = static_cast<const float*>(x.data());
+    args.y = y.mutable_data();
+    args.slots = slots.data();
+    args.capacity = capacity;
+    args.h = h;
+    args.c = c;
+    {
+        py::gil_scoped_release release;
+        lstm.step_rows(args, threads, &cache);
+    }
+    return std::move(y);
+}
+
+}  // namespace
+
+void bind_steps(py::module_& m, py::class_<PackedLstm>& packed_lstm) {
+    py::class_<ForwardCache>(m, "ForwardCache",
+                             "Scratch kept between one caller's calls of the same shape (a stream's, a pool's).")
+        .def(py::init<>());
+    packed_lstm
+        .def("step_in_place", &step_in_place, py::arg("x"), py::arg("h"), py::arg("c"), py::arg("threads"),
+             py::arg("cache"),
+             "One step of x (B, I) from the state (h, c), updated in place; None unless x is C-contiguous, aligned\n"
+             "float32 of that shape.")
+        .def("step_sessions", &step_sessions, py::arg("x"), py::arg("ids"), py::arg("generations"), py::arg("h"),
+             py::arg("c"), py::arg("threads"), py::arg("cache"),
+             "One step of the sessions `ids` (n,) int64 with frames x (n, I), their states rows of (h, c) updated\n"
+             "in place; None unless x and ids are plain arrays of those shapes; KeyError for an id not open or\n"
+             "listed twice.");
+}

@@ -1,0 +1,270 @@
+"""``python -m fastlstm bench --streaming``: live streams, one thread. Three tables:
+
+1. Latency of one step from a kept state at batch 1 (median and p99 of single calls, NumPy in and out, the timer's
+   own ~0.1 us included), fastlstm's ``stream.step`` against torch's ``LSTMCell`` and ``LSTM`` with ``hx`` and
+   onnxruntime's LSTM node with ``initial_h`` / ``initial_c``.
+2. Session throughput: frames per second with S live sessions, each with a frame every tick, stepped as one
+   ``Sessions.step`` (the tick), as S ``stream(1).step`` calls, and as S torch ``LSTMCell`` calls.
+3. The dynamic batcher: PRODUCERS threads (then as many asyncio tasks) each submitting a frame and waiting for its
+   output, against the same sessions stepped directly in full batches; and the p99 of a frame's wait. And the gain
+   of one tick over as many stream steps (GAIN_CASES) at 1 and 2 threads.
+
+The implementations of a table take turns (ROUNDS rounds, rotating), so that a slow spell of a shared machine falls
+on all of them alike; figures are medians over the rounds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+import numpy as np
+
+import fastlstm
+
+from .step_peers import STEP_PEERS, STEP_TOLERANCE, StepPeer, step_difference
+from .timing import measure_peaks
+
+ROUNDS = 5
+#: (input, hidden) of the latency table: a tiny model (the per-call overhead), a speech front end, a square one whose
+#: weights (2 MiB) sit in L2, and one that streams 16 MiB from L3.
+LATENCY_SIZES = ((8, 8), (80, 256), (256, 256), (256, 1024))
+#: Seconds of single calls per implementation, size and round (at least LATENCY_MIN_CALLS calls).
+LATENCY_SECONDS = 0.05
+LATENCY_MIN_CALLS = 20
+#: (input, hidden) of the throughput and batcher tables, and the live session counts.
+SESSIONS_SIZE = (80, 256)
+SESSION_COUNTS = (1, 16, 64, 256)
+#: (input, hidden, sessions) of the gain lines: one tick against as many stream steps, at 1 and 2 threads. 64 sessions
+#: of the speech front end, and 256 of a large model, whose tick is compute-bound (its bound: the FMA peak).
+GAIN_CASES = ((80, 256, 64), (1024, 1024, 256))
+GAIN_THREADS = (1, 2)
+PRODUCERS = 256
+FRAMES_PER_PRODUCER = 20
+
+
+def _rotations(names: list[str], rounds: int) -> list[list[str]]:
+    return [names[r % len(names) :] + names[: r % len(names)] for r in range(rounds)]
+
+
+def _single_calls(step: Callable[[np.ndarray], object], x: np.ndarray, seconds: float) -> list[float]:
+    step(x)  # warm: the first call pays for caches and workspaces
+    times, end = [], time.perf_counter() + seconds
+    while len(times) < LATENCY_MIN_CALLS or time.perf_counter() < end:
+        start = time.perf_counter()
+        step(x)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _p99(times: list[float]) -> float:
+    return float(np.percentile(times, 99))
+
+
+def measure_latency(
+    peers: list[StepPeer], sizes=LATENCY_SIZES, rounds: int = ROUNDS, seconds: float = LATENCY_SECONDS
+) -> dict[tuple[int, int], dict[str, tuple[float, float]]]:
+    """{(I, H): {peer: (median, p99) seconds of one step}}, one thread."""
+    results = {}
+    for input_size, hidden in sizes:
+        model = fastlstm.LSTM(input_size, hidden, seed=0, threads=1)
+        x = np.random.default_rng(0).standard_normal((1, input_size)).astype(np.float32)
+        for peer in peers:  # checked before timed
+            with peer.limit_threads(1):
+                difference = step_difference(peer, model)
+            if not difference < STEP_TOLERANCE:
+                where = f"I={input_size}, H={hidden}"
+                raise RuntimeError(f"{peer.name}'s step differs from fastlstm's by {difference:.2e} at {where}")
+        steps = {peer.name: (peer, peer.build(model, 1)[0]) for peer in peers}
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for order in _rotations(list(steps), rounds):
+            for name in order:
+                peer, step = steps[name]
+                with peer.limit_threads(1):
+                    times[name] += _single_calls(step, x, seconds)
+        results[(input_size, hidden)] = {name: (statistics.median(t), _p99(t)) for name, t in times.items()}
+    return results
+
+
+def _ticks(ticks: dict[str, Callable[[], object]], rounds: int, limits: dict[str, Callable]) -> dict[str, float]:
+    """Median seconds of each tick function over ``rounds`` rotating rounds (a warm-up call first)."""
+    times: dict[str, list[float]] = {name: [] for name in ticks}
+    for name, tick in ticks.items():
+        with limits[name](1):
+            tick()
+    for order in _rotations(list(ticks), rounds):
+        for name in order:
+            with limits[name](1):
+                start = time.perf_counter()
+                ticks[name]()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _tick_functions(model: fastlstm.LSTM, sessions: int, peers: list[StepPeer]) -> dict[str, Callable[[], object]]:
+    """A tick of ``sessions`` sessions with a frame each: one pool step, and every peer stepping each session."""
+    frames = np.random.default_rng(1).standard_normal((sessions, model.input_size)).astype(np.float32)
+    rows = [frames[i : i + 1] for i in range(sessions)]
+    pool = model.sessions(sessions)
+    ids = np.array([pool.open() for _ in range(sessions)], np.int64)
+    ticks: dict[str, Callable[[], object]] = {"fastlstm sessions": lambda: pool.step(ids, frames)}
+    for peer in peers:
+        steps = peer.build(model, sessions)
+        ticks[peer.name] = lambda steps=steps: [step(row) for step, row in zip(steps, rows)]
+    return ticks
+
+
+def measure_throughput(
+    peers: list[StepPeer], size=SESSIONS_SIZE, counts=SESSION_COUNTS, rounds: int = ROUNDS
+) -> dict[int, dict[str, float]]:
+    """{sessions: {implementation: median seconds per tick}}, one thread: the pool against each of ``peers``."""
+    model = fastlstm.LSTM(*size, seed=0, threads=1)
+    limits = {peer.name: peer.limit_threads for peer in peers} | {"fastlstm sessions": STEP_PEERS[0].limit_threads}
+    return {sessions: _ticks(_tick_functions(model, sessions, peers), rounds, limits) for sessions in counts}
+
+
+def _batcher_round(pool, ids: np.ndarray, x: np.ndarray, frames: int, waits: list[float]) -> float:
+    """Frames per second of one producer thread per session of ``ids``, each submitting ``frames`` frames one
+    after the other through a batcher over ``pool`` (max_batch: all of them); appends each frame's wait."""
+    start_line = threading.Barrier(ids.size + 1)
+    with pool.batcher(max_batch=ids.size) as batcher:
+
+        def produce(session: int) -> None:
+            start_line.wait()
+            for _ in range(frames):
+                submitted = time.perf_counter()
+                batcher.submit(int(ids[session]), x[session]).result()
+                waits.append(time.perf_counter() - submitted)
+
+        workers = [threading.Thread(target=produce, args=(session,)) for session in range(ids.size)]
+        for worker in workers:
+            worker.start()
+        start_line.wait()
+        start = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        return ids.size * frames / (time.perf_counter() - start)
+
+
+def _batcher_async_round(pool, ids: np.ndarray, x: np.ndarray, frames: int, waits: list[float]) -> float:
+    """``_batcher_round`` with one asyncio task per session instead of a thread."""
+
+    async def produce(batcher, session: int) -> None:
+        for _ in range(frames):
+            submitted = time.perf_counter()
+            await batcher.submit_async(int(ids[session]), x[session])
+            waits.append(time.perf_counter() - submitted)
+
+    async def all_sessions() -> float:
+        with pool.batcher(max_batch=ids.size) as batcher:
+            start = time.perf_counter()
+            await asyncio.gather(*(produce(batcher, session) for session in range(ids.size)))
+            return ids.size * frames / (time.perf_counter() - start)
+
+    return asyncio.run(all_sessions())
+
+
+def measure_batcher(
+    size=SESSIONS_SIZE, producers: int = PRODUCERS, frames: int = FRAMES_PER_PRODUCER, rounds: int = ROUNDS
+) -> dict[str, float]:
+    """Frames per second of ``producers`` threads through a batcher (``_batcher_round``) against full-batch
+    ``pool.step`` calls of the same sessions, and the median and p99 of a frame's wait, one thread; taking turns."""
+    model = fastlstm.LSTM(*size, seed=0, threads=1)
+    x = np.random.default_rng(2).standard_normal((producers, size[0])).astype(np.float32)
+    direct, batched, tasks, waits, task_waits = [], [], [], [], []
+    for _ in range(rounds):
+        pool = model.sessions(producers)
+        ids = np.array([pool.open() for _ in range(producers)], np.int64)
+        start = time.perf_counter()
+        for _ in range(frames):
+            pool.step(ids, x)
+        direct.append(producers * frames / (time.perf_counter() - start))
+        batched.append(_batcher_round(pool, ids, x, frames, waits))
+        tasks.append(_batcher_async_round(pool, ids, x, frames, task_waits))
+    return {
+        "tasks": statistics.median(tasks),
+        "task_wait_p99": _p99(task_waits),
+        "producers": producers,
+        "frames": frames,
+        "direct": statistics.median(direct),
+        "batcher": statistics.median(batched),
+        "wait_median": statistics.median(waits),
+        "wait_p99": _p99(waits),
+    }
+
+
+def _flops(input_size: int, hidden: int, rows: int) -> float:
+    return 8.0 * hidden * (input_size + hidden) * rows
+
+
+def streaming_report(latency, throughput, gains, batcher, peaks: dict[int, float]) -> str:
+    lines = ["Live streams, 1 thread", "", "Step from a kept state, B=1: median / p99 us per call"]
+    names = list(next(iter(latency.values())))
+    lines.append(f"{'I x H':>11s}" + "".join(f" {name:>22s}" for name in names))
+    for (input_size, hidden), by_name in latency.items():
+        cells = "".join(f" {f'{m * 1e6:.2f} / {p * 1e6:.2f}':>22s}" for m, p in by_name.values())
+        lines.append(f"{f'{input_size} x {hidden}':>11s}" + cells)
+    input_size, hidden = SESSIONS_SIZE
+    lines += ["", f"Sessions, I={input_size} H={hidden}: frames per second (every session a frame per tick)"]
+    names = list(next(iter(throughput.values())))
+    lines.append(f"{'sessions':>8s}" + "".join(f" {name:>20s}" for name in names) + f" {'tick GFLOP/s':>13s}")
+    for sessions, by_name in throughput.items():
+        cells = "".join(f" {sessions / seconds:20,.0f}" for seconds in by_name.values())
+        gflops = _flops(input_size, hidden, sessions) / by_name["fastlstm sessions"] / 1e9
+        lines.append(f"{sessions:8d}" + cells + f" {gflops:13.1f}")
+    for (input_size, hidden, sessions, threads), (tick, streams) in gains.items():
+        gflops = _flops(input_size, hidden, sessions) / tick / 1e9
+        lines.append(
+            f"{sessions} sessions, I={input_size} H={hidden}, {threads} thread{'s' if threads > 1 else ''}: one tick "
+            f"{tick * 1e6:,.0f} us vs {sessions} stream steps {streams * 1e6:,.0f} us: {streams / tick:.2f}x; the tick "
+            f"at {gflops:.0f} GFLOP/s, {gflops / peaks[threads]:.0%} of the FMA peak ({peaks[threads]:.0f} GFLOP/s)"
+        )
+    if batcher:
+        b = batcher
+        lines += [
+            "",
+            f"Batcher, {b['producers']} producer threads, {b['frames']} frames each: {b['batcher']:,.0f} frames/s vs "
+            f"{b['direct']:,.0f} in direct full-batch steps ({b['batcher'] / b['direct']:.0%}); a frame's wait: "
+            f"median {b['wait_median'] * 1e3:.2f} ms, p99 {b['wait_p99'] * 1e3:.2f} ms",
+            f"Batcher, {b['producers']} asyncio tasks: {b['tasks']:,.0f} frames/s ({b['tasks'] / b['direct']:.0%} of "
+            f"direct); p99 wait {b['task_wait_p99'] * 1e3:.2f} ms",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def measure_gains(cases=GAIN_CASES, thread_counts=GAIN_THREADS, rounds: int = 3) -> dict[tuple, tuple[float, float]]:
+    """{(input, hidden, sessions, threads): (tick, stream steps) median seconds}."""
+    gains = {}
+    for input_size, hidden, sessions in cases:
+        for threads in thread_counts:
+            model = fastlstm.LSTM(input_size, hidden, seed=0, threads=threads)
+            ticks = _tick_functions(model, sessions, [STEP_PEERS[0]])
+            times = _ticks(ticks, rounds, dict.fromkeys(ticks, STEP_PEERS[0].limit_threads))
+            gains[(input_size, hidden, sessions, threads)] = (times["fastlstm sessions"], times["fastlstm stream"])
+    return gains
+
+
+def run_streaming(out: TextIO | None = None, progress: TextIO | None = None, quick: bool = False) -> int:
+    """Measures the three tables (``quick``: fewer sizes and rounds, for the tests) and prints them to ``out``."""
+    out, progress = out or sys.stdout, progress or sys.stderr
+    peers = [peer for peer in STEP_PEERS if peer.is_available()]
+    rounds = 2 if quick else ROUNDS
+    print("streaming: latency ...", file=progress, flush=True)
+    latency = measure_latency(peers, LATENCY_SIZES[:1] if quick else LATENCY_SIZES, rounds)
+    print("streaming: sessions ...", file=progress, flush=True)
+    per_session = [peer for peer in peers if peer.name in ("fastlstm stream", "torch LSTMCell")]
+    throughput = measure_throughput(per_session, counts=(1, 64) if quick else SESSION_COUNTS, rounds=rounds)
+    thread_counts = [threads for threads in GAIN_THREADS if threads <= (os.cpu_count() or 1)]
+    gains = measure_gains(GAIN_CASES[:1], thread_counts[:1], 1) if quick else measure_gains(thread_counts=thread_counts)
+    print("streaming: batcher ...", file=progress, flush=True)
+    batcher = measure_batcher(
+        producers=16 if quick else PRODUCERS, frames=3 if quick else FRAMES_PER_PRODUCER, rounds=rounds
+    )
+    peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
+    out.write(streaming_report(latency, throughput, gains, batcher, peaks))
+    return 0

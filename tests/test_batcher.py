@@ -1,0 +1,172 @@
+"""SessionBatcher: frames submitted by many concurrent producers (threads, asyncio tasks) come back bitwise as each
+session's own model.stream(1) gives them, a session's frames in order; errors reach the futures they concern; the
+settings are checked; closing steps or cancels what is pending."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import CancelledError
+
+import numpy as np
+import pytest
+
+import fastlstm
+
+PRODUCERS = 256
+FRAMES = 4
+
+
+@pytest.fixture
+def model():
+    return fastlstm.LSTM(8, 16, num_layers=2, seed=21)
+
+
+def _expected(model, frames):
+    """Each session's outputs from its own stream: frames (sessions, FRAMES, input_size)."""
+    outputs = np.empty((frames.shape[0], FRAMES, model.output_size), np.float32)
+    for session, session_frames in enumerate(frames):
+        stream = model.stream(1)
+        for t, frame in enumerate(session_frames):
+            outputs[session, t] = stream.step(frame[None])[0]
+    return outputs
+
+
+def test_256_threads_get_their_own_streams_outputs(model, rng):
+    frames = rng.standard_normal((PRODUCERS, FRAMES, 8)).astype(np.float32)
+    pool = model.sessions(PRODUCERS)
+    ids = [pool.open() for _ in range(PRODUCERS)]
+    outputs = np.empty((PRODUCERS, FRAMES, model.output_size), np.float32)
+    start = threading.Barrier(PRODUCERS)
+
+    def produce(session):
+        start.wait()
+        for t in range(FRAMES):
+            outputs[session, t] = batcher.submit(ids[session], frames[session, t]).result(timeout=60)
+
+    with pool.batcher(max_batch=64, max_delay=0.002) as batcher:
+        threads = [threading.Thread(target=produce, args=(session,)) for session in range(PRODUCERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    np.testing.assert_array_equal(outputs, _expected(model, frames))
+
+
+def test_256_asyncio_tasks_get_their_own_streams_outputs(model, rng):
+    frames = rng.standard_normal((PRODUCERS, FRAMES, 8)).astype(np.float32)
+    pool = model.sessions(16)  # grows while the tasks run
+    outputs = np.empty((PRODUCERS, FRAMES, model.output_size), np.float32)
+
+    async def produce(batcher, session):
+        id = pool.open()
+        for t in range(FRAMES):
+            outputs[session, t] = await batcher.submit_async(id, frames[session, t])
+
+    async def main():
+        with pool.batcher() as batcher:
+            await asyncio.gather(*(produce(batcher, session) for session in range(PRODUCERS)))
+
+    asyncio.run(main())
+    np.testing.assert_array_equal(outputs, _expected(model, frames))
+
+
+def test_a_sessions_pending_frames_are_stepped_in_order_in_separate_steps(model, rng):
+    frames = rng.standard_normal((3, FRAMES, 8)).astype(np.float32)
+    pool = model.sessions(3)
+    ids = [pool.open() for _ in range(3)]
+    steps = []
+    step = pool.step
+    pool.step = lambda step_ids, x, **kw: (steps.append(list(step_ids)), step(step_ids, x, **kw))[1]
+    # A long delay and a large batch: every frame is pending when the batcher closes, which steps them.
+    batcher = pool.batcher(max_batch=100, max_delay=60)
+    futures = [[batcher.submit(ids[s], frames[s, t]) for t in range(FRAMES)] for s in range(3)]
+    batcher.close()
+    outputs = np.array([[future.result() for future in session] for session in futures])
+    np.testing.assert_array_equal(outputs, _expected(model, frames))
+    assert steps == [ids] * FRAMES  # one frame per session per step, in the order submitted
+
+
+def test_max_batch_bounds_each_step(model, rng):
+    pool = model.sessions(10)
+    ids = [pool.open() for _ in range(10)]
+    sizes = []
+    step = pool.step
+    pool.step = lambda step_ids, x, **kw: (sizes.append(len(step_ids)), step(step_ids, x, **kw))[1]
+    batcher = pool.batcher(max_batch=4, max_delay=60)
+    futures = [batcher.submit(id, np.zeros(8)) for id in ids]
+    batcher.close()
+    assert [future.result().shape for future in futures] == [(16,)] * 10
+    assert sizes == [4, 4, 2]
+
+
+def test_a_session_closed_before_its_step_fails_only_its_frames(model, rng):
+    pool = model.sessions(2)
+    kept, closing = pool.open(), pool.open()
+    batcher = pool.batcher(max_delay=60)
+    futures = [batcher.submit(kept, np.ones(8)), batcher.submit(closing, np.ones(8))]
+    pool.close(closing)
+    batcher.close()
+    np.testing.assert_array_equal(futures[0].result(), model.stream(1).step(np.ones((1, 8)))[0])
+    with pytest.raises(ValueError, match=f"id: session {closing} is closed"):
+        futures[1].result()
+
+
+def test_submit_refuses_at_once(model):
+    pool = model.sessions(1)
+    id = pool.open()
+    with pool.batcher() as batcher:
+        with pytest.raises(ValueError, match="id: no session 7 was opened in this pool"):
+            batcher.submit(7, np.zeros(8))
+        with pytest.raises(ValueError, match=r"frame: expected shape \(8,\) \(input_size\), got \(1, 8\)"):
+            batcher.submit(id, np.zeros((1, 8)))
+        with pytest.raises(TypeError, match="frame: expected a real numeric array"):
+            batcher.submit(id, np.array(["a"] * 8))
+    with pytest.raises(RuntimeError, match="submit: the batcher is closed"):
+        batcher.submit(id, np.zeros(8))
+    batcher.close()  # twice: harmless
+
+
+def test_settings_are_checked_and_can_change(model):
+    pool = model.sessions(1)
+    with pool.batcher() as batcher:
+        assert (batcher.max_batch, batcher.max_delay) == (256, 0.001)
+        batcher.max_batch, batcher.max_delay = 8, 0
+        assert (batcher.max_batch, batcher.max_delay) == (8, 0.0)
+        for name, value in [("max_batch", 0), ("max_batch", 2.0), ("max_batch", True)]:
+            with pytest.raises(ValueError, match=f"{name}: expected an int >= 1, got"):
+                setattr(batcher, name, value)
+        for value in (-1, float("inf"), float("nan"), "1"):
+            with pytest.raises(ValueError, match="max_delay: expected a finite number of seconds >= 0, got"):
+                batcher.max_delay = value
+    with pytest.raises(TypeError, match=r"pool: expected a fastlstm\.Sessions, got LSTM"):
+        fastlstm.SessionBatcher(model)
+
+
+def test_cancelled_frames_are_not_stepped(model):
+    pool = model.sessions(2)
+    a, b = pool.open(), pool.open()
+    batcher = pool.batcher(max_delay=60)
+    cancelled = batcher.submit(a, np.ones(8))
+    assert cancelled.cancel()
+    pending = batcher.submit(b, np.ones(8))
+    batcher.close(cancel_pending=True)
+    with pytest.raises(CancelledError):
+        pending.result()
+    assert not pool.state(a)[0].any() and not pool.state(b)[0].any()  # neither was stepped
+
+
+def test_cancel_pending_cancels_awaited_frames(model):
+    pool = model.sessions(1)
+    id = pool.open()
+
+    async def main():
+        batcher = pool.batcher(max_delay=60)
+        task = asyncio.ensure_future(batcher.submit_async(id, np.ones(8)))
+        await asyncio.sleep(0.01)  # the task has submitted its frame and awaits it
+        batcher.close(cancel_pending=True)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert not pool.state(id)[0].any()  # not stepped
