@@ -86,7 +86,10 @@ struct Int8QuadProduct {
 
     static Simd::VI start(const float*) { return Simd::zero_int(); }
     V finish(Simd::VI acc, const float* init, int64_t row, int64_t column) const {
-        const V value = Simd::int_to_float(Simd::sub_int(acc, Simd::load_int(column_offsets + column)));
+        // Centred operands (q, not q + 128: Simd::kCentredQuads) leave no offset to remove.
+        Simd::VI sums = acc;
+        if constexpr (!Simd::kCentredQuads) sums = Simd::sub_int(acc, Simd::load_int(column_offsets + column));
+        const V value = Simd::int_to_float(sums);
         const V scale = Simd::mul(Simd::set1(row_scales[row]), Simd::load(column_scales + column));
         return init ? Simd::fmadd(value, scale, Simd::load(init)) : Simd::mul(value, scale);
     }

@@ -103,6 +103,7 @@ struct Simd {
     }
 
     // int8 quads, exact in 32-bit lanes, as in simd__avx512.h.
+    static constexpr bool kCentredQuads = false;  // operand bytes are q + 128; finish() removes the offsets
     using VI = __m256i;
     using WeightQuads = __m256i;
     struct OperandQuad {
