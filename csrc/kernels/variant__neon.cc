@@ -32,7 +32,10 @@ void f32_gemm_panels__neon(int64_t M, int64_t N, int64_t K, const float* A, int6
         neon::gemm_panels<6, 4, 1>(M, N, K, A, lda, panels, init, C, ldc);
 }
 
-void f32_lstm_step__neon(const LstmStepArgs& args) { neon::lstm_step<6, 24>(args); }
+// The step's tiles are 5 rows high, not avx512's 6: an operand takes a register here (FMLA by element), where AVX-512
+// reads it from memory, and 24 accumulators + 6 operands + 4 weight vectors would not fit (GCC 12 reloaded a weight
+// vector from the stack in every depth step; tools/loop_mix.py).
+void f32_lstm_step__neon(const LstmStepArgs& args) { neon::lstm_step<5, 20>(args); }
 
 // bf16 by widening each weight pair to two float32 vectors (two FMLA per pair): a weight vector and an operand take
 // two registers each, so tiles are 4 rows high (16 accumulators, 8 operand and 2 weight registers).
