@@ -111,6 +111,12 @@ native="$(FASTLSTM_ISA=avx2 PYTHONPATH="$work/host/site-packages" "$work/tools/b
 say "avx2 on this machine: $native"
 mkdir -p "$work/outside" && rm -rf "$work/outside/tests" && cp -r "$repo/tests" "$repo/pyproject.toml" "$work/outside/"
 export PYTHONPATH="$work/site-packages:$work/deps" FASTLSTM_TESTS_WITHOUT_PEERS=1
+# The tests of each capability that run in seconds under emulation (test ids; tests/conftest.py's isa fixture comes
+# first in each id). torch's oneDNN fails LSTMs with projections under qemu-user ("could not create a primitive
+# descriptor for a matmul primitive"): those cases (P1, P5) compare to the float64 reference in emulated_cpu_check.
+subset="a_step_equals_the_reference or int8_codes or rounding_is_to_nearest or non_finite_weights"
+subset+=" or (lstm_cell_matches and not P1 and not P5) or bitwise_identical_for_any_thread_count"
+subset+=" or a_row_does_not_depend_on_its_batch or chunks_and_steps_equal_one_call_bitwise"
 for cpu in max neoverse-n1 cortex-a72; do
   export QEMU_CPU="$cpu"
   variants=(${expected[$cpu]})
@@ -137,9 +143,12 @@ if emulated["sha256"] != native["sha256"]:
 print(f"check_arm.sh: -cpu {cpu}: {isa} equals avx2 on this machine bitwise (fp32, bf16, int8)")
 PY
   done
+  # Emulated float32 runs ~100x slower than native: the subset takes the tests of each capability at small shapes,
+  # at every ARM variant this CPU runs (the portable one, the same code as on x86, once in emulated_cpu_check).
   (cd "$work/outside" && "$arm_python" -m pytest -q -p no:cacheprovider tests/test_dispatch.py \
-    tests/test_activations.py tests/test_parity.py tests/test_precision.py tests/test_threads.py \
-    tests/test_stream.py "$@")
+    tests/test_activations.py "$@")
+  (cd "$work/outside" && "$arm_python" -m pytest -q -p no:cacheprovider tests/test_precision.py \
+    tests/test_parity.py tests/test_threads.py tests/test_stream.py -k "not portable and ($subset)" "$@")
   say "-cpu $cpu: tests passed at ${expected[$cpu]} ($(( $(date +%s) - start )) s so far)"
 done
 say "all checks passed in $(( $(date +%s) - start )) s"

@@ -1,6 +1,6 @@
 """One run of the installed fastlstm on whatever CPU this process sees (tools/check_wheel.sh starts it natively and
-under qemu-user's emulated x86 CPUs, tools/check_arm.sh under emulated ARM ones). Prints one JSON line; exits non-zero with the reason when a check
-fails.
+under qemu-user's emulated x86 CPUs, tools/check_arm.sh under emulated ARM ones). Prints one JSON line; exits
+non-zero with the reason when a check fails.
 
     python tools/emulated_cpu_check.py --expect portable
 

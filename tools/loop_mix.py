@@ -50,7 +50,8 @@ def classify(mnemonic: str, operands: str) -> str | None:
         mnemonic.startswith("v") and "PTR" in operands
     ):
         return "stack load" if stack else "vector load" if re.search(r"\b[qv]\d+|[xyz]mm", operands) else "load"
-    if mnemonic.startswith(("str", "stp", "st1")) or (mnemonic.startswith("vmov") and operands.startswith(("X", "Y", "Z"))):
+    x86_store = mnemonic.startswith("vmov") and operands.startswith(("X", "Y", "Z"))
+    if mnemonic.startswith(("str", "stp", "st1")) or x86_store:
         return "stack store" if stack else "store"
     return None
 
