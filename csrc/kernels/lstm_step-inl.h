@@ -197,6 +197,22 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
                 for (int r = 0; r < kRows; ++r) acc[r][p][g] = Product::madd(acc[r][p][g], w, h[r]);
             }
     }
+    if constexpr (Simd::kFinishFromUnrolledCopies) {
+        // Copies in fully unrolled loops (simd__neon.h says why); the same values as below.
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 2
+            for (int p = 0; p < kPanels; ++p) {
+                V z[4];
+                for (int g = 0; g < 4; ++g)
+                    z[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
+                if constexpr (kOptions)
+                    finish_cells_with_options(a, z, row + r, panel + p);
+                else
+                    finish_cells(a, z, row + r, panel + p);
+            }
+        return;
+    }
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p) {
             V finished[4];

@@ -17,6 +17,7 @@ struct Simd {
     using Mask = __m256;
     static constexpr int64_t kLanes = 8;
 
+    static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     static V zero() { return _mm256_setzero_ps(); }
     static V set1(float x) { return _mm256_set1_ps(x); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }

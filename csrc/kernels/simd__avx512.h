@@ -17,6 +17,7 @@ struct Simd {
     using Mask = __mmask16;
     static constexpr int64_t kLanes = 16;
 
+    static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(float x) { return _mm512_set1_ps(x); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }

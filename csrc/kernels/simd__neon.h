@@ -28,6 +28,11 @@ struct Neon {
     using Mask = uint32x4_t;
     static constexpr int64_t kLanes = 4;
 
+    // The cell update of a step tile takes copies of its sums, in fully unrolled loops (lstm_step-inl.h). GCC 12 for
+    // aarch64 otherwise rolls the tile's calls of finish_cells back into a loop that reads the accumulators through a
+    // pointer, keeps them in memory, and stores all of them in every depth step (20 q stores per 20 FMLA in the 5-row
+    // tile); with the copies unrolled the loop stores none (tools/loop_mix.py, docs/ARM.md).
+    static constexpr bool kFinishFromUnrolledCopies = true;
     static V zero() { return vdupq_n_f32(0.0f); }
     static V set1(float x) { return vdupq_n_f32(x); }
     static V load(const float* p) { return vld1q_f32(p); }
