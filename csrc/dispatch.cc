@@ -15,6 +15,16 @@
 #endif
 #endif
 
+#if FASTLSTM_ARM_KERNELS
+#if defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#elif defined(_WIN32)
+#include <windows.h>
+#endif
+#endif
+
 namespace fastlstm {
 namespace {
 
@@ -85,6 +95,64 @@ bool cpu_runs_avx512bf16() {
     const bool bw = leaf7.ebx & (1u << 30), vl = leaf7.ebx & (1u << 31), vnni = leaf7.ecx & (1u << 11);
     const bool bf16 = leaf7.eax >= 1 && (cpuid(7, 1).eax & (1u << 5));
     return cpu_runs_avx512() && bw && vl && vnni && bf16;
+}
+#endif
+#endif
+
+#if FASTLSTM_ARM_KERNELS
+// ASIMD with fused multiply-add is part of every aarch64 CPU (the baseline the whole library is compiled for).
+bool cpu_runs_neon() { return true; }
+
+#if FASTLSTM_ARM_EXTENSION_KERNELS
+// The CPU's optional features, as the operating system reports them (reading the ID registers directly faults on
+// some systems): Linux's auxiliary vector, macOS's sysctl, Windows' processor-feature query.
+struct ArmFeatures {
+    bool dotprod = false, bf16 = false;
+};
+
+#if defined(__linux__)
+// Bits of <asm/hwcap.h> (Linux arch/arm64/include/uapi/asm/hwcap.h), for headers older than the features.
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1UL << 14)
+#endif
+ArmFeatures arm_features() {
+    const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+    return {(hwcap & HWCAP_ASIMDDP) != 0, (hwcap2 & HWCAP2_BF16) != 0};
+}
+#elif defined(__APPLE__)
+bool sysctl_flag(const char* name) {  // 0 where the name is unknown (macOS before 12)
+    int value = 0;
+    size_t size = sizeof value;
+    return sysctlbyname(name, &value, &size, nullptr, 0) == 0 && value != 0;
+}
+ArmFeatures arm_features() {
+    return {sysctl_flag("hw.optional.arm.FEAT_DotProd"), sysctl_flag("hw.optional.arm.FEAT_BF16")};
+}
+#elif defined(_WIN32)
+// Feature numbers of winnt.h, for SDKs older than them.
+#ifndef PF_ARM_V82_DP_INSTRUCTIONS_AVAILABLE
+#define PF_ARM_V82_DP_INSTRUCTIONS_AVAILABLE 43
+#endif
+#ifndef PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE
+#define PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE 68
+#endif
+ArmFeatures arm_features() {
+    return {IsProcessorFeaturePresent(PF_ARM_V82_DP_INSTRUCTIONS_AVAILABLE) != 0,
+            IsProcessorFeaturePresent(PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE) != 0};
+}
+#else
+ArmFeatures arm_features() { return {}; }  // no known way to ask: the baseline only
+#endif
+
+bool cpu_runs_neon_dotprod() { return arm_features().dotprod; }
+
+// neon_bf16's int8 kernels are neon_dotprod's.
+bool cpu_runs_neon_bf16() {
+    const ArmFeatures features = arm_features();
+    return features.dotprod && features.bf16;
 }
 #endif
 #endif

@@ -1,5 +1,6 @@
 """One run of the installed fastlstm on whatever CPU this process sees (tools/check_wheel.sh starts it natively and
-under qemu-user's emulated CPUs). Prints one JSON line; exits non-zero with the reason when a check fails.
+under qemu-user's emulated x86 CPUs, tools/check_arm.sh under emulated ARM ones). Prints one JSON line; exits
+non-zero with the reason when a check fails.
 
     python tools/emulated_cpu_check.py --expect portable
 
@@ -30,6 +31,9 @@ from fastlstm.testing import float32_tolerance, max_abs_difference
 EXPECTED_ISAS = {
     "portable": ["portable"],
     "avx2": ["portable", "avx2"],
+    "neon": ["portable", "neon"],
+    "neon_dotprod": ["portable", "neon", "neon_dotprod"],
+    "neon_bf16": ["portable", "neon", "neon_dotprod", "neon_bf16"],
 }
 
 #: (input_size, hidden_size, options, steps, batch): tails below, at and above 8 and 16 lanes.

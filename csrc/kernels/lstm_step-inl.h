@@ -86,7 +86,10 @@ struct Int8QuadProduct {
 
     static Simd::VI start(const float*) { return Simd::zero_int(); }
     V finish(Simd::VI acc, const float* init, int64_t row, int64_t column) const {
-        const V value = Simd::int_to_float(Simd::sub_int(acc, Simd::load_int(column_offsets + column)));
+        // Centred operands (q, not q + 128: Simd::kCentredQuads) leave no offset to remove.
+        Simd::VI sums = acc;
+        if constexpr (!Simd::kCentredQuads) sums = Simd::sub_int(acc, Simd::load_int(column_offsets + column));
+        const V value = Simd::int_to_float(sums);
         const V scale = Simd::mul(Simd::set1(row_scales[row]), Simd::load(column_scales + column));
         return init ? Simd::fmadd(value, scale, Simd::load(init)) : Simd::mul(value, scale);
     }
@@ -193,6 +196,22 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
                 if constexpr (kRows > 1) w = Product::pinned(w);  // loaded once for all rows
                 for (int r = 0; r < kRows; ++r) acc[r][p][g] = Product::madd(acc[r][p][g], w, h[r]);
             }
+    }
+    if constexpr (Simd::kFinishFromUnrolledCopies) {
+        // Copies in fully unrolled loops (simd__neon.h says why); the same values as below.
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 2
+            for (int p = 0; p < kPanels; ++p) {
+                V z[4];
+                for (int g = 0; g < 4; ++g)
+                    z[g] = product.finish(acc[r][p][g], gates_in(r, p, g), row + r, (panel + p) * kWidth + g * L);
+                if constexpr (kOptions)
+                    finish_cells_with_options(a, z, row + r, panel + p);
+                else
+                    finish_cells(a, z, row + r, panel + p);
+            }
+        return;
     }
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p) {

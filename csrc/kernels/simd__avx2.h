@@ -17,6 +17,7 @@ struct Simd {
     using Mask = __m256;
     static constexpr int64_t kLanes = 8;
 
+    static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     static V zero() { return _mm256_setzero_ps(); }
     static V set1(float x) { return _mm256_set1_ps(x); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
@@ -103,6 +104,7 @@ struct Simd {
     }
 
     // int8 quads, exact in 32-bit lanes, as in simd__avx512.h.
+    static constexpr bool kCentredQuads = false;  // operand bytes are q + 128; finish() removes the offsets
     using VI = __m256i;
     using WeightQuads = __m256i;
     struct OperandQuad {

@@ -17,6 +17,7 @@ struct Simd {
     using Mask = __mmask16;
     static constexpr int64_t kLanes = 16;
 
+    static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(float x) { return _mm512_set1_ps(x); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }
@@ -102,6 +103,7 @@ struct Simd {
     // int8 quads (kernels.h: quad panels): 32-bit lanes of integer sums. Without VNNI, each signed byte of a word is
     // sign-extended by two shifts and multiplied with its unsigned operand byte in 32-bit lanes: exact, so every
     // variant gives the same integers (AVX-512F alone has no byte multiply-add).
+    static constexpr bool kCentredQuads = false;  // operand bytes are q + 128; finish() removes the offsets
     using VI = __m512i;
     using WeightQuads = __m512i;
     struct OperandQuad {
