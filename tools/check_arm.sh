@@ -78,6 +78,11 @@ set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 EOF
 build() {  # build DIRECTORY SITE_PACKAGES SOABI [cmake arguments...]
   local dir="$1" site="$2" soabi="$3"; shift 3
+  # A build directory left by another checkout (the work directory outlives clones) starts over: CMake refuses a
+  # cache made for other sources. One made for these sources is kept, so a second run only recompiles what changed.
+  if [[ -f "$dir/CMakeCache.txt" ]] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$repo" "$dir/CMakeCache.txt"; then
+    rm -rf "$dir"
+  fi
   PATH="$work/tools/bin:$PATH" cmake -S "$repo" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DSKBUILD_PROJECT_NAME=fastlstm -DSKBUILD_PROJECT_VERSION=0.0.0 \
     -Dpybind11_DIR="$("$work/tools/bin/python" -m pybind11 --cmakedir)" "$@" >/dev/null
