@@ -186,6 +186,30 @@ def thread_times() -> np.ndarray | None:
     return totals
 
 
+class ThreadTotals:
+    """The sum of thread_times() over timed spans (added as before/after pairs); None for good once a reading is
+    missing."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = np.zeros((len(THREAD_GROUPS), 2))
+
+    def add(self, before: np.ndarray | None, after: np.ndarray | None) -> None:
+        if before is None or after is None or self.total is None:
+            self.total = None
+        else:
+            self.total += after - before
+
+    def per_call_ms(self, calls: int) -> np.ndarray | None:
+        return None if self.total is None else self.total / (calls * 1e6)
+
+
+def in_turns(keys: list, round_number: int) -> list:
+    """The keys in round `round_number`'s order: the list rotated by one more place each round, so that no case
+    always follows the same one."""
+    shift = round_number % len(keys)
+    return keys[shift:] + keys[:shift]
+
+
 @dataclass(frozen=True)
 class CaseTiming:
     seconds: float  # the median call
@@ -200,9 +224,9 @@ def time_cases(
     doc)."""
     keys = list(cases)
     times: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
-    threads: dict[tuple[str, int], np.ndarray | None] = {key: np.zeros((len(THREAD_GROUPS), 2)) for key in keys}
+    threads = {key: ThreadTotals() for key in keys}
     for round_number in range(rounds):
-        for key in keys[round_number % len(keys) :] + keys[: round_number % len(keys)]:
+        for key in in_turns(keys, round_number):
             forward, before = cases[key]
             time.sleep(SETTLE_SECONDS)
             if before is not None:
@@ -211,16 +235,8 @@ def time_cases(
             start = time.perf_counter()
             forward(x)
             times[key].append(time.perf_counter() - start)
-            threads_after = thread_times()
-            total = threads[key]
-            if threads_before is None or threads_after is None or total is None:
-                threads[key] = None
-            else:
-                total += threads_after - threads_before
-    return {
-        key: CaseTiming(statistics.median(runs), None if threads[key] is None else threads[key] / (rounds * 1e6))
-        for key, runs in times.items()
-    }
+            threads[key].add(threads_before, thread_times())
+    return {key: CaseTiming(statistics.median(runs), threads[key].per_call_ms(rounds)) for key, runs in times.items()}
 
 
 def two_models_overlap(shape: Shape, threads: int, calls: int = 10, repeats: int = 5) -> tuple[float, float]:

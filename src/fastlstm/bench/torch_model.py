@@ -16,12 +16,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-import numpy as np
-
-from .neighbours import THREAD_GROUPS, thread_times
+from .neighbours import THREAD_GROUPS, CaseTiming, ThreadTotals, in_turns, thread_times
 
 VOCABULARY, EMBEDDING, HIDDEN, TAGS, STEPS = 1000, 128, 256, 32, 100
 #: (name, batch, packed): batches of T = STEPS, and a PackedSequence batch of lengths drawn from [10, STEPS]
@@ -66,10 +63,8 @@ def make_inputs(batch: int, packed: bool, seed: int = 1) -> tuple[Any, ...]:
     return tokens, torch.randint(10, STEPS + 1, (batch,), generator=generator)
 
 
-@dataclass(frozen=True)
-class Timing:
-    seconds: float  # the median call
-    thread_ms: np.ndarray | None  # per call, ms on a CPU / waiting, for each of THREAD_GROUPS; None without schedstat
+#: a median call and its threads' ms per call (neighbours.CaseTiming)
+Timing = CaseTiming
 
 
 def time_turns(calls: dict[Any, Callable[[], object]], rounds: int, threads_of: Callable[[Any], int]) -> dict:
@@ -78,9 +73,9 @@ def time_turns(calls: dict[Any, Callable[[], object]], rounds: int, threads_of: 
 
     keys = list(calls)
     times: dict[Any, list[float]] = {key: [] for key in keys}
-    thread_totals: dict[Any, np.ndarray | None] = {key: np.zeros((len(THREAD_GROUPS), 2)) for key in keys}
+    threads = {key: ThreadTotals() for key in keys}
     for round_number in range(rounds):
-        for key in keys[round_number % len(keys) :] + keys[: round_number % len(keys)]:
+        for key in in_turns(keys, round_number):
             torch.set_num_threads(threads_of(key))
             calls[key]()  # warm-up: torch's pool at this count, caches
             before = thread_times()
@@ -88,15 +83,9 @@ def time_turns(calls: dict[Any, Callable[[], object]], rounds: int, threads_of: 
                 start = time.perf_counter()
                 calls[key]()
                 times[key].append(time.perf_counter() - start)
-            after = thread_times()
-            total = thread_totals[key]
-            if before is None or after is None or total is None:
-                thread_totals[key] = None
-            else:
-                total += after - before
-    per_call_ms = 1e-6 / (rounds * CALLS_PER_TURN)
+            threads[key].add(before, thread_times())
     return {
-        key: Timing(statistics.median(runs), None if thread_totals[key] is None else thread_totals[key] * per_call_ms)
+        key: Timing(statistics.median(runs), threads[key].per_call_ms(rounds * CALLS_PER_TURN))
         for key, runs in times.items()
     }
 
