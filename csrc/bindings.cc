@@ -260,6 +260,10 @@ void bind_isa_queries(py::module_& m) {
     m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
     m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
     m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
+    m.def("_set_handoff_every_step_for_tests", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
+          "Tests only: a bidirectional call's two threads hand its directions to each other after nearly every step.");
+    m.def("_handoffs_so_far", &fastlstm::handoffs_so_far,
+          "How many times a direction of a bidirectional call has changed threads between two steps, in this process.");
 }
 
 // The classifier head of fastlstm.SequenceModel.

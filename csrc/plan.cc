@@ -133,7 +133,13 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= kBatchSplitMinRows * plan.threads &&
                        recurrent_bytes <= kBatchSplitMaxRecurrentBytes;
     plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads);
-    plan.workspace_slots = plan.split_batch ? plan.threads : (g.num_directions == 2 && plan.threads > 1 ? 2 : 1);
+    plan.claimed_directions = g.num_directions == 2 && plan.threads == 2 && !plan.split_batch;
+    if (plan.split_batch)
+        plan.workspace_slots = plan.threads;
+    else if (plan.claimed_directions)
+        plan.workspace_slots = g.num_layers > 1 ? 4 : 2;  // forward.cc: ClaimedLayers
+    else
+        plan.workspace_slots = g.num_directions == 2 && plan.threads > 1 ? 2 : 1;
     return plan;
 }
 

@@ -18,7 +18,10 @@ struct PackedLstm::ForwardPlan {
     // team splits the hidden units (and the directions) and meets once per step.
     bool split_batch = false;
     bool look_ahead = false;  // small batches take the look-ahead step (see looks_ahead)
-    // Workspaces: one per member with a batch split, one per direction group otherwise.
+    // A bidirectional model on two threads: its directions are pieces that either thread runs (forward.cc).
+    bool claimed_directions = false;
+    // Workspaces: one per member with a batch split; with claimed directions, one per direction of two successive
+    // layers; otherwise one per direction group.
     int workspace_slots = 1;
 };
 

@@ -6,6 +6,7 @@
 
 #include "fastlstm/bf16.h"
 #include "fastlstm/lstm.h"
+#include "direction_run.h"
 #include "pack.h"
 #include "plan.h"
 #include "team.h"
@@ -44,41 +45,6 @@ const float* gather_k_major(const LookAheadProjection& ahead, float* out) {
 }
 
 }  // namespace
-
-// One team member's part of a layer and direction, shared by run_direction's parts. The team splits the hidden
-// units: each member owns the same panels at every step (so its share of the recurrent weights stays in its own
-// cache), computes the input projection of exactly those panels, and meets the others once per step (twice with a
-// projection), when h_t is complete. `step` carries h_{t-1} from one step to the next.
-struct PackedLstm::DirectionRun {
-    const PackedCell* cell = nullptr;
-    int64_t direction = 0, cell_index = 0;
-    bool reverse = false;
-    const Sequence* in = nullptr;
-    float* out = nullptr;
-    int64_t out_time_stride = 0, out_batch_stride = 0;
-    int64_t steps = 0, batch = 0;
-    const int64_t* offsets = nullptr;  // packed rows (ForwardArgs::step_offsets), or null
-    int64_t panel_begin = 0, panel_end = 0, proj_begin = 0, proj_end = 0;
-    int64_t column_begin = 0, column_end = 0;  // this member's columns of h, for copies of whole rows of h
-    const float* h0 = nullptr;                 // this cell's initial h, or null (zeros)
-    OperandScratch scratch;                    // this member's, for the rounded or quantized rows of x and h
-    LstmStepArgs step;
-    bool look_ahead = false;
-    int64_t chunk = 1;  // steps per chunk of the input projection
-    LookAheadProjection ahead;
-
-    // Packed rows (variable lengths): step t runs the first rows_at(t) rows, which sit at row offsets[t] of in, out
-    // and (from the chunk's first step) gates_in.
-    int64_t rows_at(int64_t t) const { return offsets ? offsets[t + 1] - offsets[t] : batch; }
-    float* out_step(int64_t t) const { return out + (offsets ? offsets[t] * out_batch_stride : t * out_time_stride); }
-    // Chunk n covers steps [t_begin, t_end) (walking backwards in the reverse direction); with look-ahead its input
-    // projection is in half n % 2 of the workspace.
-    void chunk_range(int64_t n, int64_t* t_begin, int64_t* t_end) const {
-        const int64_t done = n * chunk;
-        *t_begin = reverse ? std::max<int64_t>(0, steps - done - chunk) : done;
-        *t_end = reverse ? steps - done : std::min(steps, done + chunk);
-    }
-};
 
 // gates_in[(t - t_begin) * batch + b] = bias + in[t, b] . w_ih^T for t in [t_begin, t_end), over the columns of
 // panels [panel_begin, panel_end): one matrix product when the sequence is time-major in memory or packed (where
@@ -126,25 +92,38 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
         product(t_end - t_begin, first + b * in.batch_stride, in.time_stride, out + b * width, batch * width);
 }
 
-// One layer and direction over the whole sequence (see DirectionRun): chunk after chunk, the chunk's input
-// projection (or, with look-ahead, the next chunk's, during this one's steps), then its steps.
+// One layer and direction over the whole sequence (see DirectionRun).
 void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                                Workspace& workspace) const {
     DirectionRun run =
         start_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, team, workspace);
-    for (int64_t n = 0; n * run.chunk < run.steps; ++n) {
+    continue_direction(args, run, team, workspace, nullptr);
+}
+
+// The run from where it stands: chunk after chunk, the chunk's input projection (or, with look-ahead, the next
+// chunk's, during this one's steps), then its steps; at the end h_n, and true. With a handoff, false when it stops
+// the run between two steps or before a chunk (the cursor then points at what comes next).
+bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, const Team& team, Workspace& workspace,
+                                    DirectionHandoff* handoff) const {
+    const int64_t layer = run.cell_index / geometry_.num_directions;
+    for (; run.next_chunk * run.chunk < run.steps; ++run.next_chunk, run.next_step = 0) {
+        const int64_t n = run.next_chunk;
         int64_t t_begin, t_end;
         run.chunk_range(n, &t_begin, &t_end);
         float* gates_in = workspace.gates_in.data() + (run.look_ahead ? (n % 2) * workspace.chunk_floats : 0);
-        if (!run.look_ahead || n == 0)
-            project_inputs(*run.cell, in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end, run.panel_begin,
-                           run.panel_end, gates_in, run.scratch);
-        const int64_t pieces =
-            run.look_ahead && (n + 1) * run.chunk < run.steps ? look_ahead_next_chunk(run, n, team, workspace) : 0;
-        run_steps(run, t_begin, t_end, gates_in, pieces, team, workspace);
+        if (run.next_step == 0) {
+            if (handoff && !handoff->inputs_ready(run)) return false;
+            if (!run.look_ahead || n == 0)
+                project_inputs(*run.cell, *run.in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end,
+                               run.panel_begin, run.panel_end, gates_in, run.scratch);
+            run.chunk_pieces =
+                run.look_ahead && (n + 1) * run.chunk < run.steps ? look_ahead_next_chunk(run, n, team, workspace) : 0;
+        }
+        if (!run_steps(run, t_begin, t_end, gates_in, team, workspace, handoff)) return false;
     }
     store_final_h(args, run);
+    return true;
 }
 
 // This member's shares of the panels and columns, its columns of c from c0, the step arguments of the first step,
@@ -251,17 +230,20 @@ int64_t PackedLstm::look_ahead_next_chunk(DirectionRun& run, int64_t n, const Te
     return ceil_div(ahead.rows, kLookAheadPieceRows) * 4 * (run.panel_end - run.panel_begin);
 }
 
-// Steps [t_begin, t_end) of a chunk (backwards in the reverse direction), their input projection in gates_in; with
-// `pieces` > 0, the next chunk's pieces spread evenly over the steps (at most one per slot of panels).
-void PackedLstm::run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, const float* gates_in, int64_t pieces,
-                           const Team& team, Workspace& workspace) const {
+// Steps [t_begin, t_end) of a chunk (backwards in the reverse direction) from step run.next_step of it, their input
+// projection in gates_in; with run.chunk_pieces > 0, the next chunk's pieces spread evenly over the steps (at most
+// one per slot of panels). True at the chunk's end; false when the handoff stops the run after a step.
+bool PackedLstm::run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, const float* gates_in, const Team& team,
+                           Workspace& workspace, DirectionHandoff* handoff) const {
     const LstmGeometry& g = geometry_;
     const int64_t H = g.hidden_size, out_size = g.output_size(), block = kernels_.hidden_block;
     const int64_t width = gate_width();
+    const int64_t pieces = run.chunk_pieces;
     const int64_t pieces_per_step = ceil_div(pieces, t_end - t_begin);
     LstmStepArgs& step = run.step;
     LookAheadProjection& ahead = run.ahead;
-    for (int64_t i = 0; i < t_end - t_begin; ++i) {
+    while (run.next_step < t_end - t_begin) {
+        const int64_t i = run.next_step;
         const int64_t t = run.reverse ? t_end - 1 - i : t_begin + i;
         const int64_t rows = run.rows_at(t);
         if (run.offsets && run.reverse && t + 1 < run.steps && rows > run.rows_at(t + 1))
@@ -297,7 +279,11 @@ void PackedLstm::run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, co
         step.h_prev = h_dst;
         step.h_prev_stride = run.out_batch_stride;
         step.recurrent_size = out_size;
+        ++run.next_step;
+        const int64_t steps_done = run.next_chunk * run.chunk + run.next_step;
+        if (handoff && steps_done < run.steps && handoff->stop_after_step(steps_done)) return false;
     }
+    return true;
 }
 
 // Packed rows, reverse direction: rows [rows_at(t + 1), rows_at(t)) start their reverse pass at step t, from their

@@ -1,13 +1,16 @@
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 
 #if !defined(_WIN32)
 #include <pthread.h>
 #endif
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -57,6 +60,40 @@ static_assert(std::atomic<ThreadPool*>::is_always_lock_free, "the fork handler n
 ThreadPool* abandoned_pools = nullptr;
 #endif
 
+// The CPU the calling thread runs on, or -1 where that is unknown.
+int current_cpu() {
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+// A worker that the scheduler has put on the CPU of another member of its team moves to a CPU where no member is
+// (when its affinity allows one). Two members on one CPU share it while another CPU may run some other program's
+// thread alone: next to one spinning thread of another library on two cores, a team of two then gets one core
+// instead of one and a half, and the load balancer does not mend it (one CPU has two runnable threads either way).
+// The move is a hint: the worker's own affinity is restored at once, and the scheduler stays free to move it later.
+void leave_team_cpus(const std::atomic<int>* member_cpus, int members, int index) {
+#if defined(__linux__)
+    const int here = current_cpu();
+    bool shared = false;
+    for (int m = 0; m < members; ++m) shared |= m != index && member_cpus[m].load(std::memory_order_acquire) == here;
+    if (!shared) return;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return;
+    cpu_set_t elsewhere = allowed;
+    for (int m = 0; m < members; ++m) {
+        const int cpu = member_cpus[m].load(std::memory_order_acquire);
+        if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_CLR(cpu, &elsewhere);
+    }
+    if (CPU_COUNT(&elsewhere) == 0) return;
+    if (sched_setaffinity(0, sizeof(elsewhere), &elsewhere) == 0) sched_setaffinity(0, sizeof(allowed), &allowed);
+#else
+    (void)member_cpus, (void)members, (void)index;
+#endif
+}
+
 }  // namespace
 
 void WaitWord::wait_while_equal(uint32_t expected) const {
@@ -78,6 +115,22 @@ void WaitWord::wait_while_equal(uint32_t expected) const {
         std::this_thread::yield();
 #endif
     }
+}
+
+void WaitWord::wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds timeout) const {
+    const auto start = std::chrono::steady_clock::now();
+    const auto spin_until = start + std::min<std::chrono::nanoseconds>(kWaitSpin, timeout);
+    const auto give_up = start + timeout;
+    int rounds = 1;
+    for (; value.load(std::memory_order_acquire) == expected; ++rounds) {
+        FASTLSTM_CPU_RELAX();
+        if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > spin_until) break;
+    }
+    // Then yield rather than sleep: a thread on our CPU (the one we wait for, say) runs first, and we stay where we
+    // are (a futex wake-up would put us on the waker's CPU when every CPU is busy, beside the thread we share work
+    // with, while another program's spinning thread keeps the other CPU to itself).
+    while (value.load(std::memory_order_acquire) == expected && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
 }
 
 void WaitWord::notify() const {
@@ -166,6 +219,9 @@ void ThreadPool::run(int threads, const std::function<void(int, int)>& task, boo
     }
     start_workers(threads - 1);
     task_ = &task;
+    const int tracked = std::min(threads, kTrackedMembers);
+    for (int m = 1; m < tracked; ++m) member_cpus_[m].store(-1, std::memory_order_relaxed);
+    member_cpus_[0].store(current_cpu(), std::memory_order_relaxed);  // published with the job
     const uint32_t job = job_.load(std::memory_order_relaxed) + 1;
     pending_.value.store(threads - 1, std::memory_order_relaxed);
     slots_.store(uint64_t{job} << kJobShift | uint64_t(threads) << kSizeShift, std::memory_order_release);
@@ -234,7 +290,13 @@ void ThreadPool::worker_loop(int index) {
             if (static_cast<uint32_t>(word >> kJobShift) != seen || taken == kClosed || taken + 1 >= uint64_t(size))
                 break;
             if (slots_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) {
-                (*task_)(static_cast<int>(taken) + 1, size);
+                const int index = static_cast<int>(taken) + 1;
+                if (index < kTrackedMembers) {
+                    const int tracked = std::min(size, kTrackedMembers);
+                    leave_team_cpus(member_cpus_, tracked, index);
+                    member_cpus_[index].store(current_cpu(), std::memory_order_release);
+                }
+                (*task_)(index, size);
                 if (pending_.value.fetch_sub(1, std::memory_order_seq_cst) == 1) pending_.notify();
                 break;
             }

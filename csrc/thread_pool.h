@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -30,6 +31,8 @@ class WaitWord {
     std::atomic<uint32_t> value{0};
 
     void wait_while_equal(uint32_t expected) const;
+    // The same, but returns after `timeout` at the latest (the caller then looks again at what it waits for).
+    void wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds timeout) const;
     void notify() const;
 
    private:
@@ -94,6 +97,10 @@ class ThreadPool {
     // job it saw published, so a late worker never runs a slot of a later job twice.
     std::atomic<uint64_t> slots_{0};
     WaitWord pending_;  // workers of the current job not yet done; the caller waits on it
+    // The CPU each member of the current job started on (-1: not yet), for the first kTrackedMembers members, so
+    // that a worker the scheduler put beside another member moves away (thread_pool.cc: leave_team_cpus).
+    static constexpr int kTrackedMembers = 64;
+    std::atomic<int> member_cpus_[kTrackedMembers] = {};
     std::atomic<bool> stopping_{false};
 
 #if !defined(_WIN32)

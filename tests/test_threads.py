@@ -181,6 +181,53 @@ def test_look_ahead_step_matches_the_batched_kernels(
             np.testing.assert_array_equal(c_n[:, rows], c_part)
 
 
+# Bidirectional shapes whose two threads take the directions as pieces (no batch split): odd panel counts, a
+# projection, three layers (layer buffers and workspaces reused two layers up), batch 1 and 2 (look-ahead step).
+PIECE_SHAPES = [
+    (17, 64, 2, 0, 3, 25),
+    (9, 31, 3, 7, 5, 12),
+    (8, 300, 1, 0, 9, 15),
+    (16, 33, 3, 0, 1, 100),
+    (16, 64, 2, 0, 2, 41),
+    (8, 16, 1, 0, 1, 7),
+]
+
+
+@pytest.fixture
+def handoff_every_step():
+    """Within the test, the two threads of a bidirectional call hand its directions to each other after nearly every
+    step, at whatever step each one is: mid-chunk, mid-look-ahead, while the layer above follows the one below."""
+    from fastlstm import _core
+
+    _core._set_handoff_every_step_for_tests(True)
+    try:
+        yield _core._handoffs_so_far
+    finally:
+        _core._set_handoff_every_step_for_tests(False)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize("input_size, hidden, layers, proj, batch, steps", PIECE_SHAPES)
+def test_bitwise_identical_when_directions_change_threads_between_steps(
+    isa, rng, handoff_every_step, input_size, hidden, layers, proj, batch, steps, precision
+):
+    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=True, proj_size=proj, seed=7, precision=precision)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    lengths = rng.integers(0, steps + 1, size=batch)
+    single = _run(model, x, threads=1)
+    single_lengths = model(x, lengths=lengths, threads=1)
+    handoffs_before = handoff_every_step()
+    for _ in range(20):
+        for a, b in zip(single, _run(model, x, threads=2)):
+            np.testing.assert_array_equal(a, b)
+        output, (h_n, c_n) = model(x, lengths=lengths, threads=2)
+        np.testing.assert_array_equal(output, single_lengths[0])
+        np.testing.assert_array_equal(h_n, single_lengths[1][0])
+        np.testing.assert_array_equal(c_n, single_lengths[1][1])
+    # The calls did change threads mid-direction (a thread asks for the other's direction as soon as it is idle).
+    assert handoff_every_step() > handoffs_before
+
+
 def test_bitwise_identical_when_other_processes_hold_the_cores(rng):
     # A process spinning on every core: the pool's workers then often start late or not at all, so the calls take
     # every path of the team (a fixed team run alone when its worker has not started, directions taken by whichever

@@ -156,10 +156,11 @@ class PackedLstm {
         }
     };
     // Defined in the core's private sources.
-    struct Team;          // csrc/team.h
-    struct Workspace;     // csrc/plan.h
-    struct ForwardPlan;   // csrc/plan.h
-    struct DirectionRun;  // csrc/sequence.cc
+    struct Team;             // csrc/team.h
+    struct Workspace;        // csrc/plan.h
+    struct ForwardPlan;      // csrc/plan.h
+    struct DirectionRun;     // csrc/direction_run.h
+    class DirectionHandoff;  // csrc/direction_run.h
     // A team member's room for operands rounded to bf16 or quantized to int8 (null in the other precisions).
     struct OperandScratch {
         uint16_t* bf16 = nullptr;
@@ -185,11 +186,15 @@ class PackedLstm {
     // The team over layers and directions (forward.cc), and variable lengths (lengths.cc).
     struct LayerIo;        // csrc/forward.cc
     struct ClaimedLayers;  // csrc/forward.cc
+    struct ClaimedPiece;   // csrc/forward.cc
+    class PieceHandoff;    // csrc/forward.cc
     LayerIo layer_io(const ForwardArgs& args, int64_t layer, float* const layer_buffers[2]) const;
     void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
                     Workspace& workspace, float* const layer_buffers[2]) const;
     void run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
-                            std::vector<Workspace>& workspaces, float* const layer_buffers[2]) const;
+                            std::vector<Workspace>& workspaces) const;
+    double run_claimed_piece(const ForwardArgs& args, int index, ClaimedLayers& claims, int64_t piece,
+                             Workspace& workspace) const;
     void forward_lengths(const ForwardArgs& args, int threads) const;
     // The sequence driver (sequence.cc): one layer and direction for one team member, in parts.
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
@@ -197,13 +202,15 @@ class PackedLstm {
     DirectionRun start_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                  float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                                  Workspace& workspace) const;
+    bool continue_direction(const ForwardArgs& args, DirectionRun& run, const Team& team, Workspace& workspace,
+                            DirectionHandoff* handoff) const;
     LstmStepArgs first_step_args(const DirectionRun& run, float* c, const float* zero_h) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                         int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
                         const OperandScratch& scratch) const;
     int64_t look_ahead_next_chunk(DirectionRun& run, int64_t n, const Team& team, Workspace& workspace) const;
-    void run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, const float* gates_in, int64_t pieces,
-                   const Team& team, Workspace& workspace) const;
+    bool run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, const float* gates_in, const Team& team,
+                   Workspace& workspace, DirectionHandoff* handoff) const;
     void start_reverse_rows(DirectionRun& run, int64_t t, const Team& team, Workspace& workspace) const;
     void store_final_h(const ForwardArgs& args, const DirectionRun& run) const;
 
@@ -244,5 +251,11 @@ class ForwardCache {
     std::unique_ptr<PackedLstm::CallScratch> scratch_;
     std::atomic<bool> in_use_{false};
 };
+
+// Tests only: the two threads of a bidirectional call hand its directions to each other after nearly every step
+// (forward.cc), so that tests see every place a direction can change threads. Off by default.
+void set_handoff_every_step_for_tests(bool on);
+// How many times a direction has changed threads between two of its steps in this process (forward.cc).
+int64_t handoffs_so_far();
 
 }  // namespace fastlstm
