@@ -260,10 +260,6 @@ void bind_isa_queries(py::module_& m) {
     m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
     m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
     m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
-    m.def("_set_handoff_every_step_for_tests", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
-          "Tests only: a bidirectional call's two threads hand its directions to each other after nearly every step.");
-    m.def("_handoffs_so_far", &fastlstm::handoffs_so_far,
-          "How many times a direction of a bidirectional call has changed threads between two steps, in this process.");
 }
 
 // The classifier head of fastlstm.SequenceModel.
@@ -325,6 +321,12 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
 
 // Kernels and roundings of the core, exposed one by one so that tests can compare them with exact references.
 void bind_testing(py::module_& testing) {
+    testing.def("handoff_every_step", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
+                "While on, a bidirectional call's two threads hand its directions to each other after nearly every "
+                "step.");
+    testing.def("handoffs_so_far", &fastlstm::handoffs_so_far,
+                "How many times a direction of a bidirectional call has changed threads between two steps, in this "
+                "process.");
     testing.def(
         "softmax_rows",
         [](const std::string& isa, const FloatArray& x) {
@@ -384,6 +386,17 @@ void bind_calibration(py::module_& calibration) {
         },
         py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
         "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
+    calibration.def(
+        "shared_work",
+        [](const std::string& isa, int threads, int64_t units, int64_t iterations) {
+            if (threads < 1 || units < 0 || iterations < 1)
+                throw py::value_error("_core: threads >= 1, units >= 0 and iterations >= 1");
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            py::gil_scoped_release release;
+            fastlstm::run_shared_work(kernels, threads, units, iterations);
+        },
+        py::arg("isa"), py::arg("threads"), py::arg("units"), py::arg("iterations"),
+        "`units` runs of `iterations` of the FMA kernel, each taken by whichever of `threads` threads is free.");
 }
 
 }  // namespace

@@ -72,4 +72,16 @@ double measure_read_bandwidth_gbs(const KernelSet& kernels, int threads, int64_t
     return best;
 }
 
+void run_shared_work(const KernelSet& kernels, int threads, int64_t units, int64_t iterations) {
+    std::atomic<int64_t> next{0};
+    std::vector<float> sinks(static_cast<std::size_t>(std::max(threads, 1)));
+    ThreadPool::shared().run(
+        threads,
+        [&](int index, int) {
+            for (int64_t unit; (unit = next.fetch_add(1, std::memory_order_relaxed)) < units;)
+                kernels.fma_peak(iterations, &sinks[static_cast<std::size_t>(index)]);
+        },
+        /*members_optional=*/true);
+}
+
 }  // namespace fastlstm

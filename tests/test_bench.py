@@ -373,19 +373,35 @@ def test_neighbours_report_compares_each_case_with_the_undisturbed_calls(monkeyp
         # the 2-thread call after the matmul: the caller ran 30 ms and waited 1 ms, a neighbour's thread ran 25 ms
         return neighbours.CaseTiming(seconds, np.array([[30.0, 1.0], [12.0, 18.0], [25.0, 0.0]]))
 
+    shared = neighbours.SHARED_WORK
     measured = {
-        "alone": {1: timing(0.040), 2: timing(0.020)},
-        "after a NumPy matmul": {1: timing(0.044), 2: timing(0.030)},
+        "alone": {1: timing(0.040), 2: timing(0.020), shared: timing(0.021)},
+        "after a NumPy matmul": {1: timing(0.044), 2: timing(0.030), shared: timing(0.0294)},
     }
     monkeypatch.setattr(neighbours, "measure_neighbours", lambda shape, progress: measured)
     monkeypatch.setattr(neighbours, "two_models_overlap", lambda shape, threads: (0.041, 1.95))
     assert cli.main(["bench", "--neighbours"]) == 0
     lines = capsys.readouterr().out.splitlines()
     matmul = next(line for line in lines if line.startswith("after a NumPy matmul")).split()
-    # 30 ms against 20 ms alone on 2 threads and 40 ms alone on 1 thread
-    assert matmul[4:8] == ["44.0", "30.0", "1.50", "0.75"]
-    assert " ".join(matmul[8:]) == "30.0 / 1.0 12.0 / 18.0 25.0 / 0.0"
+    # 30 ms against 20 ms alone on 2 threads and 40 ms alone on 1 thread; the shared work 29.4 ms against 21 ms
+    assert matmul[4:9] == ["44.0", "30.0", "1.50", "0.75", "1.40"]
+    assert " ".join(matmul[9:]) == "30.0 / 1.0 12.0 / 18.0 25.0 / 0.0"
     assert any("overlap 1.95x" in line for line in lines)
+
+
+def test_shared_work_yardstick_runs_its_pieces_on_any_team():
+    """The neighbours' yardstick: work in pieces that whichever thread is free takes (no timing asserted here)."""
+    from fastlstm import _core
+    from fastlstm.bench import neighbours
+
+    isa = fastlstm.active_isa()
+    for threads in (1, 2, 3):
+        _core.calibration.shared_work(isa, threads, 7, 100)
+    _core.calibration.shared_work(isa, 2, 0, 100)  # no work at all
+    with pytest.raises(ValueError, match="units >= 0"):
+        _core.calibration.shared_work(isa, 2, -1, 100)
+    job = neighbours.shared_work_like(lambda x: x @ x, np.eye(64, dtype=np.float32))
+    assert job(None) is None
 
 
 def test_torch_model_report_times_both_models_in_every_case(monkeypatch, capsys):

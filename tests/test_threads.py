@@ -199,11 +199,11 @@ def handoff_every_step():
     step, at whatever step each one is: mid-chunk, mid-look-ahead, while the layer above follows the one below."""
     from fastlstm import _core
 
-    _core._set_handoff_every_step_for_tests(True)
+    _core.testing.handoff_every_step(True)
     try:
-        yield _core._handoffs_so_far
+        yield _core.testing.handoffs_so_far
     finally:
-        _core._set_handoff_every_step_for_tests(False)
+        _core.testing.handoff_every_step(False)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])

@@ -122,6 +122,13 @@ class _Testing:
     @staticmethod
     def activation(isa: str, function: str, x: _Floats) -> _Floats:
         """The step kernel's sigmoid or tanh of one ISA, applied to an array."""
+    @staticmethod
+    def handoff_every_step(on: bool) -> None:
+        """While on, a bidirectional call's two threads hand its directions to each other after nearly every step."""
+    @staticmethod
+    def handoffs_so_far() -> int:
+        """How many times a direction of a bidirectional call has changed threads between two steps, in this
+        process."""
 
 class _Calibration:
     """The benchmark's calibration: FMA peak, read bandwidth."""
@@ -132,6 +139,9 @@ class _Calibration:
     @staticmethod
     def read_bandwidth_gbs(isa: str, threads: int, bytes_per_thread: int, seconds: float) -> float:
         """GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again."""
+    @staticmethod
+    def shared_work(isa: str, threads: int, units: int, iterations: int) -> None:
+        """`units` runs of `iterations` of the FMA kernel, each taken by whichever of `threads` threads is free."""
 
 testing: _Testing
 calibration: _Calibration

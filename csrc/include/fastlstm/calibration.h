@@ -14,4 +14,10 @@ double measure_fma_peak_gflops(const KernelSet& kernels, int threads, double sec
 // depending on the size. This is what bounds a batch-1 LSTM step, which reads every recurrent weight once.
 double measure_read_bandwidth_gbs(const KernelSet& kernels, int threads, int64_t bytes_per_thread, double seconds);
 
+// `units` runs of the variant's FMA calibration kernel (`iterations` each) on `threads` threads of the shared pool,
+// each run taken by whichever thread is free, nobody waiting for anybody but for the last runs: the best that any
+// team of threads can do with that much work. The neighbours benchmark times it beside other libraries' threads, as
+// the yardstick of a forward call's slowdown there.
+void run_shared_work(const KernelSet& kernels, int threads, int64_t units, int64_t iterations);
+
 }  // namespace fastlstm

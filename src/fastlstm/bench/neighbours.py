@@ -6,7 +6,12 @@ after its neighbour (or while it runs) at 1 and 2 threads, against the same call
 The cases take turns call by call (ROUNDS rounds, each case and thread count once per round, in a rotating order), so
 that a slow spell of a shared machine falls on all of them alike; each call starts SETTLE_SECONDS after the previous
 one, long enough for every neighbour's threads to go idle (see timing.SETTLE_SECONDS), then runs the neighbour,
-then the timed call. Medians are reported."""
+then the timed call. Medians are reported.
+
+Each case also times a yardstick: work of the same CPU time as the 1-thread call, on 2 threads that take small
+pieces of it whenever they are free and never wait for each other (``_core.calibration.shared_work``). No 2-thread
+job of that much work does better beside the same neighbour, so its slowdown ("floor") is the least slowdown a
+2-thread fastlstm call could have there: on 2 cores with another library's thread spinning, 3 threads share 2 cores."""
 
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ from .shapes import Shape, build_model, make_input
 #: The shape of the issue that asked for this benchmark: 2-layer bidirectional, I = 128, H = 256, B = 8, T = 100.
 NEIGHBOURS_SHAPE = Shape(8, 100, 128, 256, num_layers=2, bidirectional=True)
 THREAD_COUNTS = (1, 2)
+#: The yardstick's key among a case's thread counts (see the module's doc).
+SHARED_WORK = "shared work"
+#: The yardstick's pieces: about this long each, so that the last one keeps a thread waiting little.
+SHARED_WORK_PIECE_SECONDS = 50e-6
 ROUNDS = 30
 #: Pause before each neighbour's run: longer than any neighbour's spinning lasts (OpenBLAS: about 0.1 s).
 SETTLE_SECONDS = 0.25
@@ -218,12 +227,12 @@ class CaseTiming:
 
 
 def time_cases(
-    cases: dict[tuple[str, int], tuple[Forward, Callable[[], object] | None]], x: np.ndarray, rounds: int
-) -> dict[tuple[str, int], CaseTiming]:
+    cases: dict[tuple[str, int | str], tuple[Forward, Callable[[], object] | None]], x: np.ndarray, rounds: int
+) -> dict[tuple[str, int | str], CaseTiming]:
     """Each case's median call and its threads' times, the cases taking turns call by call (see the module's
     doc)."""
     keys = list(cases)
-    times: dict[tuple[str, int], list[float]] = {key: [] for key in keys}
+    times: dict[tuple[str, int | str], list[float]] = {key: [] for key in keys}
     threads = {key: ThreadTotals() for key in keys}
     for round_number in range(rounds):
         for key in in_turns(keys, round_number):
@@ -267,23 +276,57 @@ def two_models_overlap(shape: Shape, threads: int, calls: int = 10, repeats: int
     return statistics.median(joint) / (2 * calls), statistics.median(serial) / statistics.median(joint)
 
 
+def shared_work_like(forward: Forward, x: np.ndarray, threads: int = 2) -> Forward:
+    """The yardstick job (see the module's doc) of as much work as ``forward(x)`` on one thread: ``threads``
+    threads taking pieces of about SHARED_WORK_PIECE_SECONDS of the FMA calibration kernel."""
+    import fastlstm
+    from fastlstm import _core
+
+    isa = fastlstm.active_isa()
+
+    def thread_seconds(run: Callable[[], object]) -> float:
+        runs = []
+        for _ in range(5):
+            start = time.thread_time()
+            run()
+            runs.append(time.thread_time() - start)
+        return statistics.median(runs)
+
+    # CPU time of this thread, so that a busy machine scales both alike.
+    probe = 20_000
+    piece_iterations = max(
+        1,
+        round(
+            probe * SHARED_WORK_PIECE_SECONDS / thread_seconds(lambda: _core.calibration.shared_work(isa, 1, 1, probe))
+        ),
+    )
+    piece_seconds = thread_seconds(lambda: _core.calibration.shared_work(isa, 1, 1, piece_iterations))
+    pieces = max(1, round(thread_seconds(lambda: forward(x)) / piece_seconds))
+    return lambda _: _core.calibration.shared_work(isa, threads, pieces, piece_iterations)
+
+
 def measure_neighbours(
     shape: Shape = NEIGHBOURS_SHAPE, rounds: int = ROUNDS, progress: TextIO = sys.stderr
-) -> dict[str, dict[int, CaseTiming]]:
-    """A fastlstm call of ``shape`` at each of THREAD_COUNTS in each available neighbour case."""
+) -> dict[str, dict[int | str, CaseTiming]]:
+    """A fastlstm call of ``shape`` at each of THREAD_COUNTS, and the SHARED_WORK yardstick, in each available
+    neighbour case."""
     models = {threads: fastlstm_forward(build_model(shape, threads)) for threads in THREAD_COUNTS}
     x = make_input(shape)
-    results: dict[str, dict[int, CaseTiming]] = {}
+    jobs: dict[int | str, Forward] = dict(models)
+    if 2 in models:
+        jobs[SHARED_WORK] = shared_work_like(models[1], x)
+    results: dict[str, dict[int | str, CaseTiming]] = {}
     plain = [n for n in NEIGHBOURS if n.is_available() and n.around is contextlib.nullcontext]
     surrounded = [n for n in NEIGHBOURS if n.is_available() and n.around is not contextlib.nullcontext]
     # The cases that run in the same surroundings take turns; each surrounded case is timed by itself.
     for group in [plain] + [[n] for n in surrounded]:
         print(f"neighbours: {', '.join(n.name for n in group)} ...", file=progress, flush=True)
-        cases: dict[tuple[str, int], tuple[Forward, Callable[[], object] | None]] = {}
+        cases: dict[tuple[str, int | str], tuple[Forward, Callable[[], object] | None]] = {}
         for neighbour in group:
-            for threads in THREAD_COUNTS:
+            for job, forward in jobs.items():
+                threads = 2 if job == SHARED_WORK else int(job)
                 try:
-                    cases[(neighbour.name, threads)] = (models[threads], neighbour.prepare(shape, threads))
+                    cases[(neighbour.name, job)] = (forward, neighbour.prepare(shape, threads))
                 except Unsupported:
                     continue
         with group[0].around():
@@ -292,23 +335,31 @@ def measure_neighbours(
     return results
 
 
-def neighbours_report(shape: Shape, results: dict[str, dict[int, CaseTiming]], two_models: tuple[float, float]) -> str:
-    """The table of ``measure_neighbours``' results, each case against the undisturbed 1- and 2-thread calls, and
-    where the 2-thread calls' threads spent the time: ms per call on a CPU / waiting runnable for one."""
-    alone = {threads: timing.seconds for threads, timing in results["alone"].items()}
+def neighbours_report(
+    shape: Shape, results: dict[str, dict[int | str, CaseTiming]], two_models: tuple[float, float]
+) -> str:
+    """The table of ``measure_neighbours``' results, each case against the undisturbed 1- and 2-thread calls, the
+    yardstick's slowdown in the same case (the floor of the 2-thread call's), and where the 2-thread calls' threads
+    spent the time: ms per call on a CPU / waiting runnable for one."""
+    alone = {job: timing.seconds for job, timing in results["alone"].items()}
     lines = [
         f"fastlstm next to other libraries' threads: {shape.label}, median ms per call, {os.cpu_count()} CPUs",
         f"NumPy's BLAS: {blas_description()}",
+        "floor: the same case's slowdown of 2 threads sharing as much work without ever waiting for each other "
+        "(no 2-thread call can beat it there)",
         "Last columns, 2-thread calls: ms per call each group of this process's threads ran on a CPU / waited "
         "runnable for one",
         "",
-        f"{'case':38s} {'1 thread':>8s} {'2 threads':>9s} {'/alone 2t':>9s} {'/alone 1t':>9s}"
+        f"{'case':38s} {'1 thread':>8s} {'2 threads':>9s} {'/alone 2t':>9s} {'/alone 1t':>9s} {'floor':>6s}"
         + "".join(f" {group:>16s}" for group in THREAD_GROUPS),
     ]
+    nan = float("nan")
     for name, by_threads in results.items():
-        one = by_threads[1].seconds if 1 in by_threads else float("nan")
-        two = by_threads[2].seconds if 2 in by_threads else float("nan")
-        line = f"{name:38s} {one * 1e3:8.1f} {two * 1e3:9.1f} {two / alone[2]:9.2f} {two / alone[1]:9.2f}"
+        one = by_threads[1].seconds if 1 in by_threads else nan
+        two = by_threads[2].seconds if 2 in by_threads else nan
+        shared = by_threads[SHARED_WORK].seconds if SHARED_WORK in by_threads else nan
+        floor = shared / alone[SHARED_WORK] if SHARED_WORK in alone else nan
+        line = f"{name:38s} {one * 1e3:8.1f} {two * 1e3:9.1f} {two / alone[2]:9.2f} {two / alone[1]:9.2f} {floor:6.2f}"
         thread_ms = by_threads[2].thread_ms if 2 in by_threads else None
         if thread_ms is not None:
             line += "".join(f" {f'{on_cpu:.1f} / {waiting:.1f}':>16s}" for on_cpu, waiting in thread_ms)
