@@ -7,7 +7,8 @@ build, or a ``site-packages``). One worker process per build keeps its models; e
 (alternating who goes first) for the median time of one row over about 40 ms of back-to-back calls, so that a slow
 spell of a shared machine falls on both. Per row it prints each side's median and the median of the per-round ratios
 B/A. Run it with A_DIR = B_DIR first: the spread of that A/A run is this machine's noise, the yardstick of any B/A.
-The rows are the quick matrix of ``python -m fastlstm bench`` and the batch-1 rows of ``--full``, at 1 and 2 threads.
+The rows are the quick matrix of ``python -m fastlstm bench``, the batch-1 rows of ``--full`` and two bidirectional
+stacks (the neighbours benchmark's among them), at 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ SHAPES = [
     (1, 100, 1024, 1024, 1, False),
     (1, 100, 256, 256, 2, False),
     (3, 100, 255, 255, 1, False),
+    # Bidirectional stacks, whose directions two threads take as pieces: the neighbours benchmark's shape, and
+    # three small layers (layer buffers and workspaces shared two layers apart).
+    (8, 100, 128, 256, 2, True),
+    (3, 50, 64, 64, 3, True),
 ]
 ROW_SECONDS = 0.04
 
