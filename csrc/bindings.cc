@@ -323,9 +323,12 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
 void bind_testing(py::module_& testing) {
     testing.def("handoff_every_step", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
                 "While on, a bidirectional call's two threads hand its directions to each other after nearly every "
-                "step.");
+                "step, and help with each other's chunk projections whenever idle.");
     testing.def("handoffs_so_far", &fastlstm::handoffs_so_far,
                 "How many times a direction of a bidirectional call has changed threads between two steps, in this "
+                "process.");
+    testing.def("helped_projection_blocks_so_far", &fastlstm::helped_projection_blocks_so_far,
+                "How many blocks of a chunk's input projection a thread ran for the other one's direction, in this "
                 "process.");
     testing.def(
         "softmax_rows",

@@ -55,6 +55,9 @@ class PackedLstm::DirectionHandoff {
     // Before chunk run.next_chunk: true once its inputs (and, with look-ahead, the next chunk's) are there; false
     // to stop before it.
     virtual bool inputs_ready(const DirectionRun& run) = 0;
+    // The input projection of steps [t_begin, t_end) for the run's panels into gates_in (project_inputs), done by
+    // whoever it sees fit.
+    virtual void project_chunk(const DirectionRun& run, int64_t t_begin, int64_t t_end, float* gates_in) = 0;
     // After a step that is not the direction's last, `steps_done` steps in: true to stop before the next one.
     virtual bool stop_after_step(int64_t steps_done) = 0;
 

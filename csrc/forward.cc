@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <thread>
 #include <memory>
 #include <vector>
 
 #include "cpu.h"
 #include "direction_run.h"
 #include "fastlstm/lstm.h"
+#include "pack.h"
 #include "plan.h"
 #include "team.h"
 #include "thread_pool.h"
@@ -74,15 +76,20 @@ constexpr int kNobody = -1;
 // two threads with a core each drift apart; short next to a time slice of a thread without one).
 constexpr int64_t kPatienceSteps = 4;
 constexpr std::chrono::nanoseconds kMinPatience = std::chrono::microseconds(200);
+// A chunk's input projection is shared out in this many blocks of panels (or one per panel, if fewer).
+constexpr int64_t kProjectionBlocks = 8;
 // An idle thread asks for a piece that goes kSlowerBy times slower than it went itself, over kRateMinSteps or more.
 constexpr double kSlowerBy = 1.5;
 constexpr int64_t kRateMinSteps = 4;
 // How long a thread that waits spins before it sleeps until the next change or its patience runs out: as
 // thread_pool.cc's barrier waits.
 constexpr std::chrono::nanoseconds kWaitBeforeLookingAgain = std::chrono::microseconds(200);
-// Tests: every idle thread asks for the other's piece at once, so pieces change threads after nearly every step.
+// Tests: every idle thread asks for the other's piece at once, so pieces change threads after nearly every step;
+// and a holder starting a chunk's projection leaves the other thread up to kTestHelpWaitNs to take a block of it.
+constexpr int64_t kTestHelpWaitNs = 100'000;
 std::atomic<bool> handoff_every_step{false};
-std::atomic<int64_t> handoffs{0};  // directions that changed threads mid-way, since the process started
+std::atomic<int64_t> handoffs{0};       // directions that changed threads mid-way, since the process started
+std::atomic<int64_t> helped_blocks{0};  // blocks of a chunk projection run by a thread that did not hold the piece
 
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -93,6 +100,7 @@ int64_t now_ns() {
 
 void set_handoff_every_step_for_tests(bool on) { handoff_every_step.store(on, std::memory_order_relaxed); }
 int64_t handoffs_so_far() { return handoffs.load(std::memory_order_relaxed); }
+int64_t helped_projection_blocks_so_far() { return helped_blocks.load(std::memory_order_relaxed); }
 
 struct PackedLstm::ClaimedPiece {
     DirectionRun run;  // the holder's alone
@@ -110,6 +118,15 @@ struct PackedLstm::ClaimedPiece {
     // Since when, and from which step, its holder runs it, for the rate at which it goes.
     std::atomic<int64_t> run_from_ns{0}, run_from_steps{0};
     double step_weight = 1;  // a step's work, relative: the layer's input width plus its output width
+    // The input projection of the chunk its holder is starting, in blocks of panels that an idle thread may take
+    // too (the holder waits for them before the chunk's steps). Each chunk's is a new generation; its fields stay
+    // as they are while a block of it is not done.
+    struct Projection {
+        std::atomic<uint64_t> next{0};  // generation << 32 | the next block to take
+        std::atomic<int64_t> blocks{0}, done{0};
+        std::atomic<int64_t> t_begin{0}, t_end{0};
+        std::atomic<float*> gates_in{nullptr};
+    } projection;
 
     bool done(std::memory_order order = std::memory_order_acquire) const { return steps_done.load(order) == steps; }
     // Nanoseconds per unit of step weight since its holder took it (growing while it makes no step).
@@ -176,7 +193,27 @@ struct PackedLstm::ClaimedLayers {
 // have lost its core, and this one may then take it over).
 class PackedLstm::PieceHandoff final : public PackedLstm::DirectionHandoff {
    public:
-    PieceHandoff(ClaimedLayers& claims, ClaimedPiece& piece) : claims_(claims), piece_(piece) {}
+    PieceHandoff(const PackedLstm& lstm, ClaimedLayers& claims, ClaimedPiece& piece)
+        : lstm_(lstm), claims_(claims), piece_(piece) {}
+
+    void project_chunk(const DirectionRun& run, int64_t t_begin, int64_t t_end, float* gates_in) override {
+        ClaimedPiece::Projection& job = piece_.projection;
+        const int64_t blocks = std::min<int64_t>(kProjectionBlocks, lstm_.num_panels());
+        job.t_begin.store(t_begin, std::memory_order_relaxed);
+        job.t_end.store(t_end, std::memory_order_relaxed);
+        job.gates_in.store(gates_in, std::memory_order_relaxed);
+        job.blocks.store(blocks, std::memory_order_relaxed);
+        job.done.store(0, std::memory_order_relaxed);
+        const uint64_t generation = (job.next.load(std::memory_order_relaxed) >> 32) + 1;
+        job.next.store(generation << 32, std::memory_order_release);
+        if (handoff_every_step.load(std::memory_order_relaxed)) {  // tests: leave the other thread time to help
+            const int64_t until = now_ns() + kTestHelpWaitNs;
+            while ((job.next.load(std::memory_order_acquire) & 0xffffffffu) == 0 && now_ns() < until)
+                std::this_thread::yield();
+        }
+        lstm_.take_projection_blocks(piece_, run.scratch);
+        while (job.done.load(std::memory_order_acquire) < blocks) std::this_thread::yield();  // one block at most
+    }
 
     bool stop_after_step(int64_t steps_done) override {
         piece_.steps_done.store(steps_done, std::memory_order_release);
@@ -211,9 +248,35 @@ class PackedLstm::PieceHandoff final : public PackedLstm::DirectionHandoff {
     }
 
    private:
+    const PackedLstm& lstm_;
     ClaimedLayers& claims_;
     ClaimedPiece& piece_;
 };
+
+// Blocks of the piece's current chunk projection, one after the other, until none is left; returns how many.
+int64_t PackedLstm::take_projection_blocks(ClaimedPiece& piece, const OperandScratch& scratch) const {
+    ClaimedPiece::Projection& job = piece.projection;
+    int64_t ran = 0;
+    uint64_t word = job.next.load(std::memory_order_acquire);
+    for (;;) {
+        const int64_t block = static_cast<int64_t>(word & 0xffffffffu),
+                      blocks = job.blocks.load(std::memory_order_relaxed);
+        if (block >= blocks) return ran;
+        const int64_t t_begin = job.t_begin.load(std::memory_order_relaxed);
+        const int64_t t_end = job.t_end.load(std::memory_order_relaxed);
+        float* gates_in = job.gates_in.load(std::memory_order_relaxed);
+        // Taken only if the generation is still the one these fields belong to.
+        if (!job.next.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+            continue;
+        int64_t panel_begin, panel_end;
+        share(num_panels(), block, blocks, &panel_begin, &panel_end);
+        project_inputs(*piece.run.cell, piece.io.in, geometry_.layer_input_size(piece.layer), piece.run.batch, t_begin,
+                       t_end, panel_begin, panel_end, gates_in, scratch);
+        job.done.fetch_add(1, std::memory_order_release);
+        ++ran;
+        word = job.next.load(std::memory_order_acquire);
+    }
+}
 
 double PackedLstm::run_claimed_piece(const ForwardArgs& args, int index, ClaimedLayers& claims, int64_t q,
                                      Workspace& workspace) const {
@@ -225,7 +288,7 @@ double PackedLstm::run_claimed_piece(const ForwardArgs& args, int index, Claimed
         piece.started_ns.store(from_ns, std::memory_order_relaxed);
     piece.run_from_steps.store(from_steps, std::memory_order_relaxed);
     piece.run_from_ns.store(from_ns, std::memory_order_relaxed);
-    PieceHandoff handoff(claims, piece);
+    PieceHandoff handoff(*this, claims, piece);
     const bool done = continue_direction(args, piece.run, Team{0, 1, nullptr}, workspace, &handoff);
     const int64_t ran = (done ? piece.steps : piece.run.next_chunk * piece.chunk + piece.run.next_step) - from_steps;
     const double rate = ran >= kRateMinSteps ? static_cast<double>(now_ns() - from_ns) / (ran * piece.step_weight) : 0;
@@ -234,6 +297,18 @@ double PackedLstm::run_claimed_piece(const ForwardArgs& args, int index, Claimed
     claims.pieces_done.fetch_add(1, std::memory_order_acq_rel);
     claims.bump();
     return rate;
+}
+
+// The operand scratch of a workspace's second member: a thread helping with a piece's projection (the holder uses
+// the first).
+PackedLstm::OperandScratch PackedLstm::helper_scratch(Workspace& workspace) const {
+    OperandScratch scratch;
+    if (precision_ == Precision::kBF16) scratch.bf16 = workspace.bf16_rows[1].data();
+    if (precision_ == Precision::kInt8) {
+        scratch.int8 = workspace.int8_rows[1].data();
+        scratch.int8_scales = workspace.int8_scales[1].data();
+    }
+    return scratch;
 }
 
 void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
@@ -293,6 +368,16 @@ void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedL
             continue;
         }
         if (idle_since < 0) idle_since = now;
+        // Help with the other thread's chunk projection, if it is at one.
+        bool helped = false;
+        for (int64_t q = 0; q < claims.count && !helped; ++q) {
+            ClaimedPiece& piece = claims.pieces[q];
+            if (piece.holder.load(std::memory_order_relaxed) != other) continue;
+            const int64_t blocks = take_projection_blocks(piece, helper_scratch(*piece.workspace));
+            helped_blocks.fetch_add(blocks, std::memory_order_relaxed);
+            helped = blocks > 0;
+        }
+        if (helped) continue;
         if (ask >= 0) {
             int none = kNobody;
             claims.pieces[ask].wanted_by.compare_exchange_strong(none, index);

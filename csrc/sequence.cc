@@ -114,7 +114,9 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
         float* gates_in = workspace.gates_in.data() + (run.look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (run.next_step == 0) {
             if (handoff && !handoff->inputs_ready(run)) return false;
-            if (!run.look_ahead || n == 0)
+            if (handoff && (!run.look_ahead || n == 0))
+                handoff->project_chunk(run, t_begin, t_end, gates_in);
+            else if (!run.look_ahead || n == 0)
                 project_inputs(*run.cell, *run.in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end,
                                run.panel_begin, run.panel_end, gates_in, run.scratch);
             run.chunk_pieces =

@@ -196,7 +196,8 @@ PIECE_SHAPES = [
 @pytest.fixture
 def handoff_every_step():
     """Within the test, the two threads of a bidirectional call hand its directions to each other after nearly every
-    step, at whatever step each one is: mid-chunk, mid-look-ahead, while the layer above follows the one below."""
+    step, at whatever step each one is (mid-chunk, mid-look-ahead, while the layer above follows the one below), and
+    help with each other's chunk projections whenever idle."""
     from fastlstm import _core
 
     _core.testing.handoff_every_step(True)
@@ -226,6 +227,29 @@ def test_bitwise_identical_when_directions_change_threads_between_steps(
         np.testing.assert_array_equal(c_n, single_lengths[1][1])
     # The calls did change threads mid-direction (a thread asks for the other's direction as soon as it is idle).
     assert handoff_every_step() > handoffs_before
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize(
+    "input_size, hidden, layers, proj, batch, steps",
+    # Several chunks of input projection per direction (plain steps), so that an idle thread finds the other one
+    # starting a chunk: odd panel counts, a projection, three layers.
+    [(24, 300, 2, 0, 8, 70), (9, 31, 3, 7, 5, 120), (16, 100, 3, 0, 4, 200)],
+)
+def test_bitwise_identical_when_threads_help_with_each_others_projections(
+    isa, rng, handoff_every_step, input_size, hidden, layers, proj, batch, steps, precision
+):
+    from fastlstm import _core
+
+    model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=True, proj_size=proj, seed=8, precision=precision)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    single = _run(model, x, threads=1)
+    helped_before = _core.testing.helped_projection_blocks_so_far()
+    for _ in range(20):
+        for a, b in zip(single, _run(model, x, threads=2)):
+            np.testing.assert_array_equal(a, b)
+    # Blocks of a chunk's projection were run by the thread that did not hold the direction.
+    assert _core.testing.helped_projection_blocks_so_far() > helped_before
 
 
 def test_bitwise_identical_when_other_processes_hold_the_cores(rng):

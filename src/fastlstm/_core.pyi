@@ -124,10 +124,15 @@ class _Testing:
         """The step kernel's sigmoid or tanh of one ISA, applied to an array."""
     @staticmethod
     def handoff_every_step(on: bool) -> None:
-        """While on, a bidirectional call's two threads hand its directions to each other after nearly every step."""
+        """While on, a bidirectional call's two threads hand its directions to each other after nearly every step,
+        and help with each other's chunk projections whenever idle."""
     @staticmethod
     def handoffs_so_far() -> int:
         """How many times a direction of a bidirectional call has changed threads between two steps, in this
+        process."""
+    @staticmethod
+    def helped_projection_blocks_so_far() -> int:
+        """How many blocks of a chunk's input projection a thread ran for the other one's direction, in this
         process."""
 
 class _Calibration:

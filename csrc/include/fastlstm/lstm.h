@@ -193,6 +193,8 @@ class PackedLstm {
                     Workspace& workspace, float* const layer_buffers[2]) const;
     void run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
                             std::vector<Workspace>& workspaces) const;
+    int64_t take_projection_blocks(ClaimedPiece& piece, const OperandScratch& scratch) const;
+    OperandScratch helper_scratch(Workspace& workspace) const;
     double run_claimed_piece(const ForwardArgs& args, int index, ClaimedLayers& claims, int64_t piece,
                              Workspace& workspace) const;
     void forward_lengths(const ForwardArgs& args, int threads) const;
@@ -252,10 +254,13 @@ class ForwardCache {
     std::atomic<bool> in_use_{false};
 };
 
-// Tests only: the two threads of a bidirectional call hand its directions to each other after nearly every step
-// (forward.cc), so that tests see every place a direction can change threads. Off by default.
+// Tests only: the two threads of a bidirectional call hand its directions to each other after nearly every step, and
+// help with each other's chunk projections whenever idle (forward.cc), so that tests see every place where work can
+// change threads. Off by default.
 void set_handoff_every_step_for_tests(bool on);
 // How many times a direction has changed threads between two of its steps in this process (forward.cc).
 int64_t handoffs_so_far();
+// How many blocks of a chunk's input projection a thread ran for the other one's direction, in this process.
+int64_t helped_projection_blocks_so_far();
 
 }  // namespace fastlstm
