@@ -60,11 +60,13 @@ void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const
 // written, not when the layer below is done: the reverse direction of layer l + 1 follows the reverse direction of
 // layer l step by step (both walk backwards), once the forward direction of layer l is done.
 //
-// A thread that has no core holds up nobody for long. A piece stops after any step when the other thread asks for
-// it, and that thread goes on with it from there. An idle thread asks for a piece that has made no step for a
-// while (its holder has lost its core: a time slice is milliseconds), and takes pieces the other thread would run
-// next once that one has been busy elsewhere for as long. When each thread has a core, both run their own
-// direction of every layer, as a fixed split would.
+// A thread that has no core, or shares one, holds up nobody for long. A piece stops after any step when the other
+// thread asks for it, and that thread goes on with it from there. An idle thread asks for a piece that has made no
+// step for a while (its holder has lost its core: a time slice is milliseconds) or goes kSlowerBy times slower than
+// the idle thread went itself (its holder shares a core with another program's thread); it takes pieces the other
+// thread would run next once that one has been busy elsewhere for as long; and it helps with the input projection
+// of a chunk that the other thread is starting. When each thread has a core, both run their own direction of every
+// layer, as a fixed split would.
 //
 // Buffers: layers l and l + 2 share a layer buffer and a workspace (index (l % 2) * 2 + d). Layer l + 2 starts only
 // once layer l + 1 has run a chunk, which needs layer l done (both directions), so they never run at the same time;
@@ -81,8 +83,8 @@ constexpr int64_t kProjectionBlocks = 8;
 // An idle thread asks for a piece that goes kSlowerBy times slower than it went itself, over kRateMinSteps or more.
 constexpr double kSlowerBy = 1.5;
 constexpr int64_t kRateMinSteps = 4;
-// How long a thread that waits spins before it sleeps until the next change or its patience runs out: as
-// thread_pool.cc's barrier waits.
+// How long a waiting thread spins before it yields until the next change or its patience runs out: as
+// thread_pool.cc's barrier waits spin before they sleep.
 constexpr std::chrono::nanoseconds kWaitBeforeLookingAgain = std::chrono::microseconds(200);
 // Tests: every idle thread asks for the other's piece at once, so pieces change threads after nearly every step;
 // and a holder starting a chunk's projection leaves the other thread up to kTestHelpWaitNs to take a block of it.
@@ -128,7 +130,6 @@ struct PackedLstm::ClaimedPiece {
         std::atomic<float*> gates_in{nullptr};
     } projection;
 
-    bool done(std::memory_order order = std::memory_order_acquire) const { return steps_done.load(order) == steps; }
     // Nanoseconds per unit of step weight since its holder took it (growing while it makes no step).
     double run_rate(int64_t now) const {
         const int64_t from = run_from_ns.load(std::memory_order_relaxed);
@@ -382,8 +383,8 @@ void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedL
             int none = kNobody;
             claims.pieces[ask].wanted_by.compare_exchange_strong(none, index);
         }
-        // Spin as a barrier does (the other thread usually hands over within a step), then sleep, leaving the core
-        // to a thread that needs one, and look again when the patience runs out.
+        // Spin as a barrier does (the other thread usually hands over within a step), then yield, leaving the core
+        // to a thread that needs it, and look again when the patience runs out.
         claims.progress.wait_while_equal_for(word, kWaitBeforeLookingAgain + std::chrono::nanoseconds(patience));
     }
 }

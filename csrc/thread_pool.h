@@ -31,7 +31,9 @@ class WaitWord {
     std::atomic<uint32_t> value{0};
 
     void wait_while_equal(uint32_t expected) const;
-    // The same, but returns after `timeout` at the latest (the caller then looks again at what it waits for).
+    // Spins as wait_while_equal does, then yields instead of sleeping, and returns after `timeout` at the latest (the
+    // caller then looks again at what it waits for). For waits inside a call, where a sleeping thread would be
+    // woken onto its waker's CPU (thread_pool.cc).
     void wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds timeout) const;
     void notify() const;
 
