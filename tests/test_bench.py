@@ -387,6 +387,11 @@ def test_neighbours_report_compares_each_case_with_the_undisturbed_calls(monkeyp
     assert matmul[4:9] == ["44.0", "30.0", "1.50", "0.75", "1.40"]
     assert " ".join(matmul[9:]) == "30.0 / 1.0 12.0 / 18.0 25.0 / 0.0"
     assert any("overlap 1.95x" in line for line in lines)
+    assert lines[0].startswith("fastlstm next to other libraries' threads: B=8 T=100 I=128 H=256 L=2 bidir")
+    # --shapes picks other models, one table each
+    assert cli.main(["bench", "--neighbours", "--shapes", "8x100x128x256-L2,1x50x64"]) == 0
+    titles = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fastlstm next to")]
+    assert [title.split(": ")[1].split(",")[0] for title in titles] == ["B=8 T=100 I=128 H=256 L=2", "B=1 T=50 I=H=64"]
 
 
 def test_shared_work_yardstick_runs_its_pieces_on_any_team():
