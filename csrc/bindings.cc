@@ -323,10 +323,14 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
 void bind_testing(py::module_& testing) {
     testing.def("handoff_every_step", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
                 "While on, a bidirectional call's two threads hand its directions to each other after nearly every "
-                "step, and help with each other's chunk projections whenever idle.");
+                "step, and help with each other's chunk projections whenever idle; a team that splits the hidden units "
+                "goes on with its first member alone from its second chunk.");
     testing.def("handoffs_so_far", &fastlstm::handoffs_so_far,
                 "How many times a direction of a bidirectional call has changed threads between two steps, in this "
                 "process.");
+    testing.def("team_shrinks_so_far", &fastlstm::team_shrinks_so_far,
+                "How many directions a team that split the hidden units finished with its first member alone, in "
+                "this process.");
     testing.def("helped_projection_blocks_so_far", &fastlstm::helped_projection_blocks_so_far,
                 "How many blocks of a chunk's input projection a thread ran for the other one's direction, in this "
                 "process.");

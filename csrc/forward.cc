@@ -48,6 +48,7 @@ void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const
             if (groups == 1 || direction == group_id)
                 run_direction(args, layer, direction, io.in, io.out, io.out_time_stride, io.out_batch_stride, group,
                               workspace);
+        if (everyone.solo() && everyone.index != 0) return;  // the team has shrunk: the first member goes on
         if (layer != g.num_layers - 1) everyone.sync();
     }
 }
@@ -92,6 +93,7 @@ constexpr int64_t kTestHelpWaitNs = 100'000;
 std::atomic<bool> handoff_every_step{false};
 std::atomic<int64_t> handoffs{0};       // directions that changed threads mid-way, since the process started
 std::atomic<int64_t> helped_blocks{0};  // blocks of a chunk projection run by a thread that did not hold the piece
+std::atomic<int64_t> team_shrinks{0};   // directions finished by a shrunk team's first member alone
 
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -103,6 +105,8 @@ int64_t now_ns() {
 void set_handoff_every_step_for_tests(bool on) { handoff_every_step.store(on, std::memory_order_relaxed); }
 int64_t handoffs_so_far() { return handoffs.load(std::memory_order_relaxed); }
 int64_t helped_projection_blocks_so_far() { return helped_blocks.load(std::memory_order_relaxed); }
+int64_t team_shrinks_so_far() { return team_shrinks.load(std::memory_order_relaxed); }
+void count_team_shrink() { team_shrinks.fetch_add(1, std::memory_order_relaxed); }
 
 struct PackedLstm::ClaimedPiece {
     DirectionRun run;  // the holder's alone
@@ -432,6 +436,10 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
         return;
     }
     SpinBarrier everyone_barrier, group_barriers[2];
+    // A team splitting one direction's hidden units may shrink to its first member (team.h); in the test mode it
+    // does at its first chunk's end.
+    TeamShrink shrink;
+    shrink.force = handoff_every_step.load(std::memory_order_relaxed);
     const auto member = [&](int index, int size) {
         if (plan.split_batch && size > 1) {
             int64_t row_begin, row_end;
@@ -450,7 +458,7 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
             run_layers(rows, solo, solo, 0, 1, workspaces[index], row_buffers);
             return;
         }
-        const Team everyone{index, size, &everyone_barrier};
+        const Team everyone{index, size, &everyone_barrier, g.num_directions == 1 ? &shrink : nullptr};
         if (g.num_directions == 2 && size > 1) {
             const int group_id = index < size / 2 ? 0 : 1;
             const int group_begin = group_id == 0 ? 0 : size / 2;

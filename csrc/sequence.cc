@@ -114,6 +114,10 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
         float* gates_in = workspace.gates_in.data() + (run.look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (run.next_step == 0) {
             if (handoff && !handoff->inputs_ready(run)) return false;
+            if (team.solo() && run.panel_end - run.panel_begin < num_panels()) {  // the team has shrunk
+                if (team.index != 0) return false;
+                take_every_panel(run);
+            }
             if (handoff && (!run.look_ahead || n == 0))
                 handoff->project_chunk(run, t_begin, t_end, gates_in);
             else if (!run.look_ahead || n == 0)
@@ -149,9 +153,9 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     run.steps = args.steps;
     run.batch = B;
     run.offsets = args.step_offsets;
-    share(num_panels(), team.index, team.size, &run.panel_begin, &run.panel_end);
-    share(ceil_div(g.proj_size, block), team.index, team.size, &run.proj_begin, &run.proj_end);
-    share(out_size, team.index, team.size, &run.column_begin, &run.column_end);
+    share(num_panels(), team.index, team.members(), &run.panel_begin, &run.panel_end);
+    share(ceil_div(g.proj_size, block), team.index, team.members(), &run.proj_begin, &run.proj_end);
+    share(out_size, team.index, team.members(), &run.column_begin, &run.column_end);
 
     float* c = args.c_n + run.cell_index * args.state_rows * H;
     const float* c0 = args.c0 ? args.c0 + run.cell_index * args.state_rows * H : nullptr;
@@ -182,6 +186,18 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     ahead.x_stride = B == 1 ? in.time_stride : in.batch_stride;
     ahead.gates_in_stride = gate_width();
     return run;
+}
+
+// The first member of a team that has shrunk (team.h: TeamShrink) takes over every panel, projection block and
+// column of the run from the next chunk on; the others' columns of c are complete since the last meeting.
+void PackedLstm::take_every_panel(DirectionRun& run) const {
+    run.panel_begin = run.step.panel_begin = 0;
+    run.panel_end = run.step.panel_end = num_panels();
+    run.proj_begin = 0;
+    run.proj_end = ceil_div(geometry_.proj_size, kernels_.hidden_block);
+    run.column_begin = 0;
+    run.column_end = geometry_.output_size();
+    count_team_shrink();
 }
 
 // The kernel arguments of the first step: h_prev from h0 or, from a zero state (run.h0 null), every row reading the
@@ -277,7 +293,7 @@ bool PackedLstm::run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, co
                                  run.cell->projection_panels.data() + run.proj_begin * block * H, block, nullptr,
                                  h_dst + run.proj_begin * block, run.out_batch_stride);
         }
-        team.sync();
+        team.sync(/*chunk_end=*/i == t_end - t_begin - 1);
         step.h_prev = h_dst;
         step.h_prev_stride = run.out_batch_stride;
         step.recurrent_size = out_size;

@@ -96,12 +96,13 @@ void leave_team_cpus(const std::atomic<int>* member_cpus, int members, int index
 
 }  // namespace
 
-void WaitWord::wait_while_equal(uint32_t expected) const {
+bool WaitWord::wait_while_equal(uint32_t expected) const {
     const auto spin_until = std::chrono::steady_clock::now() + kWaitSpin;
     for (int rounds = 1; value.load(std::memory_order_acquire) == expected; ++rounds) {
         FASTLSTM_CPU_RELAX();
         if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > spin_until) break;
     }
+    const bool slept = value.load(std::memory_order_acquire) == expected;
     while (value.load(std::memory_order_acquire) == expected) {
 #if defined(__linux__)
         // Sequentially consistent with notify(): either it sees us sleeping, or we see its change (and the kernel
@@ -115,6 +116,7 @@ void WaitWord::wait_while_equal(uint32_t expected) const {
         std::this_thread::yield();
 #endif
     }
+    return slept;
 }
 
 void WaitWord::wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds timeout) const {
@@ -141,16 +143,17 @@ void WaitWord::notify() const {
 #endif
 }
 
-void SpinBarrier::arrive_and_wait(int count) {
-    if (count == 1) return;
+bool SpinBarrier::arrive_and_wait(int count, void (*on_last)(void*), void* context) {
+    if (count == 1) return false;
     const uint32_t generation = generation_.value.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == count - 1) {
+        if (on_last != nullptr) on_last(context);
         arrived_.store(0, std::memory_order_relaxed);
         generation_.value.store(generation + 1, std::memory_order_seq_cst);
         generation_.notify();
-        return;
+        return false;
     }
-    generation_.wait_while_equal(generation);
+    return generation_.wait_while_equal(generation);
 }
 
 ThreadPool& ThreadPool::shared() {

@@ -30,7 +30,8 @@ class WaitWord {
    public:
     std::atomic<uint32_t> value{0};
 
-    void wait_while_equal(uint32_t expected) const;
+    // Returns whether it slept (the change took longer than the spin).
+    bool wait_while_equal(uint32_t expected) const;
     // Spins as wait_while_equal does, then yields instead of sleeping, and returns after `timeout` at the latest (the
     // caller then looks again at what it waits for). For waits inside a call, where a sleeping thread would be
     // woken onto its waker's CPU (thread_pool.cc).
@@ -49,7 +50,9 @@ class SpinBarrier {
     SpinBarrier(const SpinBarrier&) = delete;
     SpinBarrier& operator=(const SpinBarrier&) = delete;
 
-    void arrive_and_wait(int count);
+    // Returns whether this thread waited longer than the spin. With `on_last`, the last thread to arrive calls
+    // on_last(context) before it lets the others go (they see what it wrote after this returns).
+    bool arrive_and_wait(int count, void (*on_last)(void*) = nullptr, void* context = nullptr);
 
    private:
     alignas(64) std::atomic<int> arrived_{0};

@@ -252,6 +252,44 @@ def test_bitwise_identical_when_threads_help_with_each_others_projections(
     assert _core.testing.helped_projection_blocks_so_far() > helped_before
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize(
+    "input_size, hidden, layers, proj, batch, steps",
+    # One direction, its hidden units split by a team of two, over several chunks of steps: the look-ahead step
+    # (batch 1 and 2), a projection (two meetings per step), three layers, plain chunks.
+    [(33, 255, 1, 0, 1, 40), (64, 129, 1, 33, 2, 30), (9, 31, 3, 7, 5, 120), (24, 300, 2, 0, 8, 70)],
+)
+def test_bitwise_identical_when_a_team_goes_on_with_one_thread(
+    isa, rng, handoff_every_step, input_size, hidden, layers, proj, batch, steps, precision
+):
+    model = fastlstm.LSTM(input_size, hidden, layers, proj_size=proj, seed=9, precision=precision)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    lengths = rng.integers(0, steps + 1, size=batch)
+    single, single_lengths = _run(model, x, threads=1), model(x, lengths=lengths, threads=1)
+    for _ in range(10):
+        for a, b in zip(single, _run(model, x, threads=2)):
+            np.testing.assert_array_equal(a, b)
+        output, (h_n, c_n) = model(x, lengths=lengths, threads=2)
+        np.testing.assert_array_equal(output, single_lengths[0])
+        np.testing.assert_array_equal(h_n, single_lengths[1][0])
+        np.testing.assert_array_equal(c_n, single_lengths[1][1])
+
+
+def test_a_team_goes_on_with_one_thread_from_its_second_chunk_in_the_test_mode(rng, handoff_every_step):
+    from fastlstm import _core
+
+    model = fastlstm.LSTM(24, 300, 2, seed=9)  # plain chunks of 32 steps at batch 8: 3 per direction
+    x = rng.standard_normal((70, 8, 24)).astype(np.float32)
+    single = _run(model, x, threads=1)
+    shrinks_before = _core.testing.team_shrinks_so_far()
+    for a, b in zip(single, _run(model, x, threads=2)):
+        np.testing.assert_array_equal(a, b)
+    # The worker may start too late to join (the call then runs alone from the start); over ten calls it joins.
+    for _ in range(9):
+        _run(model, x, threads=2)
+    assert _core.testing.team_shrinks_so_far() > shrinks_before
+
+
 def test_bitwise_identical_when_other_processes_hold_the_cores(rng):
     # A process spinning on every core: the pool's workers then often start late or not at all, so the calls take
     # every path of the team (a fixed team run alone when its worker has not started, directions taken by whichever

@@ -125,7 +125,12 @@ class _Testing:
     @staticmethod
     def handoff_every_step(on: bool) -> None:
         """While on, a bidirectional call's two threads hand its directions to each other after nearly every step,
-        and help with each other's chunk projections whenever idle."""
+        and help with each other's chunk projections whenever idle; a team that splits the hidden units goes on with
+        its first member alone from its second chunk."""
+    @staticmethod
+    def team_shrinks_so_far() -> int:
+        """How many directions a team that split the hidden units finished with its first member alone, in this
+        process."""
     @staticmethod
     def handoffs_so_far() -> int:
         """How many times a direction of a bidirectional call has changed threads between two steps, in this

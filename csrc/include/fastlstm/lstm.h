@@ -206,6 +206,7 @@ class PackedLstm {
                                  Workspace& workspace) const;
     bool continue_direction(const ForwardArgs& args, DirectionRun& run, const Team& team, Workspace& workspace,
                             DirectionHandoff* handoff) const;
+    void take_every_panel(DirectionRun& run) const;
     LstmStepArgs first_step_args(const DirectionRun& run, float* c, const float* zero_h) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                         int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
@@ -255,12 +256,17 @@ class ForwardCache {
 };
 
 // Tests only: the two threads of a bidirectional call hand its directions to each other after nearly every step, and
-// help with each other's chunk projections whenever idle (forward.cc), so that tests see every place where work can
-// change threads. Off by default.
+// help with each other's chunk projections whenever idle; a team that splits the hidden units goes on with its first
+// member alone from its second chunk (forward.cc). So tests see every place where work can change threads. Off by
+// default.
 void set_handoff_every_step_for_tests(bool on);
 // How many times a direction has changed threads between two of its steps in this process (forward.cc).
 int64_t handoffs_so_far();
 // How many blocks of a chunk's input projection a thread ran for the other one's direction, in this process.
 int64_t helped_projection_blocks_so_far();
+// How many directions a team that split the hidden units finished with its first member alone (team.h: TeamShrink),
+// in this process; count_team_shrink() adds one.
+int64_t team_shrinks_so_far();
+void count_team_shrink();
 
 }  // namespace fastlstm
