@@ -207,6 +207,18 @@ def handoff_every_step():
         _core.testing.handoff_every_step(False)
 
 
+def _check_two_threads_match_one(model, x, lengths, calls):
+    """`calls` 2-thread calls, with and without `lengths`, each bitwise equal to the 1-thread call."""
+    single, single_lengths = _run(model, x, threads=1), model(x, lengths=lengths, threads=1)
+    for _ in range(calls):
+        for a, b in zip(single, _run(model, x, threads=2)):
+            np.testing.assert_array_equal(a, b)
+        output, (h_n, c_n) = model(x, lengths=lengths, threads=2)
+        np.testing.assert_array_equal(output, single_lengths[0])
+        np.testing.assert_array_equal(h_n, single_lengths[1][0])
+        np.testing.assert_array_equal(c_n, single_lengths[1][1])
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("input_size, hidden, layers, proj, batch, steps", PIECE_SHAPES)
 def test_bitwise_identical_when_directions_change_threads_between_steps(
@@ -214,17 +226,8 @@ def test_bitwise_identical_when_directions_change_threads_between_steps(
 ):
     model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=True, proj_size=proj, seed=7, precision=precision)
     x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
-    lengths = rng.integers(0, steps + 1, size=batch)
-    single = _run(model, x, threads=1)
-    single_lengths = model(x, lengths=lengths, threads=1)
     handoffs_before = handoff_every_step()
-    for _ in range(20):
-        for a, b in zip(single, _run(model, x, threads=2)):
-            np.testing.assert_array_equal(a, b)
-        output, (h_n, c_n) = model(x, lengths=lengths, threads=2)
-        np.testing.assert_array_equal(output, single_lengths[0])
-        np.testing.assert_array_equal(h_n, single_lengths[1][0])
-        np.testing.assert_array_equal(c_n, single_lengths[1][1])
+    _check_two_threads_match_one(model, x, rng.integers(0, steps + 1, size=batch), calls=20)
     # The calls did change threads mid-direction (a thread asks for the other's direction as soon as it is idle).
     assert handoff_every_step() > handoffs_before
 
@@ -264,15 +267,7 @@ def test_bitwise_identical_when_a_team_goes_on_with_one_thread(
 ):
     model = fastlstm.LSTM(input_size, hidden, layers, proj_size=proj, seed=9, precision=precision)
     x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
-    lengths = rng.integers(0, steps + 1, size=batch)
-    single, single_lengths = _run(model, x, threads=1), model(x, lengths=lengths, threads=1)
-    for _ in range(10):
-        for a, b in zip(single, _run(model, x, threads=2)):
-            np.testing.assert_array_equal(a, b)
-        output, (h_n, c_n) = model(x, lengths=lengths, threads=2)
-        np.testing.assert_array_equal(output, single_lengths[0])
-        np.testing.assert_array_equal(h_n, single_lengths[1][0])
-        np.testing.assert_array_equal(c_n, single_lengths[1][1])
+    _check_two_threads_match_one(model, x, rng.integers(0, steps + 1, size=batch), calls=10)
 
 
 def test_a_team_goes_on_with_one_thread_from_its_second_chunk_in_the_test_mode(rng, handoff_every_step):
