@@ -95,11 +95,6 @@ std::atomic<int64_t> handoffs{0};       // directions that changed threads mid-w
 std::atomic<int64_t> helped_blocks{0};  // blocks of a chunk projection run by a thread that did not hold the piece
 std::atomic<int64_t> team_shrinks{0};   // directions finished by a shrunk team's first member alone
 
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace
 
 void set_handoff_every_step_for_tests(bool on) { handoff_every_step.store(on, std::memory_order_relaxed); }
@@ -212,8 +207,8 @@ class PackedLstm::PieceHandoff final : public PackedLstm::DirectionHandoff {
         const uint64_t generation = (job.next.load(std::memory_order_relaxed) >> 32) + 1;
         job.next.store(generation << 32, std::memory_order_release);
         if (handoff_every_step.load(std::memory_order_relaxed)) {  // tests: leave the other thread time to help
-            const int64_t until = now_ns() + kTestHelpWaitNs;
-            while ((job.next.load(std::memory_order_acquire) & 0xffffffffu) == 0 && now_ns() < until)
+            const int64_t until = steady_now_ns() + kTestHelpWaitNs;
+            while ((job.next.load(std::memory_order_acquire) & 0xffffffffu) == 0 && steady_now_ns() < until)
                 std::this_thread::yield();
         }
         lstm_.take_projection_blocks(piece_, run.scratch);
@@ -236,11 +231,11 @@ class PackedLstm::PieceHandoff final : public PackedLstm::DirectionHandoff {
     }
 
     bool inputs_ready(const DirectionRun& run) override {
-        int64_t seen = claims_.inputs_progress(piece_), since = now_ns();
+        int64_t seen = claims_.inputs_progress(piece_), since = steady_now_ns();
         for (;;) {
             const uint32_t word = claims_.progress.value.load(std::memory_order_acquire);
             if (claims_.inputs_ready(piece_, run.next_chunk)) return true;
-            const int64_t now = now_ns(), progress = claims_.inputs_progress(piece_);
+            const int64_t now = steady_now_ns(), progress = claims_.inputs_progress(piece_);
             if (progress != seen) seen = progress, since = now;
             const int64_t patience = claims_.patience_ns(now);
             if (now - since >= patience) {
@@ -288,7 +283,7 @@ double PackedLstm::run_claimed_piece(const ForwardArgs& args, int index, Claimed
     ClaimedPiece& piece = claims.pieces[q];
     int expected = index;
     piece.wanted_by.compare_exchange_strong(expected, kNobody);  // asked for and got it
-    const int64_t from_ns = now_ns(), from_steps = piece.steps_done.load(std::memory_order_relaxed);
+    const int64_t from_ns = steady_now_ns(), from_steps = piece.steps_done.load(std::memory_order_relaxed);
     if (piece.started_ns.load(std::memory_order_relaxed) == 0)
         piece.started_ns.store(from_ns, std::memory_order_relaxed);
     piece.run_from_steps.store(from_steps, std::memory_order_relaxed);
@@ -296,7 +291,8 @@ double PackedLstm::run_claimed_piece(const ForwardArgs& args, int index, Claimed
     PieceHandoff handoff(*this, claims, piece);
     const bool done = continue_direction(args, piece.run, Team{0, 1, nullptr}, workspace, &handoff);
     const int64_t ran = (done ? piece.steps : piece.run.next_chunk * piece.chunk + piece.run.next_step) - from_steps;
-    const double rate = ran >= kRateMinSteps ? static_cast<double>(now_ns() - from_ns) / (ran * piece.step_weight) : 0;
+    const double rate =
+        ran >= kRateMinSteps ? static_cast<double>(steady_now_ns() - from_ns) / (ran * piece.step_weight) : 0;
     if (!done) return rate;
     piece.steps_done.store(piece.steps, std::memory_order_release);
     claims.pieces_done.fetch_add(1, std::memory_order_acq_rel);
@@ -327,7 +323,7 @@ void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedL
     double my_rate = 0;  // ns per unit of step weight in this thread's last run of a piece (0: not known)
     while (claims.pieces_done.load(std::memory_order_acquire) < claims.count) {
         const uint32_t word = claims.progress.value.load(std::memory_order_acquire);
-        const int64_t now = now_ns();
+        const int64_t now = steady_now_ns();
         const int64_t patience = claims.patience_ns(now);
         // The other thread may run late, or not at all: its preferred pieces wait for it only while it is busy.
         const bool wait_for_other =

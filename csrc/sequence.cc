@@ -118,11 +118,13 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
                 if (team.index != 0) return false;
                 take_every_panel(run);
             }
-            if (handoff && (!run.look_ahead || n == 0))
-                handoff->project_chunk(run, t_begin, t_end, gates_in);
-            else if (!run.look_ahead || n == 0)
-                project_inputs(*run.cell, *run.in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end,
-                               run.panel_begin, run.panel_end, gates_in, run.scratch);
+            if (!run.look_ahead || n == 0) {
+                if (handoff)
+                    handoff->project_chunk(run, t_begin, t_end, gates_in);
+                else
+                    project_inputs(*run.cell, *run.in, geometry_.layer_input_size(layer), run.batch, t_begin, t_end,
+                                   run.panel_begin, run.panel_end, gates_in, run.scratch);
+            }
             run.chunk_pieces =
                 run.look_ahead && (n + 1) * run.chunk < run.steps ? look_ahead_next_chunk(run, n, team, workspace) : 0;
         }

@@ -16,6 +16,12 @@ inline void share(int64_t count, int index, int size, int64_t* begin, int64_t* e
     *end = count * (index + 1) / size;
 }
 
+// The steady clock in nanoseconds: the core's deadlines and rates (forward.cc, TeamShrink).
+inline int64_t steady_now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 // Whether a team that splits the hidden units goes on with its first member alone (forward.cc). Members add up the
 // time they waited at a step's meeting beyond a barrier's spin (someone had lost its core: a time slice is
 // milliseconds). At a meeting that ends a chunk of steps, once kShrinkWindowNs have passed since the last decision,
@@ -31,14 +37,10 @@ struct TeamShrink {
     std::atomic<bool> solo{false};
     bool force = false;  // tests: shrink at the first decision point
 
-    static int64_t now_ns() {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-    }
     // The last member to arrive at a chunk's last meeting (SpinBarrier's on_last).
     static void decide(void* context) {
         TeamShrink& shrink = *static_cast<TeamShrink*>(context);
-        const int64_t now = now_ns(), start = shrink.window_start_ns.load(std::memory_order_relaxed);
+        const int64_t now = steady_now_ns(), start = shrink.window_start_ns.load(std::memory_order_relaxed);
         if (start < 0 && !shrink.force) {
             shrink.window_start_ns.store(now, std::memory_order_relaxed);
             shrink.waited_ns.store(0, std::memory_order_relaxed);
@@ -69,9 +71,8 @@ struct PackedLstm::Team {
             barrier->arrive_and_wait(size);
             return;
         }
-        const int64_t start = TeamShrink::now_ns();
-        if (barrier->arrive_and_wait(size, chunk_end ? &TeamShrink::decide : nullptr, shrink))
-            shrink->waited_ns.fetch_add(TeamShrink::now_ns() - start, std::memory_order_relaxed);
+        const int64_t slept_ns = barrier->arrive_and_wait(size, chunk_end ? &TeamShrink::decide : nullptr, shrink);
+        if (slept_ns > 0) shrink->waited_ns.fetch_add(slept_ns, std::memory_order_relaxed);
     }
 };
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 
 #if !defined(_WIN32)
 #include <pthread.h>
@@ -96,13 +95,18 @@ void leave_team_cpus(const std::atomic<int>* member_cpus, int members, int index
 
 }  // namespace
 
-bool WaitWord::wait_while_equal(uint32_t expected) const {
-    const auto spin_until = std::chrono::steady_clock::now() + kWaitSpin;
+bool WaitWord::spin_while_equal(uint32_t expected, std::chrono::steady_clock::time_point until) const {
     for (int rounds = 1; value.load(std::memory_order_acquire) == expected; ++rounds) {
         FASTLSTM_CPU_RELAX();
-        if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > spin_until) break;
+        if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > until)
+            return value.load(std::memory_order_acquire) != expected;
     }
-    const bool slept = value.load(std::memory_order_acquire) == expected;
+    return true;
+}
+
+int64_t WaitWord::wait_while_equal(uint32_t expected) const {
+    const auto start = std::chrono::steady_clock::now();
+    if (spin_while_equal(expected, start + kWaitSpin)) return 0;
     while (value.load(std::memory_order_acquire) == expected) {
 #if defined(__linux__)
         // Sequentially consistent with notify(): either it sees us sleeping, or we see its change (and the kernel
@@ -116,22 +120,16 @@ bool WaitWord::wait_while_equal(uint32_t expected) const {
         std::this_thread::yield();
 #endif
     }
-    return slept;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
 }
 
 void WaitWord::wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds timeout) const {
     const auto start = std::chrono::steady_clock::now();
-    const auto spin_until = start + std::min<std::chrono::nanoseconds>(kWaitSpin, timeout);
-    const auto give_up = start + timeout;
-    int rounds = 1;
-    for (; value.load(std::memory_order_acquire) == expected; ++rounds) {
-        FASTLSTM_CPU_RELAX();
-        if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > spin_until) break;
-    }
+    if (spin_while_equal(expected, start + std::min<std::chrono::nanoseconds>(kWaitSpin, timeout))) return;
     // Then yield rather than sleep: a thread on our CPU (the one we wait for, say) runs first, and we stay where we
     // are (a futex wake-up would put us on the waker's CPU when every CPU is busy, beside the thread we share work
     // with, while another program's spinning thread keeps the other CPU to itself).
-    while (value.load(std::memory_order_acquire) == expected && std::chrono::steady_clock::now() < give_up)
+    while (value.load(std::memory_order_acquire) == expected && std::chrono::steady_clock::now() < start + timeout)
         std::this_thread::yield();
 }
 
@@ -143,15 +141,15 @@ void WaitWord::notify() const {
 #endif
 }
 
-bool SpinBarrier::arrive_and_wait(int count, void (*on_last)(void*), void* context) {
-    if (count == 1) return false;
+int64_t SpinBarrier::arrive_and_wait(int count, void (*on_last)(void*), void* context) {
+    if (count == 1) return 0;
     const uint32_t generation = generation_.value.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == count - 1) {
         if (on_last != nullptr) on_last(context);
         arrived_.store(0, std::memory_order_relaxed);
         generation_.value.store(generation + 1, std::memory_order_seq_cst);
         generation_.notify();
-        return false;
+        return 0;
     }
     return generation_.wait_while_equal(generation);
 }

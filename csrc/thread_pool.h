@@ -30,8 +30,8 @@ class WaitWord {
    public:
     std::atomic<uint32_t> value{0};
 
-    // Returns whether it slept (the change took longer than the spin).
-    bool wait_while_equal(uint32_t expected) const;
+    // Returns how long it waited, in nanoseconds, when that was longer than the spin (it slept); 0 otherwise.
+    int64_t wait_while_equal(uint32_t expected) const;
     // Spins as wait_while_equal does, then yields instead of sleeping, and returns after `timeout` at the latest (the
     // caller then looks again at what it waits for). For waits inside a call, where a sleeping thread would be
     // woken onto its waker's CPU (thread_pool.cc).
@@ -39,6 +39,8 @@ class WaitWord {
     void notify() const;
 
    private:
+    // Spins until the value changes or `until` passes; returns whether it changed.
+    bool spin_while_equal(uint32_t expected, std::chrono::steady_clock::time_point until) const;
     mutable std::atomic<int> sleepers_{0};
 };
 
@@ -50,9 +52,10 @@ class SpinBarrier {
     SpinBarrier(const SpinBarrier&) = delete;
     SpinBarrier& operator=(const SpinBarrier&) = delete;
 
-    // Returns whether this thread waited longer than the spin. With `on_last`, the last thread to arrive calls
-    // on_last(context) before it lets the others go (they see what it wrote after this returns).
-    bool arrive_and_wait(int count, void (*on_last)(void*) = nullptr, void* context = nullptr);
+    // Returns how long this thread waited, in nanoseconds, when it waited longer than the spin; 0 otherwise. With
+    // `on_last`, the last thread to arrive calls on_last(context) before it lets the others go (they see what it
+    // wrote after this returns).
+    int64_t arrive_and_wait(int count, void (*on_last)(void*) = nullptr, void* context = nullptr);
 
    private:
     alignas(64) std::atomic<int> arrived_{0};
