@@ -1,6 +1,6 @@
 // One layer and direction of a forward call as one thread or team member runs it (sequence.cc), with the cursor
-// that lets a run stop between two steps and go on in another thread (forward.cc: pieces of a bidirectional model).
-// Private to the core's sources.
+// that lets a run stop between two steps and go on in another thread (claimed_directions.cc: pieces of a bidirectional
+// model). Private to the core's sources.
 #pragma once
 
 #include <algorithm>
@@ -48,8 +48,18 @@ struct PackedLstm::DirectionRun {
     }
 };
 
-// What lets a direction stop between two steps for another thread to go on with it (forward.cc), or wait for its
-// inputs when the layer below is still running. A team passes none: its members share every step.
+// Where a layer reads its input and writes its output (forward.cc: layer_io).
+struct PackedLstm::LayerIo {
+    Sequence in;
+    float* out;
+    int64_t out_time_stride, out_batch_stride;
+};
+
+// Tests: whether directions are handed over after nearly every step (set_handoff_every_step_for_tests).
+bool handoffs_forced_for_tests();
+
+// What lets a direction stop between two steps for another thread to go on with it (claimed_directions.cc), or wait for
+// its inputs when the layer below is still running. A team passes none: its members share every step.
 class PackedLstm::DirectionHandoff {
    public:
     // Before chunk run.next_chunk: true once its inputs (and, with look-ahead, the next chunk's) are there; false

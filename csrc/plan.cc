@@ -137,7 +137,7 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     if (plan.split_batch)
         plan.workspace_slots = plan.threads;
     else if (plan.claimed_directions)
-        plan.workspace_slots = g.num_layers > 1 ? 4 : 2;  // forward.cc: ClaimedLayers
+        plan.workspace_slots = g.num_layers > 1 ? 4 : 2;  // claimed_directions.cc: ClaimedLayers
     else
         plan.workspace_slots = g.num_directions == 2 && plan.threads > 1 ? 2 : 1;
     return plan;

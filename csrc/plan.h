@@ -18,7 +18,7 @@ struct PackedLstm::ForwardPlan {
     // team splits the hidden units (and the directions) and meets once per step.
     bool split_batch = false;
     bool look_ahead = false;  // small batches take the look-ahead step (see looks_ahead)
-    // A bidirectional model on two threads: its directions are pieces that either thread runs (forward.cc).
+    // A bidirectional model on two threads: its directions are pieces that either thread runs (claimed_directions.cc).
     bool claimed_directions = false;
     // Workspaces: one per member with a batch split; with claimed directions, one per direction of two successive
     // layers; otherwise one per direction group.

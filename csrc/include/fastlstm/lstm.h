@@ -183,14 +183,17 @@ class PackedLstm {
     void step_gathered(const RowStepArgs& args, ForwardArgs& step, CallScratch& s, int threads) const;
     // `scratch` made ready for the call (kept as it is when it was made for the same key); returns it.
     CallScratch& prepare_scratch(const ForwardArgs& args, const ForwardPlan& plan, CallScratch* scratch) const;
-    // The team over layers and directions (forward.cc), and variable lengths (lengths.cc).
-    struct LayerIo;        // csrc/forward.cc
-    struct ClaimedLayers;  // csrc/forward.cc
-    struct ClaimedPiece;   // csrc/forward.cc
-    class PieceHandoff;    // csrc/forward.cc
+    // The team over layers and directions (forward.cc; a bidirectional model's directions as pieces that either of
+    // two threads runs: claimed_directions.cc), and variable lengths (lengths.cc).
+    struct LayerIo;        // csrc/direction_run.h
+    struct ClaimedLayers;  // csrc/claimed_directions.cc
+    struct ClaimedPiece;   // csrc/claimed_directions.cc
+    class PieceHandoff;    // csrc/claimed_directions.cc
     LayerIo layer_io(const ForwardArgs& args, int64_t layer, float* const layer_buffers[2]) const;
     void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
                     Workspace& workspace, float* const layer_buffers[2]) const;
+    void forward_claimed(const ForwardArgs& args, std::vector<Workspace>& workspaces,
+                         float* const layer_buffers[2]) const;
     void run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
                             std::vector<Workspace>& workspaces) const;
     int64_t take_projection_blocks(ClaimedPiece& piece, const OperandScratch& scratch) const;
@@ -256,11 +259,11 @@ class ForwardCache {
 };
 
 // Tests only: the two threads of a bidirectional call hand its directions to each other after nearly every step, and
-// help with each other's chunk projections whenever idle; a team that splits the hidden units goes on with its first
-// member alone from its second chunk (forward.cc). So tests see every place where work can change threads. Off by
-// default.
+// help with each other's chunk projections whenever idle (claimed_directions.cc); a team that splits the hidden
+// units goes on with its first member alone from its second chunk (forward.cc). So tests see every place where work
+// can change threads. Off by default.
 void set_handoff_every_step_for_tests(bool on);
-// How many times a direction has changed threads between two of its steps in this process (forward.cc).
+// How many times a direction has changed threads between two of its steps in this process (claimed_directions.cc).
 int64_t handoffs_so_far();
 // How many blocks of a chunk's input projection a thread ran for the other one's direction, in this process.
 int64_t helped_projection_blocks_so_far();
