@@ -331,6 +331,12 @@ void bind_testing(py::module_& testing) {
     testing.def("team_shrinks_so_far", &fastlstm::team_shrinks_so_far,
                 "How many directions a team that split the hidden units finished with its first member alone, in "
                 "this process.");
+    testing.def("late_join", &fastlstm::set_late_join_for_tests, py::arg("on"),
+                "While on, the other members of a team that splits the hidden units join its first member no "
+                "earlier than before its second chunk, as a worker that starts late does.");
+    testing.def("late_joins_so_far", &fastlstm::late_joins_so_far,
+                "How many times members joined a team that splits the hidden units after its first had started "
+                "alone, in this process.");
     testing.def("helped_projection_blocks_so_far", &fastlstm::helped_projection_blocks_so_far,
                 "How many blocks of a chunk's input projection a thread ran for the other one's direction, in this "
                 "process.");

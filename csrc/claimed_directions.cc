@@ -272,8 +272,7 @@ PackedLstm::OperandScratch PackedLstm::helper_scratch(Workspace& workspace) cons
     return scratch;
 }
 
-void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
-                                    std::vector<Workspace>& workspaces) const {
+void PackedLstm::run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims) const {
     FlushDenormals flush_denormals;
     claims.started[index].store(true, std::memory_order_release);
     const int other = 1 - index;
@@ -361,6 +360,7 @@ void PackedLstm::forward_claimed(const ForwardArgs& args, std::vector<Workspace>
         piece.workspace = &workspaces[(layer % 2) * 2 + direction];
         piece.run = start_direction(args, layer, direction, piece.io.in, piece.io.out, piece.io.out_time_stride,
                                     piece.io.out_batch_stride, alone, *piece.workspace);
+        load_initial_c(args, piece.run);
         piece.layer = layer;
         piece.steps = args.steps;
         piece.chunk = piece.run.chunk;
@@ -373,7 +373,7 @@ void PackedLstm::forward_claimed(const ForwardArgs& args, std::vector<Workspace>
         return;
     }
     ThreadPool::shared().run(
-        2, [&](int index, int) { run_claimed_layers(args, index, claims, workspaces); },
+        2, [&](int index, int) { run_claimed_layers(args, index, claims); },
         /*members_optional=*/true);
     return;
 }

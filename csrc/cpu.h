@@ -1,5 +1,5 @@
-// What the core asks of the CPU it runs on: how many hardware threads it has, and denormal arithmetic turned off
-// while the kernels run.
+// What the core asks of the CPU it runs on: how many hardware threads it has, a pause inside a spin loop, and
+// denormal arithmetic turned off while the kernels run.
 #pragma once
 
 #include <algorithm>
@@ -16,6 +16,16 @@ namespace fastlstm {
 inline int hardware_threads() {
     static const int count = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     return count;
+}
+
+// One round of a spin loop: tells the core it is spinning (x86 PAUSE, ARM YIELD), which frees resources for a
+// hyperthread sibling and spares the memory order violation on leaving the loop.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
 }
 
 // Denormal floats flushed to zero (and read as zero) while the kernels run on this thread: an LSTM's decaying c

@@ -18,12 +18,33 @@
 namespace fastlstm {
 namespace {
 
+// How long the first member of a team that splits the hidden units waits for the others before it starts alone (they
+// join it later: team.h, TeamSize). A worker spinning between calls starts within microseconds; one whose core
+// sleeps can take milliseconds here, a while better spent on the first chunk.
+constexpr auto kMembersWait = std::chrono::microseconds(50);
+// How long a member waiting to join yields between two looks at the team.
+constexpr auto kJoinLookAgain = std::chrono::microseconds(200);
+
 std::atomic<int64_t> team_shrinks{0};  // directions finished by a shrunk team's first member alone
+std::atomic<bool> late_join_forced{false};
+std::atomic<int64_t> late_joins{0};  // teams that members joined after their first had started alone
+
+// The first member: spins until the others have arrived or kMembersWait has passed.
+void wait_briefly_for_members(const TeamSize& sizing, int size) {
+    const auto give_up = std::chrono::steady_clock::now() + kMembersWait;
+    for (int rounds = 1; sizing.arrived.load(std::memory_order_acquire) < size; ++rounds) {
+        cpu_relax();
+        if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > give_up) return;
+    }
+}
 
 }  // namespace
 
 int64_t team_shrinks_so_far() { return team_shrinks.load(std::memory_order_relaxed); }
 void count_team_shrink() { team_shrinks.fetch_add(1, std::memory_order_relaxed); }
+void set_late_join_for_tests(bool on) { late_join_forced.store(on, std::memory_order_relaxed); }
+int64_t late_joins_so_far() { return late_joins.load(std::memory_order_relaxed); }
+void count_late_join() { late_joins.fetch_add(1, std::memory_order_relaxed); }
 
 // Where a layer reads its input and writes its output: the call's x and y for the first and the last, otherwise the
 // two buffers between layers in turn.
@@ -38,18 +59,19 @@ PackedLstm::LayerIo PackedLstm::layer_io(const ForwardArgs& args, int64_t layer,
     return {in, layer_buffers[layer % 2], buffer_time_stride, layer_width};
 }
 
-// All layers. With two groups, group 0 runs the forward and group 1 the reverse direction of each layer at the
-// same time; otherwise the group runs the directions one after the other. Everyone meets between layers.
+// All layers (from where the team stands, for a member joining late). With two groups, group 0 runs the forward and
+// group 1 the reverse direction of each layer at the same time; otherwise the group runs the directions one after
+// the other. Everyone meets between layers.
 void PackedLstm::run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
-                            Workspace& workspace, float* const layer_buffers[2]) const {
+                            Workspace& workspace, float* const layer_buffers[2], const TeamJoinPoint* join) const {
     FlushDenormals flush_denormals;
     const LstmGeometry& g = geometry_;
-    for (int64_t layer = 0; layer < g.num_layers; ++layer) {
+    for (int64_t layer = join ? join->layer : 0; layer < g.num_layers; ++layer) {
         const LayerIo io = layer_io(args, layer, layer_buffers);
         for (int64_t direction = 0; direction < g.num_directions; ++direction)
             if (groups == 1 || direction == group_id)
                 run_direction(args, layer, direction, io.in, io.out, io.out_time_stride, io.out_batch_stride, group,
-                              workspace);
+                              workspace, join && layer == join->layer ? join : nullptr);
         if (everyone.solo() && everyone.index != 0) return;  // the team has shrunk: the first member goes on
         if (layer != g.num_layers - 1) everyone.sync();
     }
@@ -76,10 +98,12 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
         return;
     }
     SpinBarrier everyone_barrier, group_barriers[2];
-    // A team splitting one direction's hidden units may shrink to its first member (team.h); in the test mode it
-    // does at its first chunk's end.
-    TeamShrink shrink;
-    shrink.force = handoffs_forced_for_tests();
+    // A team splitting one direction's hidden units starts without members that are late and may shrink to its
+    // first member (team.h: TeamSize); test modes force both.
+    TeamSize sizing;
+    sizing.force_shrink = handoffs_forced_for_tests();
+    sizing.force_late_join = late_join_forced.load(std::memory_order_relaxed);
+    const bool one_direction_team = g.num_directions == 1 && !plan.split_batch;
     const auto member = [&](int index, int size) {
         if (plan.split_batch && size > 1) {
             int64_t row_begin, row_end;
@@ -98,7 +122,21 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
             run_layers(rows, solo, solo, 0, 1, workspaces[index], row_buffers);
             return;
         }
-        const Team everyone{index, size, &everyone_barrier, g.num_directions == 1 ? &shrink : nullptr};
+        const Team everyone{index, size, &everyone_barrier, one_direction_team && size > 1 ? &sizing : nullptr};
+        if (everyone.sizing && index > 0) {  // join when the first lets us in, or go home when it goes on alone
+            sizing.arrived.fetch_add(1, std::memory_order_acq_rel);
+            while (sizing.phase.value.load(std::memory_order_acquire) == TeamSize::kFirstWaiting)
+                sizing.phase.wait_while_equal_for(TeamSize::kFirstWaiting, kJoinLookAgain);
+            if (sizing.phase.value.load(std::memory_order_acquire) == TeamSize::kEveryone)
+                run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers, &sizing.join);
+            return;
+        }
+        if (everyone.sizing) {
+            if (!sizing.force_late_join) wait_briefly_for_members(sizing, size);
+            run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers);
+            sizing.finish();
+            return;
+        }
         if (g.num_directions == 2 && size > 1) {
             const int group_id = index < size / 2 ? 0 : 1;
             const int group_begin = group_id == 0 ? 0 : size / 2;
@@ -114,7 +152,7 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
     if (plan.threads <= 1)
         member(0, 1);
     else
-        ThreadPool::shared().run(plan.threads, member);
+        ThreadPool::shared().run(plan.threads, member, /*members_optional=*/one_direction_team);
 }
 
 }  // namespace fastlstm

@@ -92,12 +92,21 @@ void PackedLstm::project_inputs(const PackedCell& cell, const Sequence& in, int6
         product(t_end - t_begin, first + b * in.batch_stride, in.time_stride, out + b * width, batch * width);
 }
 
-// One layer and direction over the whole sequence (see DirectionRun).
+// One layer and direction over the whole sequence (see DirectionRun), from its initial state or, for a member joining
+// a team late (team.h: TeamSize), from where the team stands.
 void PackedLstm::run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
-                               Workspace& workspace) const {
+                               Workspace& workspace, const TeamJoinPoint* join) const {
     DirectionRun run =
         start_direction(args, layer, direction, in, out, out_time_stride, out_batch_stride, team, workspace);
+    if (join) {
+        run.next_chunk = join->chunk;
+        run.step.h_prev = join->h_prev;
+        run.step.h_prev_stride = join->h_prev_stride;
+        run.step.recurrent_size = join->recurrent_size;
+    } else {
+        load_initial_c(args, run);
+    }
     continue_direction(args, run, team, workspace, nullptr);
 }
 
@@ -114,6 +123,8 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
         float* gates_in = workspace.gates_in.data() + (run.look_ahead ? (n % 2) * workspace.chunk_floats : 0);
         if (run.next_step == 0) {
             if (handoff && !handoff->inputs_ready(run)) return false;
+            if (team.sizing && team.index == 0 && team.sizing->may_join(team.size, layer, n))
+                let_members_in(run, layer, team);
             if (team.solo() && run.panel_end - run.panel_begin < num_panels()) {  // the team has shrunk
                 if (team.index != 0) return false;
                 take_every_panel(run);
@@ -134,15 +145,14 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
     return true;
 }
 
-// This member's shares of the panels and columns, its columns of c from c0, the step arguments of the first step,
-// and whether (and from where) the steps look ahead.
+// This member's shares of the panels and columns, the step arguments of the first step, and whether (and from where)
+// the steps look ahead. The run's columns of c are not touched (load_initial_c).
 PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, int64_t layer, int64_t direction,
                                                      const Sequence& in, float* out, int64_t out_time_stride,
                                                      int64_t out_batch_stride, const Team& team,
                                                      Workspace& workspace) const {
     const LstmGeometry& g = geometry_;
     const int64_t B = args.batch, H = g.hidden_size, out_size = g.output_size();
-    const int64_t block = kernels_.hidden_block;
     DirectionRun run;
     run.direction = direction;
     run.cell_index = layer * g.num_directions + direction;
@@ -155,13 +165,8 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     run.steps = args.steps;
     run.batch = B;
     run.offsets = args.step_offsets;
-    share(num_panels(), team.index, team.members(), &run.panel_begin, &run.panel_end);
-    share(ceil_div(g.proj_size, block), team.index, team.members(), &run.proj_begin, &run.proj_end);
-    share(out_size, team.index, team.members(), &run.column_begin, &run.column_end);
-
+    share_panels(run, team.index, team.members());
     float* c = args.c_n + run.cell_index * args.state_rows * H;
-    const float* c0 = args.c0 ? args.c0 + run.cell_index * args.state_rows * H : nullptr;
-    copy_columns(c0, H, B, std::min(H, run.panel_begin * block), std::min(H, run.panel_end * block), c, H);
 
     if (precision_ == Precision::kBF16) run.scratch.bf16 = workspace.bf16_rows[team.index].data();
     if (precision_ == Precision::kInt8) {
@@ -190,16 +195,37 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     return run;
 }
 
-// The first member of a team that has shrunk (team.h: TeamShrink) takes over every panel, projection block and
-// column of the run from the next chunk on; the others' columns of c are complete since the last meeting.
+// The run's columns of c from c0 (zeros without one).
+void PackedLstm::load_initial_c(const ForwardArgs& args, const DirectionRun& run) const {
+    const int64_t H = geometry_.hidden_size, block = kernels_.hidden_block;
+    const float* c0 = args.c0 ? args.c0 + run.cell_index * args.state_rows * H : nullptr;
+    copy_columns(c0, H, run.batch, std::min(H, run.panel_begin * block), std::min(H, run.panel_end * block), run.step.c,
+                 H);
+}
+
+// Member `index` of `members` takes its share of the run's panels, projection blocks and columns (contiguous and
+// balanced: team.h's share).
+void PackedLstm::share_panels(DirectionRun& run, int index, int members) const {
+    share(num_panels(), index, members, &run.panel_begin, &run.panel_end);
+    share(ceil_div(geometry_.proj_size, kernels_.hidden_block), index, members, &run.proj_begin, &run.proj_end);
+    share(geometry_.output_size(), index, members, &run.column_begin, &run.column_end);
+    run.step.panel_begin = run.panel_begin;
+    run.step.panel_end = run.panel_end;
+}
+
+// The first member of a team that has shrunk (team.h: TeamSize) takes over every panel, projection block and column
+// of the run from the next chunk on; the others' columns of c are complete since the last meeting.
 void PackedLstm::take_every_panel(DirectionRun& run) const {
-    run.panel_begin = run.step.panel_begin = 0;
-    run.panel_end = run.step.panel_end = num_panels();
-    run.proj_begin = 0;
-    run.proj_end = ceil_div(geometry_.proj_size, kernels_.hidden_block);
-    run.column_begin = 0;
-    run.column_end = geometry_.output_size();
+    share_panels(run, 0, 1);
     count_team_shrink();
+}
+
+// The first member of a team, alone so far, lets the others in before chunk run.next_chunk of `layer` (team.h:
+// TeamSize): they start from its step arguments (every column of c is in place), and it keeps its own share.
+void PackedLstm::let_members_in(DirectionRun& run, int64_t layer, const Team& team) const {
+    team.sizing->let_in({layer, run.next_chunk, run.step.h_prev, run.step.h_prev_stride, run.step.recurrent_size});
+    share_panels(run, 0, team.size);
+    count_late_join();
 }
 
 // The kernel arguments of the first step: h_prev from h0 or, from a zero state (run.h0 null), every row reading the

@@ -16,41 +16,76 @@ inline void share(int64_t count, int index, int size, int64_t* begin, int64_t* e
     *end = count * (index + 1) / size;
 }
 
-// The steady clock in nanoseconds: the core's deadlines and rates (forward.cc, TeamShrink).
+// The steady clock in nanoseconds: the core's deadlines and rates (claimed_directions.cc, TeamSize).
 inline int64_t steady_now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 
-// Whether a team that splits the hidden units goes on with its first member alone (forward.cc). Members add up the
-// time they waited at a step's meeting beyond a barrier's spin (someone had lost its core: a time slice is
-// milliseconds). At a meeting that ends a chunk of steps, once kShrinkWindowNs have passed since the last decision,
-// the last member to arrive decides: the team shrinks if those waits took more than 1/kShrinkWaitShare of the
-// window, a member sharing its core with another program's thread, not a moment's interruption. Every member reads
-// the decision after that meeting; from the next chunk the first member runs every panel and the others leave the
-// call, so that nobody waits at every step for a thread that shares a core. Once shrunk, the call stays so.
-struct TeamShrink {
+// Where a team's run stands when its late members join (TeamSize): before chunk `chunk` of layer `layer`, with the
+// step arguments that carry h_{t-1} (the columns of c are in place, written by the first member).
+struct TeamJoinPoint {
+    int64_t layer = 0, chunk = 0;
+    const float* h_prev = nullptr;
+    int64_t h_prev_stride = 0, recurrent_size = 0;
+};
+
+// How many members of a team that splits the hidden units share the work (forward.cc). It changes only before a
+// chunk of steps, and only twice at most:
+// - Late members join. The first member starts at once, alone, and lets the others in before the first chunk it
+//   starts after all of them have arrived: it tells them where it stands (TeamJoinPoint) and keeps its own share of the
+//   panels from there. A worker whose core was asleep can take milliseconds to start on a virtual machine; the call
+//   does not wait for it, and still has it for the rest of the call.
+// - The team shrinks. Members add up the time they waited at a step's meeting beyond a barrier's spin (someone had
+//   lost its core: a time slice is milliseconds). At a meeting that ends a chunk of steps, once kShrinkWindowNs have
+//   passed since the last decision, the last member to arrive decides: the team shrinks if those waits took more
+//   than 1/kShrinkWaitShare of the window, a member sharing its core with another program's thread, not a moment's
+//   interruption. From the next chunk the first member runs every panel and the others leave the call, so that
+//   nobody waits at every step for a thread that shares a core.
+// Once the first member is alone for good (shrunk, or done before the others arrived), the call stays so.
+struct TeamSize {
+    enum Phase : uint32_t { kFirstWaiting = 0, kEveryone = 1, kFirstForGood = 2 };
     static constexpr int64_t kShrinkWindowNs = 5'000'000;
     static constexpr int64_t kShrinkWaitShare = 4;
+    WaitWord phase;               // a Phase; the members wait on it until the first lets them in or goes on alone
+    std::atomic<int> arrived{1};  // members that have started (the first counts itself)
+    TeamJoinPoint join;           // written before phase becomes kEveryone
     std::atomic<int64_t> waited_ns{0};
     std::atomic<int64_t> window_start_ns{-1};  // -1: at the first decision point
-    std::atomic<bool> solo{false};
-    bool force = false;  // tests: shrink at the first decision point
+    bool force_shrink = false;                 // tests: shrink at the first decision point
+    bool force_late_join = false;              // tests: the members join no earlier than the first's second chunk
+
+    bool everyone() const { return phase.value.load(std::memory_order_relaxed) == kEveryone; }
+    // The first member, before chunk `chunk` of layer `layer`: whether to let the others in there.
+    bool may_join(int size, int64_t layer, int64_t chunk) const {
+        return phase.value.load(std::memory_order_relaxed) == kFirstWaiting &&
+               arrived.load(std::memory_order_acquire) == size && (!force_late_join || layer > 0 || chunk > 0);
+    }
+    void let_in(const TeamJoinPoint& where) {
+        join = where;
+        phase.value.store(kEveryone, std::memory_order_release);
+        phase.notify();
+    }
+    // The first member at the end of its call: members still waiting go home.
+    void finish() {
+        uint32_t waiting = kFirstWaiting;
+        if (phase.value.compare_exchange_strong(waiting, kFirstForGood, std::memory_order_acq_rel)) phase.notify();
+    }
 
     // The last member to arrive at a chunk's last meeting (SpinBarrier's on_last).
     static void decide(void* context) {
-        TeamShrink& shrink = *static_cast<TeamShrink*>(context);
-        const int64_t now = steady_now_ns(), start = shrink.window_start_ns.load(std::memory_order_relaxed);
-        if (start < 0 && !shrink.force) {
-            shrink.window_start_ns.store(now, std::memory_order_relaxed);
-            shrink.waited_ns.store(0, std::memory_order_relaxed);
+        TeamSize& size = *static_cast<TeamSize*>(context);
+        const int64_t now = steady_now_ns(), start = size.window_start_ns.load(std::memory_order_relaxed);
+        if (start < 0 && !size.force_shrink) {
+            size.window_start_ns.store(now, std::memory_order_relaxed);
+            size.waited_ns.store(0, std::memory_order_relaxed);
             return;
         }
-        if (!shrink.force && now - start < kShrinkWindowNs) return;
-        if (shrink.force || shrink.waited_ns.load(std::memory_order_relaxed) * kShrinkWaitShare > now - start)
-            shrink.solo.store(true, std::memory_order_relaxed);
-        shrink.window_start_ns.store(now, std::memory_order_relaxed);
-        shrink.waited_ns.store(0, std::memory_order_relaxed);
+        if (!size.force_shrink && now - start < kShrinkWindowNs) return;
+        if (size.force_shrink || size.waited_ns.load(std::memory_order_relaxed) * kShrinkWaitShare > now - start)
+            size.phase.value.store(kFirstForGood, std::memory_order_relaxed);
+        size.window_start_ns.store(now, std::memory_order_relaxed);
+        size.waited_ns.store(0, std::memory_order_relaxed);
     }
 };
 
@@ -59,20 +94,21 @@ struct PackedLstm::Team {
     int index;
     int size;
     SpinBarrier* barrier;
-    TeamShrink* shrink = nullptr;  // or null: the team keeps its size
+    TeamSize* sizing = nullptr;  // or null: every member shares the work from start to end
 
-    bool solo() const { return shrink != nullptr && shrink->solo.load(std::memory_order_relaxed); }
-    // The members sharing the work now: `size`, or 1 once the team has shrunk.
+    // Whether the first member works alone now (the others have not joined, or the team has shrunk).
+    bool solo() const { return sizing != nullptr && !sizing->everyone(); }
+    // The members sharing the work now: `size`, or 1 while the first works alone.
     int members() const { return solo() ? 1 : size; }
     // The team's meeting; at the end of a chunk (`chunk_end`), also where the team may decide to shrink.
     void sync(bool chunk_end = false) const {
         if (members() <= 1) return;
-        if (shrink == nullptr) {
+        if (sizing == nullptr) {
             barrier->arrive_and_wait(size);
             return;
         }
-        const int64_t slept_ns = barrier->arrive_and_wait(size, chunk_end ? &TeamShrink::decide : nullptr, shrink);
-        if (slept_ns > 0) shrink->waited_ns.fetch_add(slept_ns, std::memory_order_relaxed);
+        const int64_t slept_ns = barrier->arrive_and_wait(size, chunk_end ? &TeamSize::decide : nullptr, sizing);
+        if (slept_ns > 0) sizing->waited_ns.fetch_add(slept_ns, std::memory_order_relaxed);
     }
 };
 

@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "cpu.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,15 +14,6 @@
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#endif
-
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define FASTLSTM_CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__)
-#define FASTLSTM_CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define FASTLSTM_CPU_RELAX() ((void)0)
 #endif
 
 namespace fastlstm {
@@ -97,7 +90,7 @@ void leave_team_cpus(const std::atomic<int>* member_cpus, int members, int index
 
 bool WaitWord::spin_while_equal(uint32_t expected, std::chrono::steady_clock::time_point until) const {
     for (int rounds = 1; value.load(std::memory_order_acquire) == expected; ++rounds) {
-        FASTLSTM_CPU_RELAX();
+        cpu_relax();
         if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > until)
             return value.load(std::memory_order_acquire) != expected;
     }
@@ -234,7 +227,7 @@ void ThreadPool::run(int threads, const std::function<void(int, int)>& task, boo
         // A fixed team: wait for the workers to start; when none has by kStartWait, run alone.
         const auto give_up = std::chrono::steady_clock::now() + kStartWait;
         for (int rounds = 1; (slots_.load(std::memory_order_acquire) & kTakenMask) < uint64_t(threads - 1); ++rounds) {
-            FASTLSTM_CPU_RELAX();
+            cpu_relax();
             if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > give_up) {
                 uint64_t word = uint64_t{job} << kJobShift | uint64_t(threads) << kSizeShift;  // none taken
                 if (slots_.compare_exchange_strong(word, word | kClosed, std::memory_order_acq_rel)) {
@@ -273,7 +266,7 @@ void ThreadPool::worker_loop(int index) {
         const auto spin_until = std::chrono::steady_clock::now() + kIdleSpin;
         int rounds = 0;
         while (job_.load(std::memory_order_acquire) == seen && !stopping_.load(std::memory_order_relaxed)) {
-            FASTLSTM_CPU_RELAX();
+            cpu_relax();
             if ((++rounds & 255) == 0 && std::chrono::steady_clock::now() > spin_until) {
                 std::unique_lock<std::mutex> lock(sleep_mutex_);
                 wake_.wait(lock, [&] {

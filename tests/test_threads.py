@@ -285,6 +285,73 @@ def test_a_team_goes_on_with_one_thread_from_its_second_chunk_in_the_test_mode(r
     assert _core.testing.team_shrinks_so_far() > shrinks_before
 
 
+@pytest.fixture
+def late_join():
+    """Within the test, a team that splits the hidden units starts with its first member alone, and the others join
+    it before its second chunk (or a later one, or never if the call ends first), as a worker that starts late does."""
+    from fastlstm import _core
+
+    _core.testing.late_join(True)
+    try:
+        yield _core.testing.late_joins_so_far
+    finally:
+        _core.testing.late_join(False)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize(
+    "input_size, hidden, layers, proj, batch, steps",
+    # As for the shrinking team, and a model that ends before a second chunk (its worker never joins).
+    [
+        (33, 255, 1, 0, 1, 40),
+        (64, 129, 1, 33, 2, 30),
+        (9, 31, 3, 7, 5, 120),
+        (24, 300, 2, 0, 8, 70),
+        (8, 64, 1, 0, 3, 5),
+    ],
+)
+def test_bitwise_identical_when_members_join_a_team_late(
+    isa, rng, late_join, input_size, hidden, layers, proj, batch, steps, precision
+):
+    model = fastlstm.LSTM(input_size, hidden, layers, proj_size=proj, seed=10, precision=precision)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    state = (
+        rng.standard_normal((layers, batch, proj or hidden)).astype(np.float32),
+        rng.standard_normal((layers, batch, hidden)).astype(np.float32),
+    )
+    _check_two_threads_match_one(model, x, rng.integers(0, steps + 1, size=batch), calls=5)
+    single = model(x, state, threads=1)
+    for _ in range(5):  # from a given state: the joining member starts from the first's c, not from c0
+        output, (h_n, c_n) = model(x, state, threads=2)
+        np.testing.assert_array_equal(output, single[0])
+        np.testing.assert_array_equal(h_n, single[1][0])
+        np.testing.assert_array_equal(c_n, single[1][1])
+
+
+def test_members_join_a_team_late_in_the_test_mode(rng, late_join):
+    model = fastlstm.LSTM(24, 300, 2, seed=9)  # plain chunks of 32 steps at batch 8: 3 per layer
+    x = rng.standard_normal((70, 8, 24)).astype(np.float32)
+    joins_before = late_join()
+    for _ in range(10):
+        _run(model, x, threads=2)
+    # The worker may start after the first member's last chunk; over ten calls it joins.
+    assert late_join() > joins_before
+
+
+def test_members_join_a_team_and_it_shrinks_in_one_call(rng, late_join, handoff_every_step):
+    # Joined before the second chunk of the first layer, shrunk at its end: the first member goes on alone.
+    from fastlstm import _core
+
+    model = fastlstm.LSTM(24, 300, 2, seed=9)
+    x = rng.standard_normal((70, 8, 24)).astype(np.float32)
+    single = _run(model, x, threads=1)
+    shrinks_before = _core.testing.team_shrinks_so_far()
+    for _ in range(10):
+        for a, b in zip(single, _run(model, x, threads=2)):
+            np.testing.assert_array_equal(a, b)
+    assert _core.testing.team_shrinks_so_far() > shrinks_before
+
+
 def test_bitwise_identical_when_other_processes_hold_the_cores(rng):
     # A process spinning on every core: the pool's workers then often start late or not at all, so the calls take
     # every path of the team (a fixed team run alone when its worker has not started, directions taken by whichever

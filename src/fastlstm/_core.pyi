@@ -132,6 +132,14 @@ class _Testing:
         """How many directions a team that split the hidden units finished with its first member alone, in this
         process."""
     @staticmethod
+    def late_join(on: bool) -> None:
+        """While on, the other members of a team that splits the hidden units join its first member no earlier than
+        before its second chunk, as a worker that starts late does."""
+    @staticmethod
+    def late_joins_so_far() -> int:
+        """How many times members joined a team that splits the hidden units after its first had started alone, in
+        this process."""
+    @staticmethod
     def handoffs_so_far() -> int:
         """How many times a direction of a bidirectional call has changed threads between two steps, in this
         process."""

@@ -96,6 +96,7 @@ struct RowStepArgs {
 };
 
 class ForwardCache;
+struct TeamJoinPoint;  // csrc/team.h
 
 class PackedLstm {
    public:
@@ -191,11 +192,10 @@ class PackedLstm {
     class PieceHandoff;    // csrc/claimed_directions.cc
     LayerIo layer_io(const ForwardArgs& args, int64_t layer, float* const layer_buffers[2]) const;
     void run_layers(const ForwardArgs& args, const Team& everyone, const Team& group, int group_id, int groups,
-                    Workspace& workspace, float* const layer_buffers[2]) const;
+                    Workspace& workspace, float* const layer_buffers[2], const TeamJoinPoint* join = nullptr) const;
     void forward_claimed(const ForwardArgs& args, std::vector<Workspace>& workspaces,
                          float* const layer_buffers[2]) const;
-    void run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims,
-                            std::vector<Workspace>& workspaces) const;
+    void run_claimed_layers(const ForwardArgs& args, int index, ClaimedLayers& claims) const;
     int64_t take_projection_blocks(ClaimedPiece& piece, const OperandScratch& scratch) const;
     OperandScratch helper_scratch(Workspace& workspace) const;
     double run_claimed_piece(const ForwardArgs& args, int index, ClaimedLayers& claims, int64_t piece,
@@ -203,13 +203,17 @@ class PackedLstm {
     void forward_lengths(const ForwardArgs& args, int threads) const;
     // The sequence driver (sequence.cc): one layer and direction for one team member, in parts.
     void run_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in, float* out,
-                       int64_t out_time_stride, int64_t out_batch_stride, const Team& team, Workspace& workspace) const;
+                       int64_t out_time_stride, int64_t out_batch_stride, const Team& team, Workspace& workspace,
+                       const TeamJoinPoint* join = nullptr) const;
     DirectionRun start_direction(const ForwardArgs& args, int64_t layer, int64_t direction, const Sequence& in,
                                  float* out, int64_t out_time_stride, int64_t out_batch_stride, const Team& team,
                                  Workspace& workspace) const;
     bool continue_direction(const ForwardArgs& args, DirectionRun& run, const Team& team, Workspace& workspace,
                             DirectionHandoff* handoff) const;
+    void load_initial_c(const ForwardArgs& args, const DirectionRun& run) const;
+    void share_panels(DirectionRun& run, int index, int members) const;
     void take_every_panel(DirectionRun& run) const;
+    void let_members_in(DirectionRun& run, int64_t layer, const Team& team) const;
     LstmStepArgs first_step_args(const DirectionRun& run, float* c, const float* zero_h) const;
     void project_inputs(const PackedCell& cell, const Sequence& in, int64_t layer_input_size, int64_t batch,
                         int64_t t_begin, int64_t t_end, int64_t panel_begin, int64_t panel_end, float* gates_in,
@@ -267,9 +271,16 @@ void set_handoff_every_step_for_tests(bool on);
 int64_t handoffs_so_far();
 // How many blocks of a chunk's input projection a thread ran for the other one's direction, in this process.
 int64_t helped_projection_blocks_so_far();
-// How many directions a team that split the hidden units finished with its first member alone (team.h: TeamShrink),
-// in this process; count_team_shrink() adds one.
+// How many directions a team that split the hidden units finished with its first member alone (team.h: TeamSize), in
+// this process; count_team_shrink() adds one.
 int64_t team_shrinks_so_far();
 void count_team_shrink();
+// Tests only: the other members of a team that splits the hidden units join its first no earlier than before its
+// second chunk (team.h: TeamSize), as a worker that starts late would. Off by default.
+void set_late_join_for_tests(bool on);
+// How many times members joined such a team after its first had started alone, in this process; count_late_join()
+// adds one.
+int64_t late_joins_so_far();
+void count_late_join();
 
 }  // namespace fastlstm
