@@ -38,10 +38,10 @@ struct TeamJoinPoint {
 //   does not wait for it, and still has it for the rest of the call.
 // - The team shrinks. Members add up the time they waited at a step's meeting beyond a barrier's spin (someone had
 //   lost its core: a time slice is milliseconds). At a meeting that ends a chunk of steps, once kShrinkWindowNs have
-//   passed since the last decision, the last member to arrive decides: the team shrinks if those waits took more
-//   than 1/kShrinkWaitShare of the window, a member sharing its core with another program's thread, not a moment's
-//   interruption. From the next chunk the first member runs every panel and the others leave the call, so that
-//   nobody waits at every step for a thread that shares a core.
+//   passed since the members joined or the last decision, the last member to arrive decides: the team shrinks if those
+//   waits took more than 1/kShrinkWaitShare of the window, a member sharing its core with another program's thread, not
+//   a moment's interruption. From the next chunk the first member runs every panel and the others leave the call, so
+//   that nobody waits at every step for a thread that shares a core.
 // Once the first member is alone for good (shrunk, or done before the others arrived), the call stays so.
 struct TeamSize {
     enum Phase : uint32_t { kFirstWaiting = 0, kEveryone = 1, kFirstForGood = 2 };
@@ -51,9 +51,9 @@ struct TeamSize {
     std::atomic<int> arrived{1};  // members that have started (the first counts itself)
     TeamJoinPoint join;           // written before phase becomes kEveryone
     std::atomic<int64_t> waited_ns{0};
-    std::atomic<int64_t> window_start_ns{-1};  // -1: at the first decision point
-    bool force_shrink = false;                 // tests: shrink at the first decision point
-    bool force_late_join = false;              // tests: the members join no earlier than the first's second chunk
+    std::atomic<int64_t> window_start_ns{0};  // set when the members join
+    bool force_shrink = false;                // tests: shrink at the first decision point
+    bool force_late_join = false;             // tests: the members join no earlier than the first's second chunk
 
     bool everyone() const { return phase.value.load(std::memory_order_relaxed) == kEveryone; }
     // The first member, before chunk `chunk` of layer `layer`: whether to let the others in there.
@@ -63,6 +63,7 @@ struct TeamSize {
     }
     void let_in(const TeamJoinPoint& where) {
         join = where;
+        window_start_ns.store(steady_now_ns(), std::memory_order_relaxed);
         phase.value.store(kEveryone, std::memory_order_release);
         phase.notify();
     }
@@ -76,11 +77,6 @@ struct TeamSize {
     static void decide(void* context) {
         TeamSize& size = *static_cast<TeamSize*>(context);
         const int64_t now = steady_now_ns(), start = size.window_start_ns.load(std::memory_order_relaxed);
-        if (start < 0 && !size.force_shrink) {
-            size.window_start_ns.store(now, std::memory_order_relaxed);
-            size.waited_ns.store(0, std::memory_order_relaxed);
-            return;
-        }
         if (!size.force_shrink && now - start < kShrinkWindowNs) return;
         if (size.force_shrink || size.waited_ns.load(std::memory_order_relaxed) * kShrinkWaitShare > now - start)
             size.phase.value.store(kFirstForGood, std::memory_order_relaxed);
