@@ -29,10 +29,10 @@ std::atomic<int64_t> team_shrinks{0};  // directions finished by a shrunk team's
 std::atomic<bool> late_join_forced{false};
 std::atomic<int64_t> late_joins{0};  // teams that members joined after their first had started alone
 
-// The first member: spins until the others have arrived or kMembersWait has passed.
-void wait_briefly_for_members(const TeamSize& sizing, int size) {
+// The first member: spins until everyone has arrived (the last one lets them all in) or kMembersWait has passed.
+void wait_briefly_for_everyone(const TeamSize& sizing) {
     const auto give_up = std::chrono::steady_clock::now() + kMembersWait;
-    for (int rounds = 1; sizing.arrived.load(std::memory_order_acquire) < size; ++rounds) {
+    for (int rounds = 1; !sizing.everyone(); ++rounds) {
         cpu_relax();
         if ((rounds & 63) == 0 && std::chrono::steady_clock::now() > give_up) return;
     }
@@ -123,16 +123,20 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
             return;
         }
         const Team everyone{index, size, &everyone_barrier, one_direction_team && size > 1 ? &sizing : nullptr};
-        if (everyone.sizing && index > 0) {  // join when the first lets us in, or go home when it goes on alone
-            sizing.arrived.fetch_add(1, std::memory_order_acq_rel);
-            while (sizing.phase.value.load(std::memory_order_acquire) == TeamSize::kFirstWaiting)
-                sizing.phase.wait_while_equal_for(TeamSize::kFirstWaiting, kJoinLookAgain);
-            if (sizing.phase.value.load(std::memory_order_acquire) == TeamSize::kEveryone)
-                run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers, &sizing.join);
+        if (everyone.sizing && index > 0) {  // start with the first, join it later, or go home
+            sizing.arrive(size);
+            while (sizing.waiting_to_join())
+                sizing.phase.wait_while_equal_for(sizing.phase.value.load(std::memory_order_relaxed), kJoinLookAgain);
+            if (sizing.everyone()) {
+                const bool joined_late = sizing.join.layer >= 0;
+                run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers,
+                           joined_late ? &sizing.join : nullptr);
+            }
             return;
         }
         if (everyone.sizing) {
-            if (!sizing.force_late_join) wait_briefly_for_members(sizing, size);
+            if (!sizing.force_late_join) wait_briefly_for_everyone(sizing);
+            sizing.start_first();
             run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers);
             sizing.finish();
             return;

@@ -25,29 +25,32 @@ inline int64_t steady_now_ns() {
 // Where a team's run stands when its late members join (TeamSize): before chunk `chunk` of layer `layer`, with the
 // step arguments that carry h_{t-1} (the columns of c are in place, written by the first member).
 struct TeamJoinPoint {
-    int64_t layer = 0, chunk = 0;
+    int64_t layer = -1, chunk = 0;  // layer -1: none, the members started with the first
     const float* h_prev = nullptr;
     int64_t h_prev_stride = 0, recurrent_size = 0;
 };
 
 // How many members of a team that splits the hidden units share the work (forward.cc). It changes only before a
 // chunk of steps, and only twice at most:
-// - Late members join. The first member starts at once, alone, and lets the others in before the first chunk it
-//   starts after all of them have arrived: it tells them where it stands (TeamJoinPoint) and keeps its own share of the
-//   panels from there. A worker whose core was asleep can take milliseconds to start on a virtual machine; the call
-//   does not wait for it, and still has it for the rest of the call.
+// - Late members join. Members that start within microseconds of the first start with it. Otherwise the first
+//   member starts alone and lets the others in before the first chunk it starts after all of them have arrived: it
+//   tells them where it stands (TeamJoinPoint) and keeps its own share of the panels from there. A worker whose core
+//   was asleep can take milliseconds to start on a virtual machine; the call does not wait for it, and still has it
+//   for the rest of the call.
 // - The team shrinks. Members add up the time they waited at a step's meeting beyond a barrier's spin (someone had
 //   lost its core: a time slice is milliseconds). At a meeting that ends a chunk of steps, once kShrinkWindowNs have
-//   passed since the members joined or the last decision, the last member to arrive decides: the team shrinks if those
-//   waits took more than 1/kShrinkWaitShare of the window, a member sharing its core with another program's thread, not
-//   a moment's interruption. From the next chunk the first member runs every panel and the others leave the call, so
-//   that nobody waits at every step for a thread that shares a core.
+//   passed since the members joined or the last decision, the last member to arrive decides: the team shrinks if
+//   those waits took more than 1/kShrinkWaitShare of the window, a member sharing its core with another program's
+//   thread, not a moment's interruption. From the next chunk the first member runs every panel and the others leave
+//   the call, so that nobody waits at every step for a thread that shares a core.
 // Once the first member is alone for good (shrunk, or done before the others arrived), the call stays so.
 struct TeamSize {
-    enum Phase : uint32_t { kFirstWaiting = 0, kEveryone = 1, kFirstForGood = 2 };
+    // kStarting: the first has not started; kFirstAlone: it started alone, the others join it later; kEveryone;
+    // kFirstForGood: it goes on alone to the end.
+    enum Phase : uint32_t { kStarting = 0, kFirstAlone = 1, kEveryone = 2, kFirstForGood = 3 };
     static constexpr int64_t kShrinkWindowNs = 5'000'000;
     static constexpr int64_t kShrinkWaitShare = 4;
-    WaitWord phase;               // a Phase; the members wait on it until the first lets them in or goes on alone
+    WaitWord phase;               // a Phase; waiting members wait on it
     std::atomic<int> arrived{1};  // members that have started (the first counts itself)
     TeamJoinPoint join;           // written before phase becomes kEveryone
     std::atomic<int64_t> waited_ns{0};
@@ -56,9 +59,27 @@ struct TeamSize {
     bool force_late_join = false;             // tests: the members join no earlier than the first's second chunk
 
     bool everyone() const { return phase.value.load(std::memory_order_relaxed) == kEveryone; }
-    // The first member, before chunk `chunk` of layer `layer`: whether to let the others in there.
+    bool waiting_to_join() const {
+        const uint32_t now = phase.value.load(std::memory_order_acquire);
+        return now == kStarting || now == kFirstAlone;
+    }
+    // A member that has started: the last of them lets everyone start together, unless the first started alone.
+    void arrive(int size) {
+        if (arrived.fetch_add(1, std::memory_order_acq_rel) + 1 < size || force_late_join) return;
+        uint32_t starting = kStarting;
+        if (phase.value.compare_exchange_strong(starting, kEveryone, std::memory_order_acq_rel)) {
+            window_start_ns.store(steady_now_ns(), std::memory_order_relaxed);
+            phase.notify();
+        }
+    }
+    // The first member, before it starts: alone, unless everyone has arrived by then.
+    void start_first() {
+        uint32_t starting = kStarting;
+        if (!everyone()) phase.value.compare_exchange_strong(starting, kFirstAlone, std::memory_order_acq_rel);
+    }
+    // The first member, alone, before chunk `chunk` of layer `layer`: whether to let the others in there.
     bool may_join(int size, int64_t layer, int64_t chunk) const {
-        return phase.value.load(std::memory_order_relaxed) == kFirstWaiting &&
+        return phase.value.load(std::memory_order_relaxed) == kFirstAlone &&
                arrived.load(std::memory_order_acquire) == size && (!force_late_join || layer > 0 || chunk > 0);
     }
     void let_in(const TeamJoinPoint& where) {
@@ -69,8 +90,10 @@ struct TeamSize {
     }
     // The first member at the end of its call: members still waiting go home.
     void finish() {
-        uint32_t waiting = kFirstWaiting;
-        if (phase.value.compare_exchange_strong(waiting, kFirstForGood, std::memory_order_acq_rel)) phase.notify();
+        uint32_t alone = kFirstAlone;
+        if (phase.value.load(std::memory_order_relaxed) == kFirstAlone &&
+            phase.value.compare_exchange_strong(alone, kFirstForGood, std::memory_order_acq_rel))
+            phase.notify();
     }
 
     // The last member to arrive at a chunk's last meeting (SpinBarrier's on_last).

@@ -239,7 +239,8 @@ void ThreadPool::run(int threads, const std::function<void(int, int)>& task, boo
         }
     }
     task(0, team);
-    if (members_optional) {
+    // Members that have not started by now never run (a job whose slots are all taken has none left to close).
+    if (members_optional && (slots_.load(std::memory_order_acquire) & kTakenMask) != uint64_t(threads - 1)) {
         const uint32_t started = close_slots();
         pending_.value.fetch_sub(threads - 1 - started, std::memory_order_acq_rel);
     }
