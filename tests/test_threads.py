@@ -219,6 +219,16 @@ def _check_two_threads_match_one(model, x, lengths, calls):
         np.testing.assert_array_equal(c_n, single_lengths[1][1])
 
 
+def _check_bitwise_while_counted(model, x, calls, counter):
+    """`calls` 2-thread calls, each bitwise equal to the 1-thread call, during which `counter()` grew."""
+    single = _run(model, x, threads=1)
+    before = counter()
+    for _ in range(calls):
+        for a, b in zip(single, _run(model, x, threads=2)):
+            np.testing.assert_array_equal(a, b)
+    assert counter() > before
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 @pytest.mark.parametrize("input_size, hidden, layers, proj, batch, steps", PIECE_SHAPES)
 def test_bitwise_identical_when_directions_change_threads_between_steps(
@@ -246,13 +256,8 @@ def test_bitwise_identical_when_threads_help_with_each_others_projections(
 
     model = fastlstm.LSTM(input_size, hidden, layers, bidirectional=True, proj_size=proj, seed=8, precision=precision)
     x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
-    single = _run(model, x, threads=1)
-    helped_before = _core.testing.helped_projection_blocks_so_far()
-    for _ in range(20):
-        for a, b in zip(single, _run(model, x, threads=2)):
-            np.testing.assert_array_equal(a, b)
     # Blocks of a chunk's projection were run by the thread that did not hold the direction.
-    assert _core.testing.helped_projection_blocks_so_far() > helped_before
+    _check_bitwise_while_counted(model, x, 20, _core.testing.helped_projection_blocks_so_far)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
@@ -344,12 +349,7 @@ def test_members_join_a_team_and_it_shrinks_in_one_call(rng, late_join, handoff_
 
     model = fastlstm.LSTM(24, 300, 2, seed=9)
     x = rng.standard_normal((70, 8, 24)).astype(np.float32)
-    single = _run(model, x, threads=1)
-    shrinks_before = _core.testing.team_shrinks_so_far()
-    for _ in range(10):
-        for a, b in zip(single, _run(model, x, threads=2)):
-            np.testing.assert_array_equal(a, b)
-    assert _core.testing.team_shrinks_so_far() > shrinks_before
+    _check_bitwise_while_counted(model, x, 10, _core.testing.team_shrinks_so_far)
 
 
 def test_bitwise_identical_when_other_processes_hold_the_cores(rng):
