@@ -2,8 +2,9 @@
 operator (``fastlstm::lstm``) in the graph, and the compiled or exported model computes bitwise what the eager fast
 path computes (the operator runs the same core call on the same inputs).
 
-Dynamo refuses every ``nn.LSTM`` module (ours subclass it) unless ``torch._dynamo.config.allow_rnn`` is set; with
-it, dynamo traces our forward, which is the operator call (README, "In a PyTorch model")."""
+Dynamo refuses every ``nn.LSTM`` module (ours subclass it) unless ``torch._dynamo.config.allow_rnn`` is set; the
+first ``fastlstm.torch.LSTM`` of a process sets it, and dynamo then traces our forward, which is the operator call
+(README, "In a PyTorch model")."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_compile_fullgraph_sees_one_operator_and_matches_the_eager_fast_path():
     model = fastlstm.torch.optimize(Tagger().eval())
     graphs = []
     compiled = torch.compile(model, fullgraph=True, backend=recording_backend(graphs))
-    with torch.inference_mode(), torch._dynamo.config.patch(allow_rnn=True):
+    with torch.inference_mode():
         for batch, steps in ((3, 7), (1, 17), (5, 2)):
             tokens = torch.randint(0, 100, (batch, steps))
             assert torch.equal(compiled(tokens), model(tokens))
@@ -63,6 +64,29 @@ def test_compile_fullgraph_sees_one_operator_and_matches_the_eager_fast_path():
         assert not any("aten.lstm" in str(target) or "_VF" in str(target) for target in targets)
 
 
+def test_a_fresh_process_compiles_an_optimized_model_with_fullgraph_as_it_is():
+    """No dynamo setting in user code: in a process of its own (this one has set it already), optimize() and
+    torch.compile(fullgraph=True), as the README shows; dynamo's refusal of an nn.LSTM would raise."""
+    import subprocess
+    import sys
+
+    script = """
+import torch, torch._dynamo, fastlstm.torch
+assert not torch._dynamo.config.allow_rnn
+torch.manual_seed(3)
+model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LSTM(6, 7, batch_first=True)).eval()
+optimized = fastlstm.torch.optimize(model)
+compiled = torch.compile(optimized, fullgraph=True, backend="eager")
+x = torch.randn(2, 5, 4)
+with torch.inference_mode():
+    assert torch.equal(compiled(x)[0], optimized(x)[0])
+print("compiled")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "compiled"
+
+
 @pytest.mark.parametrize("proj_size", [0, 5])
 def test_compile_with_inductor_matches_the_eager_fast_path(proj_size):
     """The default backend: the operator is opaque to inductor, so the LSTM's results are bitwise the eager ones."""
@@ -70,7 +94,7 @@ def test_compile_with_inductor_matches_the_eager_fast_path(proj_size):
     module = fastlstm.torch.optimize(torch.nn.LSTM(9, 17, 2, bidirectional=True, proj_size=proj_size).eval())
     compiled = torch.compile(module, fullgraph=True)
     x, state = torch.randn(6, 3, 9), (torch.randn(4, 3, proj_size or 17), torch.randn(4, 3, 17))
-    with torch.inference_mode(), torch._dynamo.config.patch(allow_rnn=True):
+    with torch.inference_mode():
         for arguments in ((x,), (x, state)):
             (output, (h, c)), (eager, (eager_h, eager_c)) = compiled(*arguments), module(*arguments)
             assert torch.equal(output, eager) and torch.equal(h, eager_h) and torch.equal(c, eager_c)
@@ -83,7 +107,7 @@ def test_compile_of_a_cell_and_weights_changed_after_compiling():
     graphs = []
     compiled = torch.compile(cell, fullgraph=True, backend=recording_backend(graphs))
     x = torch.randn(4, 7)
-    with torch.inference_mode(), torch._dynamo.config.patch(allow_rnn=True):
+    with torch.inference_mode():
         first = compiled(x)
         assert all(torch.equal(a, b) for a, b in zip(first, cell(x)))
         cell.weight_ih.mul_(2.0)  # the operator asks for the current pack when it runs

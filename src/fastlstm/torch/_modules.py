@@ -37,6 +37,8 @@ class _FastlstmModule:
         self._fastlstm_cache = None  # (parameter signature, packed core model)
         self._fastlstm_lock = threading.Lock()
         self.fastlstm_packs = 0  # how many times the weights were packed
+        if isinstance(self, torch.nn.LSTM):
+            _ops.let_dynamo_trace_lstm_modules()
 
     @classmethod
     def from_module(cls, module: Any, *, precision: str = "fp32", threads: int | None = None):

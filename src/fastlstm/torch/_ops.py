@@ -27,6 +27,24 @@ def register(module: torch.nn.Module) -> int:
     return key
 
 
+_dynamo_told = False
+
+
+def let_dynamo_trace_lstm_modules() -> None:
+    """Dynamo refuses any ``torch.nn.LSTM`` module, ours included (they subclass it), unless
+    ``torch._dynamo.config.allow_rnn`` is set, so that ``torch.compile(fullgraph=True)`` of an optimized model would
+    fail. The first ``fastlstm.torch.LSTM`` of a process sets it, once: whoever sets it back gets dynamo's refusal
+    again. Dynamo then also traces a plain ``torch.nn.LSTM`` compiled in this process (its experimental support)
+    instead of leaving it out of the graph. Importing dynamo takes about a second, once."""
+    global _dynamo_told
+    if _dynamo_told:
+        return
+    _dynamo_told = True
+    import torch._dynamo
+
+    torch._dynamo.config.allow_rnn = True
+
+
 def registered(key: int) -> torch.nn.Module:
     module = _MODULES.get(key)
     if module is None:
