@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "openmp_team.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/calibration.h"
 #include "fastlstm/int8.h"
@@ -260,6 +261,9 @@ void bind_isa_queries(py::module_& m) {
     m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
     m.def("supported_isas", [] { return isa_names(true); }, "Compiled variants this CPU can run, portable first.");
     m.def("best_isa", [] { return std::string(fastlstm::best_kernel_set().isa); }, "The best variant for this CPU.");
+    m.def("openmp_teams", &fastlstm::set_openmp_teams_for_this_thread, py::arg("on"),
+          "While on, this thread's calls run their threads on the OpenMP runtime loaded in the process (PyTorch's), "
+          "where there is one; returns the previous setting.");
 }
 
 // The classifier head of fastlstm.SequenceModel.
@@ -337,6 +341,8 @@ void bind_testing(py::module_& testing) {
     testing.def("late_joins_so_far", &fastlstm::late_joins_so_far,
                 "How many times members joined a team that splits the hidden units after its first had started "
                 "alone, in this process.");
+    testing.def("openmp_team_calls_so_far", &fastlstm::openmp_team_calls_so_far,
+                "How many calls ran their threads on the process's OpenMP runtime (openmp_teams), in this process.");
     testing.def("helped_projection_blocks_so_far", &fastlstm::helped_projection_blocks_so_far,
                 "How many blocks of a chunk's input projection a thread ran for the other one's direction, in this "
                 "process.");

@@ -1,6 +1,7 @@
 #include "thread_pool.h"
 
 #include "cpu.h"
+#include "openmp_team.h"
 
 #include <algorithm>
 #include <chrono>
@@ -206,6 +207,8 @@ void ThreadPool::start_workers(int count) {
 }
 
 void ThreadPool::run(int threads, const std::function<void(int, int)>& task, bool members_optional) {
+    // A caller that asked for it (a torch op, after which torch's OpenMP workers spin) runs on that runtime's threads.
+    if (threads > 1 && openmp_teams_for_this_thread() && run_on_openmp(threads, task)) return;
     std::unique_lock<std::mutex> lock(run_mutex_, std::try_to_lock);
     if (threads <= 1 || !lock.owns_lock()) {
         task(0, 1);

@@ -26,6 +26,10 @@ def supported_isas() -> list[str]:
 def best_isa() -> str:
     """The best variant for this CPU."""
 
+def openmp_teams(on: bool) -> bool:
+    """While on, this thread's calls run their threads on the OpenMP runtime loaded in the process (PyTorch's), where
+    there is one; returns the previous setting."""
+
 class PackedLinear:
     def __init__(self, isa: str, weight: _Floats, bias: _Floats | None) -> None: ...
     def forward(self, x: _Floats, softmax: bool, threads: int) -> _Floats:
@@ -139,6 +143,9 @@ class _Testing:
     def late_joins_so_far() -> int:
         """How many times members joined a team that splits the hidden units after its first had started alone, in
         this process."""
+    @staticmethod
+    def openmp_team_calls_so_far() -> int:
+        """How many calls ran their threads on the process's OpenMP runtime (openmp_teams), in this process."""
     @staticmethod
     def handoffs_so_far() -> int:
         """How many times a direction of a bidirectional call has changed threads between two steps, in this

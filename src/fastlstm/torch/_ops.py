@@ -15,6 +15,8 @@ import weakref
 import numpy as np
 import torch
 
+from .. import _core
+
 #: key -> the fastlstm.torch module (weakly held)
 _MODULES: "weakref.WeakValueDictionary[int, torch.nn.Module]" = weakref.WeakValueDictionary()
 _KEYS = itertools.count(1)
@@ -65,6 +67,25 @@ def _threads(requested: int) -> int:
     return requested if requested > 0 else torch.get_num_threads()
 
 
+_torch_uses_openmp: bool | None = None
+
+
+def _on_torch_threads(call):
+    """call() with the core's threads taken from torch's OpenMP runtime when torch's intra-op backend is OpenMP (the
+    wheels' default): right after torch's ops its workers still spin, each on a core, and a team of fastlstm's own
+    threads would share a core with one of them at every step (README, "In a PyTorch model")."""
+    global _torch_uses_openmp
+    if _torch_uses_openmp is None:
+        _torch_uses_openmp = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    if not _torch_uses_openmp:
+        return call()
+    previous = _core.openmp_teams(True)
+    try:
+        return call()
+    finally:
+        _core.openmp_teams(previous)
+
+
 @torch.library.custom_op(
     "fastlstm::lstm",
     mutates_args=(),
@@ -74,7 +95,8 @@ def lstm(x, h0, c0, key, batch_first, threads):
     """x (T, B, I), or (B, T, I) when batch_first, and states (layers*directions, B, size) or None -> (y, h_n,
     c_n), computed by the core with the packed weights of module ``key``."""
     core = registered(key).fastlstm_core()
-    y, h_n, c_n = core.forward(_numpy(x), batch_first, _numpy(h0), _numpy(c0), _threads(threads), None)
+    x, h0, c0 = _numpy(x), _numpy(h0), _numpy(c0)
+    y, h_n, c_n = _on_torch_threads(lambda: core.forward(x, batch_first, h0, c0, _threads(threads), None))
     return torch.from_numpy(y), torch.from_numpy(h_n), torch.from_numpy(c_n)
 
 
@@ -96,7 +118,8 @@ def lstm_packed(data, batch_sizes, h0, c0, key, threads):
     (output rows, h_n, c_n), the states in sorted order: the core runs the rows where they are, without padding."""
     core = registered(key).fastlstm_core()
     sizes = batch_sizes.detach().contiguous().numpy().astype(np.int64, copy=False)
-    y, h_n, c_n = core.forward_packed(_numpy(data), sizes, _numpy(h0), _numpy(c0), _threads(threads))
+    data, h0, c0 = _numpy(data), _numpy(h0), _numpy(c0)
+    y, h_n, c_n = _on_torch_threads(lambda: core.forward_packed(data, sizes, h0, c0, _threads(threads)))
     return torch.from_numpy(y), torch.from_numpy(h_n), torch.from_numpy(c_n)
 
 
