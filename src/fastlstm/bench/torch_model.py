@@ -135,7 +135,8 @@ def torch_model_report(results: dict) -> str:
         f"average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         f"torch's OpenMP: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, GOMP_SPINCOUNT="
         f"{os.environ.get('GOMP_SPINCOUNT', 'unset')} (how long its idle workers spin after each of its ops)",
-        "Last columns, optimized calls: ms per call each group of threads ran on a CPU / waited runnable for one",
+        "Last columns, optimized calls: ms per call each group of threads ran on a CPU / waited runnable for one "
+        "(fastlstm's calls run their threads on torch's OpenMP workers, among the other threads)",
         "",
         f"{'case':12s} {'threads':>7s} {'torch':>8s} {'optimized':>9s} {'speed-up':>8s}"
         + "".join(f" {group:>16s}" for group in THREAD_GROUPS),
