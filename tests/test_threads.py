@@ -219,11 +219,16 @@ def _check_two_threads_match_one(model, x, lengths, calls):
         np.testing.assert_array_equal(c_n, single_lengths[1][1])
 
 
-def _check_bitwise_while_counted(model, x, calls, counter):
-    """`calls` 2-thread calls, each bitwise equal to the 1-thread call, during which `counter()` grew."""
+def _check_bitwise_while_counted(model, x, calls, counter, most_calls=400):
+    """`calls` 2-thread calls or more, each bitwise equal to the 1-thread call, until `counter()` has grown (at most
+    `most_calls`): whether a thread finds work of the other's to take depends on when each gets there, which varies
+    from call to call (here 15-55% of calls of the projection test's first shape, depending on the ISA), so a fixed
+    number of calls could miss it."""
     single = _run(model, x, threads=1)
     before = counter()
-    for _ in range(calls):
+    for done in range(most_calls):
+        if done >= calls and counter() > before:
+            break
         for a, b in zip(single, _run(model, x, threads=2)):
             np.testing.assert_array_equal(a, b)
     assert counter() > before
@@ -336,11 +341,8 @@ def test_bitwise_identical_when_members_join_a_team_late(
 def test_members_join_a_team_late_in_the_test_mode(rng, late_join):
     model = fastlstm.LSTM(24, 300, 2, seed=9)  # plain chunks of 32 steps at batch 8: 3 per layer
     x = rng.standard_normal((70, 8, 24)).astype(np.float32)
-    joins_before = late_join()
-    for _ in range(10):
-        _run(model, x, threads=2)
-    # The worker may start after the first member's last chunk; over ten calls it joins.
-    assert late_join() > joins_before
+    # The worker may start after the first member's last chunk; over some calls it joins.
+    _check_bitwise_while_counted(model, x, 10, late_join)
 
 
 def test_members_join_a_team_and_it_shrinks_in_one_call(rng, late_join, handoff_every_step):

@@ -51,7 +51,8 @@ def test_optimized_lstm_on_torch_threads_is_bitwise_one_thread(
             output, (h_n, c_n) = module(packed)
             assert torch.equal(output.data, single_packed[0].data)
             assert torch.equal(h_n, single_packed[1][0]) and torch.equal(c_n, single_packed[1][1])
-    assert _core.testing.openmp_team_calls_so_far() > before  # the calls did run on torch's OpenMP threads
+    if sys.platform.startswith("linux"):  # where the core looks for the runtime (csrc/openmp_team.cc)
+        assert _core.testing.openmp_team_calls_so_far() > before  # the calls ran on torch's OpenMP threads
 
 
 def test_the_setting_belongs_to_the_calling_thread():
@@ -74,7 +75,8 @@ import sys
 import numpy as np
 import fastlstm
 from fastlstm import _core
-assert not any("gomp" in line or "libomp" in line for line in open("/proc/self/maps"))
+if sys.platform.startswith("linux"):
+    assert not any("gomp" in line or "libomp" in line for line in open("/proc/self/maps"))
 model = fastlstm.LSTM(33, 255, seed=1)
 x = np.random.default_rng(0).standard_normal((30, 4, 33)).astype(np.float32)
 single = model(x, threads=1)[0]
