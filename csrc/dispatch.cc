@@ -107,7 +107,7 @@ bool cpu_runs_neon() { return true; }
 // The CPU's optional features, as the operating system reports them (reading the ID registers directly faults on
 // some systems): Linux's auxiliary vector, macOS's sysctl, Windows' processor-feature query.
 struct ArmFeatures {
-    bool dotprod = false, bf16 = false;
+    bool dotprod = false, bf16 = false, i8mm = false;
 };
 
 #if defined(__linux__)
@@ -118,9 +118,12 @@ struct ArmFeatures {
 #ifndef HWCAP2_BF16
 #define HWCAP2_BF16 (1UL << 14)
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
 ArmFeatures arm_features() {
     const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
-    return {(hwcap & HWCAP_ASIMDDP) != 0, (hwcap2 & HWCAP2_BF16) != 0};
+    return {(hwcap & HWCAP_ASIMDDP) != 0, (hwcap2 & HWCAP2_BF16) != 0, (hwcap2 & HWCAP2_I8MM) != 0};
 }
 #elif defined(__APPLE__)
 bool sysctl_flag(const char* name) {  // 0 where the name is unknown (macOS before 12)
@@ -129,7 +132,8 @@ bool sysctl_flag(const char* name) {  // 0 where the name is unknown (macOS befo
     return sysctlbyname(name, &value, &size, nullptr, 0) == 0 && value != 0;
 }
 ArmFeatures arm_features() {
-    return {sysctl_flag("hw.optional.arm.FEAT_DotProd"), sysctl_flag("hw.optional.arm.FEAT_BF16")};
+    return {sysctl_flag("hw.optional.arm.FEAT_DotProd"), sysctl_flag("hw.optional.arm.FEAT_BF16"),
+            sysctl_flag("hw.optional.arm.FEAT_I8MM")};
 }
 #elif defined(_WIN32)
 // Feature numbers of winnt.h, for SDKs older than them.
@@ -139,9 +143,13 @@ ArmFeatures arm_features() {
 #ifndef PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE
 #define PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE 68
 #endif
+#ifndef PF_ARM_V82_I8MM_INSTRUCTIONS_AVAILABLE
+#define PF_ARM_V82_I8MM_INSTRUCTIONS_AVAILABLE 66
+#endif
 ArmFeatures arm_features() {
     return {IsProcessorFeaturePresent(PF_ARM_V82_DP_INSTRUCTIONS_AVAILABLE) != 0,
-            IsProcessorFeaturePresent(PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE) != 0};
+            IsProcessorFeaturePresent(PF_ARM_V86_BF16_INSTRUCTIONS_AVAILABLE) != 0,
+            IsProcessorFeaturePresent(PF_ARM_V82_I8MM_INSTRUCTIONS_AVAILABLE) != 0};
 }
 #else
 ArmFeatures arm_features() { return {}; }  // no known way to ask: the baseline only
@@ -153,6 +161,12 @@ bool cpu_runs_neon_dotprod() { return arm_features().dotprod; }
 bool cpu_runs_neon_bf16() {
     const ArmFeatures features = arm_features();
     return features.dotprod && features.bf16;
+}
+
+// neon_i8mm's bf16 kernels are neon_bf16's, and its batch-1 int8 step neon_dotprod's SDOT tiles.
+bool cpu_runs_neon_i8mm() {
+    const ArmFeatures features = arm_features();
+    return features.dotprod && features.bf16 && features.i8mm;
 }
 #endif
 #endif

@@ -7,13 +7,14 @@
 #      `debootstrap --download-only` fetches; and the aarch64 wheels of numpy, pytest, hypothesis, torch and onnx
 #      (cached). onnxruntime is left out: its CPU probe reads the x86 host's /sys under qemu-user and crashes, so
 #      tests/test_lengths.py and the other modules importing it are left out (FASTLSTM_TESTS_WITHOUT_PEERS=1).
-#   3. The extension cross-compiled with CMake (the project's own CMakeLists.txt: neon, neon_dotprod, neon_bf16 with
-#      their per-file -march flags); every weak symbol of a variant's object must lie in its own namespace (the ODR
-#      trap, as in tools/check_wheel.sh). The same sources built for this x86-64 machine, for the bitwise reference.
+#   3. The extension cross-compiled with CMake (the project's own CMakeLists.txt: neon, neon_dotprod, neon_bf16,
+#      neon_i8mm with their per-file -march flags); every weak symbol of a variant's object must lie in its own
+#      namespace (the ODR trap, as in tools/check_wheel.sh). The same sources built for this x86-64 machine, for the bitwise reference.
 #   4. Under `qemu-aarch64 -cpu max` (dotprod, bf16, i8mm), `-cpu neoverse-n1` (dotprod only) and `-cpu cortex-a72`
-#      (neither): the variants found and the one chosen, a forced unsupported variant refused, and
+#      (none): the variants found and the one chosen, a forced unsupported variant refused, and
 #      tools/emulated_cpu_check.py at every ARM variant that CPU runs, whose result hashes must equal the avx2
-#      variant's on this machine (same operations, same rounding: simd__neon.h); then the parity, precision,
+#      variant's on this machine (same operations, same rounding: simd__neon.h), and at portable under cortex-a72,
+#      whose hashes must equal portable's on this machine (the same C++ code); then the parity, precision,
 #      threads, stream, dispatch and activation tests, which run at every variant the CPU has (tests/conftest.py).
 # An aarch64 Python runs without binfmt_misc: bin/python3.11 in the work directory starts the sysroot's interpreter
 # under qemu with argv[0] pointing back at itself, so the tests' subprocesses are emulated too.
@@ -108,12 +109,13 @@ done
 say "built in $(( $(date +%s) - start )) s; every weak symbol of the aarch64 variant objects is in its namespace"
 
 # 4. Emulated CPUs: the variants each must find, best last.
-declare -A expected=([max]="portable neon neon_dotprod neon_bf16" [neoverse-n1]="portable neon neon_dotprod"
-                     [cortex-a72]="portable neon")
-declare -A refused=([max]="" [neoverse-n1]="neon_bf16" [cortex-a72]="neon_dotprod neon_bf16")
+declare -A expected=([max]="portable neon neon_dotprod neon_bf16 neon_i8mm"
+                     [neoverse-n1]="portable neon neon_dotprod" [cortex-a72]="portable neon")
+declare -A refused=([max]="" [neoverse-n1]="neon_bf16 neon_i8mm" [cortex-a72]="neon_dotprod neon_bf16 neon_i8mm")
 check="$repo/tools/emulated_cpu_check.py"
 native="$(FASTLSTM_ISA=avx2 PYTHONPATH="$work/host/site-packages" "$work/tools/bin/python" "$check")"
 say "avx2 on this machine: $native"
+native_portable="$(FASTLSTM_ISA=portable PYTHONPATH="$work/host/site-packages" "$work/tools/bin/python" "$check")"
 mkdir -p "$work/outside" && rm -rf "$work/outside/tests" && cp -r "$repo/tests" "$repo/pyproject.toml" "$work/outside/"
 export PYTHONPATH="$work/site-packages:$work/deps" FASTLSTM_TESTS_WITHOUT_PEERS=1
 # The tests of each capability that run in seconds under emulation (test ids; tests/conftest.py's isa fixture comes
@@ -133,19 +135,24 @@ for cpu in max neoverse-n1 cortex-a72; do
     grep -q "FASTLSTM_ISA: this CPU cannot run '$isa'" <<<"$out" || { say "-cpu $cpu, $isa: $out"; exit 1; }
     say "-cpu $cpu: FASTLSTM_ISA=$isa refused"
   done
-  for isa in "${variants[@]:1}"; do
+  # Every ARM variant against avx2 here; the portable one (the same C++ on both) against portable here, on the
+  # CPU without extensions only (its code does not depend on them).
+  [[ "$cpu" == cortex-a72 ]] && to_check=("${variants[@]}") || to_check=("${variants[@]:1}")
+  for isa in "${to_check[@]}"; do
     if [[ "$isa" == "$best" ]]; then
       emulated="$(env -u FASTLSTM_ISA "$arm_python" "$check" --expect "$best")"
     else
       emulated="$(FASTLSTM_ISA="$isa" "$arm_python" "$check")"
     fi
-    "$work/tools/bin/python" - "$emulated" "$native" "$isa" "$cpu" <<'PY'
+    [[ "$isa" == portable ]] && reference="$native_portable" || reference="$native"
+    "$work/tools/bin/python" - "$emulated" "$reference" "$isa" "$cpu" <<'PY'
 import json, sys
 emulated, native, isa, cpu = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
-assert emulated["active"] == isa and native["active"] == "avx2", (emulated, native)
+here = "portable" if isa == "portable" else "avx2"
+assert emulated["active"] == isa and native["active"] == here, (emulated, native)
 if emulated["sha256"] != native["sha256"]:
-    sys.exit(f"check_arm.sh: {isa} on -cpu {cpu} gave other bits than avx2 on this machine:\n{emulated}\n{native}")
-print(f"check_arm.sh: -cpu {cpu}: {isa} equals avx2 on this machine bitwise (fp32, bf16, int8)")
+    sys.exit(f"check_arm.sh: {isa} on -cpu {cpu} gave other bits than {here} on this machine:\n{emulated}\n{native}")
+print(f"check_arm.sh: -cpu {cpu}: {isa} equals {here} on this machine bitwise (fp32, bf16, int8)")
 PY
   done
   # Emulated float32 runs ~100x slower than native: the subset takes the tests of each capability at small shapes,

@@ -34,14 +34,18 @@ EXPECTED_ISAS = {
     "neon": ["portable", "neon"],
     "neon_dotprod": ["portable", "neon", "neon_dotprod"],
     "neon_bf16": ["portable", "neon", "neon_dotprod", "neon_bf16"],
+    "neon_i8mm": ["portable", "neon", "neon_dotprod", "neon_bf16", "neon_i8mm"],
 }
 
-#: (input_size, hidden_size, options, steps, batch): tails below, at and above 8 and 16 lanes.
+#: (input_size, hidden_size, options, steps, batch): tails below, at and above 8 and 16 lanes; batches 1 to 3, 5
+#: and 6 (int8 row pairs: one, two and three pairs, with and without a row alone); odd and even counts of int8 quads.
 MODELS = [
     (1, 7, {}, 5, 1),
     (9, 17, {"num_layers": 2}, 6, 3),
     (7, 33, {"bidirectional": True}, 4, 3),
     (17, 9, {"proj_size": 3, "batch_first": True}, 5, 2),
+    (20, 12, {}, 4, 6),
+    (5, 16, {"num_layers": 2}, 3, 5),
 ]
 
 
