@@ -1,5 +1,6 @@
 """``model(x, state, lengths=...)``: variable-length rows as PyTorch's packed sequences and onnxruntime's
-``sequence_lens`` define them, at every ISA.
+``sequence_lens`` define them, at every ISA (onnxruntime's in test_lengths_onnxruntime.py, so that this module needs
+no onnxruntime: tools/check_arm.sh runs it under emulation, where onnxruntime cannot start).
 
 Tolerance: against the float64 reference (which runs each row alone on its own steps), ``float32_tolerance`` from
 fastlstm.testing; against PyTorch or onnxruntime, twice that (both are float32 evaluations within it). The strong
@@ -9,15 +10,12 @@ element in the same order whatever the batch (kernels.h)."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import fastlstm
 from fastlstm import reference
-from fastlstm.interop.onnx_export import INPUT_NAME, OUTPUT_NAME, lstm_to_onnx
 from fastlstm.testing import float32_tolerance, max_abs_difference
 
 # (input_size, hidden_size, num_layers, bidirectional, proj_size, batch_first, lengths): batch 1, odd batches,
@@ -143,28 +141,6 @@ def test_equals_pytorch_packed_sequences(rng, case):
         tolerance = 2 * float32_tolerance(want, want32)
         assert max_abs_difference(np.take(got, rows, axis=axis), torch_rows) <= tolerance
     assert np.array_equal(ours[1][0][:, ~runnable], state[0][:, ~runnable])  # empty rows: the initial state
-
-
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_equals_onnxruntime_sequence_lens(rng, bidirectional):
-    model = fastlstm.LSTM(6, 11, 1, bidirectional=bidirectional, seed=3)
-    exported = lstm_to_onnx(model)
-    [lstm] = [node for node in exported.graph.node if node.op_type == "LSTM"]
-    while len(lstm.input) < 4:
-        lstm.input.append("")
-    lstm.input.append("sequence_lens")
-    exported.graph.input.append(onnx.helper.make_tensor_value_info("sequence_lens", onnx.TensorProto.INT32, ["N"]))
-    session = onnxruntime.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
-    lengths = np.array([5, 1, 8, 3, 8], np.int32)  # onnxruntime refuses length 0
-    x = rng.standard_normal((8, 5, 6)).astype(np.float32)
-    [output] = session.run([OUTPUT_NAME], {INPUT_NAME: x, "sequence_lens": lengths})
-    exact = reference.LSTM(6, 11, 1, bidirectional=bidirectional)
-    float32 = reference.LSTM(6, 11, 1, bidirectional=bidirectional, dtype=np.float32)
-    exact.load_state_dict(model.state_dict())
-    float32.load_state_dict(model.state_dict())
-    want = exact(x, lengths=lengths)[0]
-    tolerance = 2 * float32_tolerance(want, float32(x, lengths=lengths)[0])
-    assert max_abs_difference(model(x, lengths=lengths)[0], output) <= tolerance
 
 
 def test_bad_lengths_are_named():

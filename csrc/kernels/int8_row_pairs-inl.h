@@ -45,7 +45,7 @@ inline void int8_row_pairs_tile(const Int8QuadProduct& product, const uint32_t* 
     for (int s = 0; s < kSlots; ++s)
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g) acc[s][p][g][0] = acc[s][p][g][1] = Simd::zero_int();
-    auto multiply = [&](const Simd::RowPair (&rows)[kSlots], const uint32_t* w, int64_t second_quad_offset) {
+    auto multiply = [&](const Simd::RowPair(&rows)[kSlots], const uint32_t* w, int64_t second_quad_offset) {
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g) {
                 const uint32_t* v = w + p * panel_stride + g * L;
@@ -58,7 +58,6 @@ inline void int8_row_pairs_tile(const Int8QuadProduct& product, const uint32_t* 
                     acc[s][p][g][0] = Simd::matmul_pairs(acc[s][p][g][0], rows[s], columns.low);
                     acc[s][p][g][1] = Simd::matmul_pairs(acc[s][p][g][1], rows[s], columns.high);
                 }
-
             }
     };
     int64_t j = 0;
@@ -99,8 +98,7 @@ inline void int8_row_pairs_step_tile(const LstmStepArgs& a, const Int8QuadProduc
     constexpr int64_t kWidth = 4 * L;
     const int64_t panel_stride = product.depth * kWidth;
     int8_row_pairs_tile<kSlots, kLastAlone, kPanels>(
-        product, product.panels + panel * panel_stride, panel_stride, row,
-        [&](int r, int p, const Simd::VI (&sums)[4]) {
+        product, product.panels + panel * panel_stride, panel_stride, row, [&](int r, int p, const Simd::VI(&sums)[4]) {
             V z[4];
             for (int g = 0; g < 4; ++g) {
                 const int64_t column = (panel + p) * kWidth + g * L;
@@ -188,10 +186,11 @@ inline void int8_row_pairs_gemm_tile(const Int8QuadProduct& product, int64_t col
                                      int64_t ldc, int64_t columns) {
     constexpr int64_t L = Simd::kLanes;
     int8_row_pairs_tile<kSlots, kLastAlone, 1>(
-        product, product.panels, 0, 0, [&](int r, int, const Simd::VI (&sums)[4]) {
+        product, product.panels, 0, 0, [&](int r, int, const Simd::VI(&sums)[4]) {
             for (int v = 0; v < 4; ++v) {
                 const int64_t column = v * L;
-                const Simd::VI centred = Simd::sub_int(sums[v], Simd::load_int(product.column_offsets + column0 + column));
+                const Simd::VI centred =
+                    Simd::sub_int(sums[v], Simd::load_int(product.column_offsets + column0 + column));
                 const V value = product.finish(centred, init ? init + column : nullptr, r, column0 + column);
                 float* dst = C + r * ldc + column;
                 if (column + L <= columns)
@@ -220,8 +219,8 @@ inline void int8_row_pairs_gemm_rows(int64_t rows, const Int8QuadProduct& produc
 // tiles of 2 kMaxSlots rows and one tile of the rest.
 template <int kMaxSlots>
 inline void int8_row_pairs_gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                                       const Int8Panels& B, const float* init, float* C, int64_t ldc,
-                                       uint8_t* a_uint8, float* a_scales) {
+                                       const Int8Panels& B, const float* init, float* C, int64_t ldc, uint8_t* a_uint8,
+                                       float* a_scales) {
     constexpr int64_t kWidth = 4 * Simd::kLanes;
     constexpr int64_t kRowBlock = 256;
     constexpr int64_t kMaxRows = 2 * kMaxSlots;
