@@ -43,6 +43,30 @@ inline void gemm_tile(const Product& product, int64_t panel_stride, int64_t colu
                 for (int r = 0; r < kRows; ++r) acc[r][p][v] = Product::madd(acc[r][p][v], w, a[r]);
             }
     }
+    if constexpr (Simd::kFinishFromUnrolledCopies) {
+        // The sums copied out in fully unrolled loops first, as in lstm_step_tile (simd__neon.h): GCC 12 for aarch64
+        // otherwise kept the accumulators in their stack array for the rolled loop below and stored 14-17 of them
+        // there in every depth step. The same values, stored as below.
+        typename Product::Accumulator sums[kRows][kPanels][kVectors];
+#pragma GCC unroll 8
+        for (int r = 0; r < kRows; ++r)
+#pragma GCC unroll 4
+            for (int p = 0; p < kPanels; ++p)
+#pragma GCC unroll 4
+                for (int v = 0; v < kVectors; ++v) sums[r][p][v] = acc[r][p][v];
+        for (int r = 0; r < kRows; ++r)
+            for (int p = 0; p < kPanels; ++p)
+                for (int v = 0; v < kVectors; ++v) {
+                    const int64_t column = p * kWidth + v * Simd::kLanes;
+                    const V value = product.finish(sums[r][p][v], init_at(p, v), r, column0 + column);
+                    float* dst = C + r * ldc + column;
+                    if (column + Simd::kLanes <= columns)
+                        Simd::store(dst, value);
+                    else if (column < columns)
+                        Simd::store_first(dst, value, columns - column);
+                }
+        return;
+    }
     // Store the first `columns` columns of the tile (all of them but at the right edge of C).
     for (int r = 0; r < kRows; ++r)
         for (int p = 0; p < kPanels; ++p)
