@@ -46,7 +46,8 @@ inline void gemm_tile(const Product& product, int64_t panel_stride, int64_t colu
     if constexpr (Simd::kFinishFromUnrolledCopies) {
         // The sums copied out in fully unrolled loops first, as in lstm_step_tile (simd__neon.h): GCC 12 for aarch64
         // otherwise kept the accumulators in their stack array for the rolled loop below and stored 14-17 of them
-        // there in every depth step. The same values, stored as below.
+        // there in every depth step. The same values, stored as below (the loop is written twice: sharing it through
+        // a lambda changed the x86 variants' code, which this branch must leave as it was).
         typename Product::Accumulator sums[kRows][kPanels][kVectors];
 #pragma GCC unroll 8
         for (int r = 0; r < kRows; ++r)
