@@ -325,16 +325,19 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
 
 // Kernels and roundings of the core, exposed one by one so that tests can compare them with exact references.
 void bind_testing(py::module_& testing) {
-    testing.def("handoff_every_step", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
-                "While on, a bidirectional call's two threads hand its directions to each other after nearly every "
-                "step, and help with each other's chunk projections whenever idle; a team that splits the hidden units "
-                "goes on with its first member alone from its second chunk.");
+    testing.def(
+        "handoff_every_step", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
+        "While on, a bidirectional call's two threads hand its directions to each other after nearly every "
+        "step, and help with each other's chunk projections whenever idle; a team that splits the hidden units "
+        "shrinks to its first member at the end of every chunk and grows back at the next one that finds the others "
+        "waiting.");
     testing.def("handoffs_so_far", &fastlstm::handoffs_so_far,
                 "How many times a direction of a bidirectional call has changed threads between two steps, in this "
                 "process.");
     testing.def("team_shrinks_so_far", &fastlstm::team_shrinks_so_far,
-                "How many directions a team that split the hidden units finished with its first member alone, in "
-                "this process.");
+                "How many times a team that split the hidden units shrank to its first member, in this process.");
+    testing.def("team_regrowths_so_far", &fastlstm::team_regrowths_so_far,
+                "How many times the other members of such a team joined it again after it shrank, in this process.");
     testing.def("late_join", &fastlstm::set_late_join_for_tests, py::arg("on"),
                 "While on, the other members of a team that splits the hidden units join its first member no "
                 "earlier than before its second chunk, as a worker that starts late does.");

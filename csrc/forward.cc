@@ -25,7 +25,8 @@ constexpr auto kMembersWait = std::chrono::microseconds(50);
 // How long a member waiting to join yields between two looks at the team.
 constexpr auto kJoinLookAgain = std::chrono::microseconds(200);
 
-std::atomic<int64_t> team_shrinks{0};  // directions finished by a shrunk team's first member alone
+std::atomic<int64_t> team_shrinks{0};    // times a team's first member took over every panel
+std::atomic<int64_t> team_regrowths{0};  // times the others joined it again after a shrink
 std::atomic<bool> late_join_forced{false};
 std::atomic<int64_t> late_joins{0};  // teams that members joined after their first had started alone
 
@@ -42,6 +43,8 @@ void wait_briefly_for_everyone(const TeamSize& sizing) {
 
 int64_t team_shrinks_so_far() { return team_shrinks.load(std::memory_order_relaxed); }
 void count_team_shrink() { team_shrinks.fetch_add(1, std::memory_order_relaxed); }
+int64_t team_regrowths_so_far() { return team_regrowths.load(std::memory_order_relaxed); }
+void count_team_regrowth() { team_regrowths.fetch_add(1, std::memory_order_relaxed); }
 void set_late_join_for_tests(bool on) { late_join_forced.store(on, std::memory_order_relaxed); }
 int64_t late_joins_so_far() { return late_joins.load(std::memory_order_relaxed); }
 void count_late_join() { late_joins.fetch_add(1, std::memory_order_relaxed); }
@@ -124,15 +127,18 @@ void PackedLstm::forward_in(const ForwardArgs& args, int threads, CallScratch* k
         }
         const Team everyone{index, size, &everyone_barrier, one_direction_team && size > 1 ? &sizing : nullptr};
         if (everyone.sizing && index > 0) {  // start with the first, join it later, or go home
-            sizing.arrive(size);
-            while (sizing.waiting_to_join())
-                sizing.phase.wait_while_equal_for(sizing.phase.value.load(std::memory_order_relaxed), kJoinLookAgain);
-            if (sizing.everyone()) {
+            for (;;) {
+                sizing.arrive(size);
+                while (sizing.waiting_to_join())
+                    sizing.phase.wait_while_equal_for(sizing.phase.value.load(std::memory_order_relaxed),
+                                                      kJoinLookAgain);
+                if (!sizing.everyone()) return;
                 const bool joined_late = sizing.join.layer >= 0;
                 run_layers(args, everyone, everyone, 0, 1, workspaces[0], layer_buffers,
                            joined_late ? &sizing.join : nullptr);
+                // Here at the end of the call, or stepped out of a shrunk team: come back later, unless it ends.
+                if (!sizing.rest_after_shrink()) return;
             }
-            return;
         }
         if (everyone.sizing) {
             if (!sizing.force_late_join) wait_briefly_for_everyone(sizing);

@@ -215,17 +215,18 @@ void PackedLstm::share_panels(DirectionRun& run, int index, int members) const {
 
 // The first member of a team that has shrunk (team.h: TeamSize) takes over every panel, projection block and column
 // of the run from the next chunk on; the others' columns of c are complete since the last meeting.
-void PackedLstm::take_every_panel(DirectionRun& run) const {
-    share_panels(run, 0, 1);
-    count_team_shrink();
-}
+void PackedLstm::take_every_panel(DirectionRun& run) const { share_panels(run, 0, 1); }
 
-// The first member of a team, alone so far, lets the others in before chunk run.next_chunk of `layer` (team.h:
-// TeamSize): they start from its step arguments (every column of c is in place), and it keeps its own share.
+// The first member of a team, alone so far (or since the team shrank), lets the others in before chunk run.next_chunk
+// of `layer` (team.h: TeamSize): they start from its step arguments (every column of c is in place), and it keeps its
+// own share.
 void PackedLstm::let_members_in(DirectionRun& run, int64_t layer, const Team& team) const {
     team.sizing->let_in({layer, run.next_chunk, run.step.h_prev, run.step.h_prev_stride, run.step.recurrent_size});
     share_panels(run, 0, team.size);
-    count_late_join();
+    if (team.sizing->shrinks > 0)
+        count_team_regrowth();
+    else
+        count_late_join();
 }
 
 // The kernel arguments of the first step: h_prev from h0 or, from a zero state (run.h0 null), every row reading the

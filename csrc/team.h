@@ -31,7 +31,7 @@ struct TeamJoinPoint {
 };
 
 // How many members of a team that splits the hidden units share the work (forward.cc). It changes only before a
-// chunk of steps, and only twice at most:
+// chunk of steps:
 // - Late members join. Members that start within microseconds of the first start with it. Otherwise the first
 //   member starts alone and lets the others in before the first chunk it starts after all of them have arrived: it
 //   tells them where it stands (TeamJoinPoint) and keeps its own share of the panels from there. A worker whose core
@@ -41,21 +41,31 @@ struct TeamJoinPoint {
 //   lost its core: a time slice is milliseconds). At a meeting that ends a chunk of steps, once kShrinkWindowNs have
 //   passed since the members joined or the last decision, the last member to arrive decides: the team shrinks if
 //   those waits took more than 1/kShrinkWaitShare of the window, a member sharing its core with another program's
-//   thread, not a moment's interruption. From the next chunk the first member runs every panel and the others leave
-//   the call, so that nobody waits at every step for a thread that shares a core.
-// Once the first member is alone for good (shrunk, or done before the others arrived), the call stays so.
+//   thread, not a moment's interruption. From the next chunk the first member runs every panel and the others step
+//   out, so that nobody waits at every step for a thread that shares a core.
+// - The team grows back. The members that stepped out sleep for a while (kAloneFirstNs after the first shrink of the
+//   call, twice as long after each further one) and then join again as late members do. The cause may have passed:
+//   on a virtual machine a worker just woken often shares the caller's CPU for some milliseconds before the
+//   scheduler moves it, and a long call would otherwise run at one thread's speed to its end. If the cause stays
+//   (another program's thread on that core), each return costs about one window of waits before the team shrinks
+//   again, and the doubling makes returns rare: a call of length L tries about log2(L / kAloneFirstNs) of them.
+// At the end of the call the first member sends home whoever is still waiting or sleeping.
 struct TeamSize {
-    // kStarting: the first has not started; kFirstAlone: it started alone, the others join it later; kEveryone;
-    // kFirstForGood: it goes on alone to the end.
+    // kStarting: the first has not started; kFirstAlone: it works alone (started alone, or the team shrank), the
+    // others join it later; kEveryone; kFirstForGood: it goes on alone to the end (its call is ending).
     enum Phase : uint32_t { kStarting = 0, kFirstAlone = 1, kEveryone = 2, kFirstForGood = 3 };
     static constexpr int64_t kShrinkWindowNs = 5'000'000;
     static constexpr int64_t kShrinkWaitShare = 4;
+    static constexpr int64_t kAloneFirstNs = 4 * kShrinkWindowNs;
     WaitWord phase;               // a Phase; waiting members wait on it
-    std::atomic<int> arrived{1};  // members that have started (the first counts itself)
+    std::atomic<int> arrived{1};  // members that have started or come back (the first counts itself)
     TeamJoinPoint join;           // written before phase becomes kEveryone
     std::atomic<int64_t> waited_ns{0};
     std::atomic<int64_t> window_start_ns{0};  // set when the members join
-    bool force_shrink = false;                // tests: shrink at the first decision point
+    std::atomic<int64_t> rejoin_at_ns{0};     // after a shrink: when the members come back
+    int64_t alone_ns = kAloneFirstNs;         // how long the next shrink lasts (decide() alone writes it)
+    int shrinks = 0;                          // in this call (decide() alone writes it)
+    bool force_shrink = false;                // tests: shrink at every decision point, and grow back at once
     bool force_late_join = false;             // tests: the members join no earlier than the first's second chunk
 
     bool everyone() const { return phase.value.load(std::memory_order_relaxed) == kEveryone; }
@@ -80,15 +90,25 @@ struct TeamSize {
     // The first member, alone, before chunk `chunk` of layer `layer`: whether to let the others in there.
     bool may_join(int size, int64_t layer, int64_t chunk) const {
         return phase.value.load(std::memory_order_relaxed) == kFirstAlone &&
-               arrived.load(std::memory_order_acquire) == size && (!force_late_join || layer > 0 || chunk > 0);
+               arrived.load(std::memory_order_acquire) == size && (!force_late_join || layer > 0 || chunk > 0) &&
+               (shrinks == 0 || steady_now_ns() >= rejoin_at_ns.load(std::memory_order_relaxed));
     }
     void let_in(const TeamJoinPoint& where) {
         join = where;
         window_start_ns.store(steady_now_ns(), std::memory_order_relaxed);
+        waited_ns.store(0, std::memory_order_relaxed);
         phase.value.store(kEveryone, std::memory_order_release);
         phase.notify();
     }
-    // The first member at the end of its call: members still waiting go home.
+    // A member that stepped out of a shrunk team: sleeps until it is time to come back (true), or until the call ends
+    // (false).
+    bool rest_after_shrink() const {
+        const std::chrono::steady_clock::time_point until{
+            std::chrono::nanoseconds(rejoin_at_ns.load(std::memory_order_relaxed))};
+        phase.sleep_while_equal_until(kFirstAlone, until);
+        return phase.value.load(std::memory_order_acquire) == kFirstAlone;
+    }
+    // The first member at the end of its call: members still waiting or sleeping go home.
     void finish() {
         uint32_t alone = kFirstAlone;
         if (phase.value.load(std::memory_order_relaxed) == kFirstAlone &&
@@ -101,8 +121,15 @@ struct TeamSize {
         TeamSize& size = *static_cast<TeamSize*>(context);
         const int64_t now = steady_now_ns(), start = size.window_start_ns.load(std::memory_order_relaxed);
         if (!size.force_shrink && now - start < kShrinkWindowNs) return;
-        if (size.force_shrink || size.waited_ns.load(std::memory_order_relaxed) * kShrinkWaitShare > now - start)
-            size.phase.value.store(kFirstForGood, std::memory_order_relaxed);
+        if (size.force_shrink || size.waited_ns.load(std::memory_order_relaxed) * kShrinkWaitShare > now - start) {
+            // Published to the others by the barrier's release: they step out from the next chunk and come back.
+            size.arrived.store(1, std::memory_order_relaxed);
+            size.rejoin_at_ns.store(size.force_shrink ? now : now + size.alone_ns, std::memory_order_relaxed);
+            size.alone_ns *= 2;
+            ++size.shrinks;
+            count_team_shrink();
+            size.phase.value.store(kFirstAlone, std::memory_order_relaxed);
+        }
         size.window_start_ns.store(now, std::memory_order_relaxed);
         size.waited_ns.store(0, std::memory_order_relaxed);
     }

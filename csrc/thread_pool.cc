@@ -127,6 +127,24 @@ void WaitWord::wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds 
         std::this_thread::yield();
 }
 
+void WaitWord::sleep_while_equal_until(uint32_t expected, std::chrono::steady_clock::time_point deadline) const {
+    for (auto now = std::chrono::steady_clock::now();
+         value.load(std::memory_order_acquire) == expected && now < deadline; now = std::chrono::steady_clock::now()) {
+#if defined(__linux__)
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+        timespec timeout{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);  // as in wait_while_equal
+        if (value.load(std::memory_order_seq_cst) == expected)
+            syscall(SYS_futex, reinterpret_cast<const uint32_t*>(&value), FUTEX_WAIT_PRIVATE, expected, &timeout,
+                    nullptr, 0);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+#else
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::microseconds(100)));
+#endif
+    }
+}
+
 void WaitWord::notify() const {
 #if defined(__linux__)
     if (sleepers_.load(std::memory_order_seq_cst) > 0)

@@ -36,6 +36,9 @@ class WaitWord {
     // caller then looks again at what it waits for). For waits inside a call, where a sleeping thread would be
     // woken onto its waker's CPU (thread_pool.cc).
     void wait_while_equal_for(uint32_t expected, std::chrono::nanoseconds timeout) const;
+    // Sleeps (no spin) while the value equals `expected`, until `deadline` at the latest: for a thread with nothing to
+    // do for a while that must still come back at once when the word changes (the end of the call, say).
+    void sleep_while_equal_until(uint32_t expected, std::chrono::steady_clock::time_point deadline) const;
     void notify() const;
 
    private:

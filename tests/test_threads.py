@@ -197,7 +197,8 @@ PIECE_SHAPES = [
 def handoff_every_step():
     """Within the test, the two threads of a bidirectional call hand its directions to each other after nearly every
     step, at whatever step each one is (mid-chunk, mid-look-ahead, while the layer above follows the one below), and
-    help with each other's chunk projections whenever idle."""
+    help with each other's chunk projections whenever idle; a team that splits the hidden units shrinks at the end of
+    every chunk and grows back at the next one that finds the other member waiting."""
     from fastlstm import _core
 
     _core.testing.handoff_every_step(True)
@@ -298,6 +299,25 @@ def test_a_team_goes_on_with_one_thread_from_its_second_chunk_in_the_test_mode(r
     for _ in range(9):
         _run(model, x, threads=2)
     assert _core.testing.team_shrinks_so_far() > shrinks_before
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize(
+    "input_size, hidden, layers, batch, steps",
+    # Plain chunks of 32 steps at batch 8 (3 per layer), and the look-ahead chunks of batch 1 (the member coming back
+    # takes over gates that the first projected alone).
+    [(24, 300, 2, 8, 70), (33, 255, 1, 1, 300)],
+)
+def test_bitwise_identical_when_a_team_grows_back_after_it_shrinks(
+    isa, rng, handoff_every_step, input_size, hidden, layers, batch, steps, precision
+):
+    # The test mode shrinks the team at every chunk's end and lets the other member back at the first chunk it finds
+    # it waiting (in some calls it is not back in time).
+    from fastlstm import _core
+
+    model = fastlstm.LSTM(input_size, hidden, layers, seed=11, precision=precision)
+    x = rng.standard_normal((steps, batch, input_size)).astype(np.float32)
+    _check_bitwise_while_counted(model, x, 10, _core.testing.team_regrowths_so_far)
 
 
 @pytest.fixture

@@ -129,12 +129,14 @@ class _Testing:
     @staticmethod
     def handoff_every_step(on: bool) -> None:
         """While on, a bidirectional call's two threads hand its directions to each other after nearly every step,
-        and help with each other's chunk projections whenever idle; a team that splits the hidden units goes on with
-        its first member alone from its second chunk."""
+        and help with each other's chunk projections whenever idle; a team that splits the hidden units shrinks to
+        its first member at the end of every chunk and grows back at the next one that finds the others waiting."""
     @staticmethod
     def team_shrinks_so_far() -> int:
-        """How many directions a team that split the hidden units finished with its first member alone, in this
-        process."""
+        """How many times a team that split the hidden units shrank to its first member, in this process."""
+    @staticmethod
+    def team_regrowths_so_far() -> int:
+        """How many times the other members of such a team joined it again after it shrank, in this process."""
     @staticmethod
     def late_join(on: bool) -> None:
         """While on, the other members of a team that splits the hidden units join its first member no earlier than

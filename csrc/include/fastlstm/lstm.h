@@ -271,10 +271,12 @@ void set_handoff_every_step_for_tests(bool on);
 int64_t handoffs_so_far();
 // How many blocks of a chunk's input projection a thread ran for the other one's direction, in this process.
 int64_t helped_projection_blocks_so_far();
-// How many directions a team that split the hidden units finished with its first member alone (team.h: TeamSize), in
-// this process; count_team_shrink() adds one.
+// How many times a team that split the hidden units shrank to its first member (team.h: TeamSize), and how many times
+// the others joined it again after that, in this process; count_team_shrink() and count_team_regrowth() add one.
 int64_t team_shrinks_so_far();
 void count_team_shrink();
+int64_t team_regrowths_so_far();
+void count_team_regrowth();
 // Tests only: the other members of a team that splits the hidden units join its first no earlier than before its
 // second chunk (team.h: TeamSize), as a worker that starts late would. Off by default.
 void set_late_join_for_tests(bool on);
