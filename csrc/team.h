@@ -1,6 +1,7 @@
 // A team of threads of the shared pool working on one call, and how they share work. Private to the core's sources.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -48,7 +49,8 @@ struct TeamJoinPoint {
 //   on a virtual machine a worker just woken often shares the caller's CPU for some milliseconds before the
 //   scheduler moves it, and a long call would otherwise run at one thread's speed to its end. If the cause stays
 //   (another program's thread on that core), each return costs about one window of waits before the team shrinks
-//   again, and the doubling makes returns rare: a call of length L tries about log2(L / kAloneFirstNs) of them.
+//   again, and the doubling makes returns rare: a call of length L tries about log2(L / kAloneFirstNs) of them, and
+//   one every kAloneMostNs once the doubling has reached that.
 // At the end of the call the first member sends home whoever is still waiting or sleeping.
 struct TeamSize {
     // kStarting: the first has not started; kFirstAlone: it works alone (started alone, or the team shrank), the
@@ -57,6 +59,10 @@ struct TeamSize {
     static constexpr int64_t kShrinkWindowNs = 5'000'000;
     static constexpr int64_t kShrinkWaitShare = 4;
     static constexpr int64_t kAloneFirstNs = 4 * kShrinkWindowNs;
+    // The doubling stops here (1.28 s): a call that shrinks at every chunk (the test mode does) must not overflow it,
+    // and a long call beside a program that never leaves still tries again every 1.28 s, at a cost of about one
+    // window of waits (5 ms, 0.4%) each time.
+    static constexpr int64_t kAloneMostNs = 64 * kAloneFirstNs;
     WaitWord phase;               // a Phase; waiting members wait on it
     std::atomic<int> arrived{1};  // members that have started or come back (the first counts itself)
     TeamJoinPoint join;           // written before phase becomes kEveryone
@@ -125,7 +131,7 @@ struct TeamSize {
             // Published to the others by the barrier's release: they step out from the next chunk and come back.
             size.arrived.store(1, std::memory_order_relaxed);
             size.rejoin_at_ns.store(size.force_shrink ? now : now + size.alone_ns, std::memory_order_relaxed);
-            size.alone_ns *= 2;
+            size.alone_ns = std::min(2 * size.alone_ns, kAloneMostNs);
             ++size.shrinks;
             count_team_shrink();
             size.phase.value.store(kFirstAlone, std::memory_order_relaxed);
