@@ -1,10 +1,11 @@
 // Portable panel GEMM: the reference path, compiled with the baseline flags of the target and always available.
-// Rows are blocked by kRows so that each loaded weight feeds several rows; the accumulators of one block live in a
-// small local array that the compiler keeps in vector registers for the fixed panel widths.
+// Rows are blocked so that each loaded weight feeds several rows; the sums of one block are held in vector registers
+// (float32: f32_tile__portable.h; bf16 and int8: a small local array the compiler keeps there as it can).
 #include <algorithm>
 #include <cassert>
 
 #include "bf16__portable.h"
+#include "f32_tile__portable.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
 #include "variants.h"
@@ -12,6 +13,7 @@
 namespace fastlstm {
 namespace {
 
+// Rows are blocked by 4 in precisions bf16 and int8, by the tile's 3 in float32 (f32_tile__portable.h).
 constexpr int64_t kRows = 4;
 // The portable variant packs with hidden_block 8: gate panels are 32 wide, projection panels 8.
 constexpr int64_t kHiddenBlock = 8;
@@ -21,34 +23,31 @@ static_assert(kHiddenBlock == kVariant_portable.hidden_block, "variants.inc: the
 template <int64_t kWidth, int64_t kBlockRows>
 void gemm_panel_rows(int64_t K, const float* A, int64_t lda, const float* panel, const float* init, float* C,
                      int64_t ldc, int64_t columns) {
-    float acc[kBlockRows][kWidth];
+    float sums[kBlockRows][kWidth];
     for (int64_t r = 0; r < kBlockRows; ++r)
-        for (int64_t j = 0; j < kWidth; ++j) acc[r][j] = init ? init[j] : 0.0f;
-    for (int64_t k = 0; k < K; ++k) {
-        const float* w = panel + k * kWidth;
-        for (int64_t r = 0; r < kBlockRows; ++r) {
-            const float a = A[r * lda + k];
-            for (int64_t j = 0; j < kWidth; ++j) acc[r][j] += a * w[j];
-        }
-    }
+        for (int64_t j = 0; j < kWidth; ++j) sums[r][j] = init ? init[j] : 0.0f;
+    portable::f32_panel_accumulate<kBlockRows, kWidth>(K, A, lda, panel, sums[0], kWidth);
     for (int64_t r = 0; r < kBlockRows; ++r)
-        for (int64_t j = 0; j < columns; ++j) C[r * ldc + j] = acc[r][j];
+        for (int64_t j = 0; j < columns; ++j) C[r * ldc + j] = sums[r][j];
 }
 
 template <int64_t kWidth>
 void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels, const float* init,
                  float* C, int64_t ldc) {
+    constexpr int64_t kBlock = portable::kTileRows;
     const int64_t num_panels = (N + kWidth - 1) / kWidth;
     for (int64_t p = 0; p < num_panels; ++p) {
         const float* panel = panels + p * K * kWidth;
         const float* panel_init = init ? init + p * kWidth : nullptr;
         const int64_t columns = std::min(kWidth, N - p * kWidth);
+        float* const C_panel = C + p * kWidth;
         int64_t m = 0;
-        for (; m + kRows <= M; m += kRows)
-            gemm_panel_rows<kWidth, kRows>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc,
-                                           columns);
-        for (; m < M; ++m)
-            gemm_panel_rows<kWidth, 1>(K, A + m * lda, lda, panel, panel_init, C + m * ldc + p * kWidth, ldc, columns);
+        for (; m + kBlock <= M; m += kBlock)
+            gemm_panel_rows<kWidth, kBlock>(K, A + m * lda, lda, panel, panel_init, C_panel + m * ldc, ldc, columns);
+        if (M - m == 2)
+            gemm_panel_rows<kWidth, 2>(K, A + m * lda, lda, panel, panel_init, C_panel + m * ldc, ldc, columns);
+        else if (M - m == 1)
+            gemm_panel_rows<kWidth, 1>(K, A + m * lda, lda, panel, panel_init, C_panel + m * ldc, ldc, columns);
     }
 }
 

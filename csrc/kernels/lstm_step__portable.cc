@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "bf16__portable.h"
+#include "f32_tile__portable.h"
 #include "f32_activations__portable.h"
 #include "fastlstm/bf16.h"
 #include "fastlstm/int8.h"
@@ -16,6 +17,7 @@ namespace {
 constexpr int64_t kHiddenBlock = 8;
 static_assert(kHiddenBlock == kVariant_portable.hidden_block, "variants.inc: the portable row's hidden_block");
 constexpr int64_t kPanelWidth = 4 * kHiddenBlock;
+// Batch rows per block in bf16 and int8 (float32 takes the tile's, f32_tile__portable.h).
 constexpr int64_t kRows = 4;
 
 using portable::widen_bf16;
@@ -71,16 +73,14 @@ struct F32Product {
     int64_t row_stride;
     int64_t depth;
 
-    // z[r][j] += (h of row + r) . panel column j, for the kPanelWidth columns of panel `panel_index`; each weight
-    // loaded once for the kBlockRows rows.
+    static constexpr int64_t kRowsPerBlock = portable::kTileRows;
+
+    // z[r][j] += (h of row + r) . panel column j, for the kPanelWidth columns of panel `panel_index`, in the tile of
+    // f32_tile__portable.h: each weight loaded once for the kBlockRows rows.
     template <int64_t kBlockRows>
     void accumulate(float (*z)[kPanelWidth], int64_t panel_index, int64_t row) const {
-        const float* panel = panels + panel_index * depth * kPanelWidth;
-        for (int64_t k = 0; k < depth; ++k)
-            for (int64_t r = 0; r < kBlockRows; ++r) {
-                const float h = rows[(row + r) * row_stride + k];
-                for (int64_t j = 0; j < kPanelWidth; ++j) z[r][j] += h * panel[k * kPanelWidth + j];
-            }
+        portable::f32_panel_accumulate<kBlockRows, kPanelWidth>(
+            depth, rows + row * row_stride, row_stride, panels + panel_index * depth * kPanelWidth, z[0], kPanelWidth);
     }
 };
 
@@ -91,6 +91,7 @@ struct BF16PairProduct {
     const uint16_t* rows;
     int64_t row_stride;
     int64_t depth;
+    static constexpr int64_t kRowsPerBlock = kRows;
 
     template <int64_t kBlockRows>
     void accumulate(float (*z)[kPanelWidth], int64_t panel_index, int64_t row) const {
@@ -116,6 +117,7 @@ struct Int8QuadProduct {
     int64_t row_stride;
     int64_t depth;
     const float* row_scales;
+    static constexpr int64_t kRowsPerBlock = kRows;
 
     template <int64_t kBlockRows>
     void accumulate(float (*z)[kPanelWidth], int64_t panel_index, int64_t row) const {
@@ -165,9 +167,10 @@ void step_rows(const LstmStepArgs& a, const Product& product, int64_t panel_inde
 
 template <class Product>
 void step(const LstmStepArgs& a, const Product& product) {
+    constexpr int64_t kBlock = Product::kRowsPerBlock;
     for (int64_t p = a.panel_begin; p < a.panel_end; ++p) {
         int64_t row = 0;
-        for (; row + kRows <= a.batch; row += kRows) step_rows<kRows>(a, product, p, row);
+        for (; row + kBlock <= a.batch; row += kBlock) step_rows<kBlock>(a, product, p, row);
         for (; row < a.batch; ++row) step_rows<1>(a, product, p, row);
     }
 }
