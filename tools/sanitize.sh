@@ -5,6 +5,8 @@
 #   src/    a copy of the repository, so that the build never writes into the work tree (or its build/ dirs)
 #   build/  the CMake build directory (kept, so a second run only recompiles what changed)
 # Extra arguments after the directory go to pytest, e.g.  tools/sanitize.sh /tmp/asan --ignore=tests/test_parity.py
+# Without a test path among them pytest runs tests/; with one (tools/sanitize.sh /tmp/asan tests/test_threads.py,
+# or a node id) it runs just what they name.
 # Needs GCC with libasan/libubsan (Debian: gcc), Python >= 3.10, and PyPI for the test and torch packages.
 set -euo pipefail
 
@@ -73,6 +75,11 @@ if "site-packages" not in core.__file__:
 PY
 start=$(date +%s)
 status=0
-"$venv/bin/python" -m pytest tests -x -q -p no:cacheprovider "$@" || status=$?
+# A test path or node id among the arguments (a word that, up to any "::", names a file or directory of the copy).
+targets=(tests)
+for argument in "$@"; do
+  if [[ "$argument" != -* && -e "${argument%%::*}" ]]; then targets=(); break; fi
+done
+"$venv/bin/python" -m pytest "${targets[@]}" -x -q -p no:cacheprovider "$@" || status=$?
 echo "sanitize.sh: pytest exit $status after $(( $(date +%s) - start )) s"
 exit "$status"
