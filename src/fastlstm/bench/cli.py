@@ -126,7 +126,13 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--json", type=Path, metavar="FILE", help="also write every result and the environment as JSON"
     )
     command.add_argument(
-        "--plot", type=Path, metavar="FILE", help="also draw the speed-ups as a bar chart (PNG, needs matplotlib)"
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "also draw the speed-ups as a bar chart, or with --streaming the step latencies and the sessions' "
+            "throughput (PNG, needs matplotlib)"
+        ),
     )
     command.add_argument(
         "--neighbours",
@@ -171,7 +177,7 @@ def main(args: argparse.Namespace) -> int:
     if args.torch_model:
         return run_torch_model()
     if args.streaming:
-        return run_streaming()
+        return run_streaming(plot_path=args.plot)
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
     return run(
         shapes,

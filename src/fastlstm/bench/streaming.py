@@ -21,12 +21,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 import fastlstm
 
+from .machine import cpu_model
+from .plot import write_streaming_plot
 from .step_peers import STEP_PEERS, STEP_TOLERANCE, StepPeer, step_difference
 from .timing import measure_peaks
 
@@ -249,8 +252,11 @@ def measure_gains(cases=GAIN_CASES, thread_counts=GAIN_THREADS, rounds: int = 3)
     return gains
 
 
-def run_streaming(out: TextIO | None = None, progress: TextIO | None = None, quick: bool = False) -> int:
-    """Measures the three tables (``quick``: fewer sizes and rounds, for the tests) and prints them to ``out``."""
+def run_streaming(
+    out: TextIO | None = None, progress: TextIO | None = None, quick: bool = False, plot_path: Path | None = None
+) -> int:
+    """Measures the three tables (``quick``: fewer sizes and rounds, for the tests) and prints them to ``out``;
+    with ``plot_path``, also draws the first two (plot.write_streaming_plot)."""
     out, progress = out or sys.stdout, progress or sys.stderr
     peers = [peer for peer in STEP_PEERS if peer.is_available()]
     rounds = 2 if quick else ROUNDS
@@ -267,4 +273,7 @@ def run_streaming(out: TextIO | None = None, progress: TextIO | None = None, qui
     )
     peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
     out.write(streaming_report(latency, throughput, gains, batcher, peaks))
+    if plot_path is not None:
+        title = f"fastlstm {fastlstm.__version__} ({fastlstm.active_isa()}), {cpu_model()}, 1 thread"
+        write_streaming_plot(plot_path, latency, throughput, title)
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +29,14 @@ WARM_UP_FRACTION = 0.5
 #: next 10 calls of a 2-thread fastlstm 2.3x slower with no pause, and not at all after 10 ms
 #: (``python -m pytest benchmarks -k right_after_onnxruntime`` times those calls after each pause).
 SETTLE_SECONDS = 0.05
-#: Seconds of the FMA calibration kernel per thread count, for "% peak".
+#: Seconds of the FMA calibration kernel per thread count and attempt, for "% peak".
 PEAK_SECONDS = 0.3
+#: Attempts at a thread count's peak, the best kept: a virtual machine's host sometimes runs two of its CPUs on one
+#: physical core for a second or so, and a single attempt then measured the 2-thread peak of this 2-core machine at
+#: 117 GFLOP/s, one core's, and reported rows at 150-170% of it. Attempts stop once the peak reaches
+#: PEAK_SCALING of the thread count times the per-thread rate of the smallest count.
+PEAK_ATTEMPTS = 5
+PEAK_SCALING = 0.9
 #: Seconds of the read-bandwidth calibration kernel per working set, for the batch-1 bound ("% bound").
 BANDWIDTH_SECONDS = 0.1
 
@@ -74,9 +80,25 @@ def time_interleaved(forwards: dict[str, Forward], x: np.ndarray, repeat_seconds
     return {name: Timing(statistics.median(runs), min(runs), len(runs)) for name, runs in times.items()}
 
 
-def measure_peaks(isa: str, thread_counts: Sequence[int]) -> dict[int, float]:
-    """GFLOP/s of our FMA calibration kernel for ``isa`` at each thread count: the ceiling of "% peak"."""
-    return {threads: _core.calibration.fma_peak_gflops(isa, threads, seconds=PEAK_SECONDS) for threads in thread_counts}
+def measure_peaks(
+    isa: str, thread_counts: Sequence[int], measure: Callable[[str, int, float], float] | None = None
+) -> dict[int, float]:
+    """GFLOP/s of our FMA calibration kernel for ``isa`` at each thread count: the ceiling of "% peak". A larger
+    count gets up to PEAK_ATTEMPTS attempts, the best kept, until it scales from the smallest count's per-thread rate
+    (PEAK_SCALING). ``measure``: the calibration (tests replace it)."""
+    measure = measure or (lambda isa, threads, seconds: _core.calibration.fma_peak_gflops(isa, threads, seconds))
+    peaks: dict[int, float] = {}
+    per_thread = None
+    for threads in sorted(set(thread_counts)):
+        best = measure(isa, threads, PEAK_SECONDS)
+        for _ in range(PEAK_ATTEMPTS - 1):
+            if per_thread is None or best >= PEAK_SCALING * threads * per_thread:
+                break
+            best = max(best, measure(isa, threads, PEAK_SECONDS))
+        peaks[threads] = best
+        if per_thread is None:
+            per_thread = best / threads
+    return {threads: peaks[threads] for threads in thread_counts}
 
 
 def read_bandwidth(threads: int, bytes_per_thread: int) -> float:
