@@ -35,6 +35,7 @@ template <int64_t kWidth>
 void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels, const float* init,
                  float* C, int64_t ldc) {
     constexpr int64_t kBlock = portable::kTileRows;
+    static_assert(kBlock == 3, "the tails below take the 2 rows or 1 row that blocks of 3 leave");
     const int64_t num_panels = (N + kWidth - 1) / kWidth;
     for (int64_t p = 0; p < num_panels; ++p) {
         const float* panel = panels + p * K * kWidth;

@@ -88,7 +88,7 @@ def measure_peaks(
     """GFLOP/s of our FMA calibration kernel for ``isa`` at each thread count: the ceiling of "% peak". Each count
     is measured until its best two attempts agree (and a larger count scales from the smallest one's per-thread
     rate), at most PEAK_ATTEMPTS times; the best is kept. ``measure``: the calibration (tests replace it)."""
-    measure = measure or (lambda isa, threads, seconds: _core.calibration.fma_peak_gflops(isa, threads, seconds))
+    measure = measure or _core.calibration.fma_peak_gflops
     peaks: dict[int, float] = {}
     per_thread = None
     for threads in sorted(set(thread_counts)):
