@@ -71,10 +71,10 @@ def test_tick_of_a_large_model(benchmark, implementation: str) -> None:
     _tick(benchmark, fastlstm.LSTM(input_size, hidden, seed=0, threads=1), sessions, implementation)
 
 
-@pytest.mark.parametrize("through", ["batcher", "direct"])
+@pytest.mark.parametrize("through", ["batcher, threads", "batcher, asyncio tasks", "direct"])
 def test_256_producers(benchmark, through: str) -> None:
     """One call: every one of 256 sessions steps FRAMES_PER_PRODUCER frames, through the batcher (a producer
-    thread per session) or as full-batch steps."""
+    thread or asyncio task per session) or as full-batch steps."""
     producers, frames = streaming.PRODUCERS, streaming.FRAMES_PER_PRODUCER
     model = fastlstm.LSTM(*streaming.SESSIONS_SIZE, seed=0, threads=1)
     x = np.random.default_rng(2).standard_normal((producers, model.input_size)).astype(np.float32)
@@ -86,7 +86,12 @@ def test_256_producers(benchmark, through: str) -> None:
         for _ in range(frames):
             pool.step(ids, x)
 
-    run = (lambda: streaming._batcher_round(pool, ids, x, frames, waits)) if through == "batcher" else direct
+    rounds = {
+        "batcher, threads": lambda: streaming._batcher_round(pool, ids, x, frames, waits, producers // 2),
+        "batcher, asyncio tasks": lambda: streaming._batcher_async_round(pool, ids, x, frames, waits, producers // 2),
+        "direct": direct,
+    }
+    run = rounds[through]
     benchmark.group = f"{producers} sessions x {frames} frames, I={model.input_size} H={model.hidden_size}, 1 thread"
     benchmark.pedantic(run, warmup_rounds=1, rounds=5)
     benchmark.extra_info.update(frames_per_second=producers * frames / benchmark.stats.stats.median)

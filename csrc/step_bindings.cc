@@ -10,10 +10,13 @@
 
 #include "bindings.h"
 #include "fastlstm/lstm.h"
+#include "fastlstm/step_queue.h"
 
 namespace py = pybind11;
 using fastlstm::ForwardCache;
 using fastlstm::PackedLstm;
+using fastlstm::SessionRows;
+using fastlstm::StepQueue;
 
 namespace {
 
@@ -139,6 +142,76 @@ py::object step_sessions(const PackedLstm& lstm, py::handle x_object, py::handle
     return std::move(y);
 }
 
+// SessionRows.attach: the pool's state arrays, h (layers, capacity, h_width), c (layers, capacity, c_width) and
+// generations (capacity,), which the pool keeps alive; called with the rows' mutex held.
+void attach_rows(SessionRows& rows, py::handle h_object, py::handle c_object, py::handle generations_object) {
+    if (!is_plain<float>(h_object, 3) || !is_plain<float>(c_object, 3) || !is_plain<int64_t>(generations_object, 1))
+        throw py::value_error("_core: attach takes float32 h and c (layers, capacity, width) and int64 generations");
+    const auto h = py::reinterpret_borrow<py::array>(h_object);
+    const auto c = py::reinterpret_borrow<py::array>(c_object);
+    auto generations = py::reinterpret_borrow<py::array>(generations_object);
+    const py::ssize_t capacity = generations.shape(0);
+    float* h_data = state_data(h_object, {h.shape(0), capacity, h.shape(2)}, "h");
+    float* c_data = state_data(c_object, {h.shape(0), capacity, c.shape(2)}, "c");
+    if (!generations.writeable()) throw py::value_error("_core: generations must be writeable");
+    rows.h = h_data;
+    rows.c = c_data;
+    rows.generations = static_cast<int64_t*>(generations.mutable_data());
+    rows.capacity = capacity;
+    rows.layers = h.shape(0);
+    rows.h_width = h.shape(2);
+    rows.c_width = c.shape(2);
+}
+
+// `with rows:` holds the rows' mutex, waiting for it without the GIL (a queued step may hold it for a while); in a
+// fork's child, a new one (adopt_after_fork).
+void lock_rows(SessionRows& rows) {
+    fastlstm::adopt_after_fork(rows);
+    if (rows.mutex.try_lock()) return;
+    py::gil_scoped_release release;
+    rows.mutex.lock();
+}
+
+// StepQueue.push_sessions: one step of the sessions `ids` (n,) int64 of `rows` with frames x (n, input_size),
+// queued; returns (ticket, y), y (n, width) written once the ticket is reported finished. The caller keeps x, y,
+// the model and the rows alive until then.
+py::tuple push_sessions(StepQueue& queue, const PackedLstm& lstm, SessionRows& rows, py::handle x_object,
+                        py::handle ids_object, int threads, ForwardCache& cache) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    if (!is_plain<float>(x_object, 2) || !is_plain<int64_t>(ids_object, 1))
+        throw py::value_error("_core: push_sessions takes float32 frames x (n, input_size) and int64 ids (n,)");
+    const auto x = py::reinterpret_borrow<py::array>(x_object);
+    const auto ids = py::reinterpret_borrow<py::array>(ids_object);
+    if (x.shape(1) != g.input_size || ids.shape(0) != x.shape(0))
+        throw py::value_error("_core: push_sessions takes x (n, input_size) and ids (n,)");
+    if (rows.layers != g.num_layers * g.num_directions || rows.h_width != g.output_size() ||
+        rows.c_width != g.hidden_size)
+        throw py::value_error("_core: the session rows do not have this model's state shape");
+    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
+    const py::ssize_t n = x.shape(0), width = g.num_directions * g.output_size();
+    FloatArray y(std::vector<py::ssize_t>{n, width});
+    const int64_t ticket = queue.push(lstm, rows, static_cast<const int64_t*>(ids.data()), n,
+                                      static_cast<const float*>(x.data()), y.mutable_data(), threads, &cache);
+    return py::make_tuple(ticket, std::move(y));
+}
+
+// StepQueue.wait_finished: [(ticket, error or None, skipped rows)] of the steps finished since the last call.
+py::list wait_finished(StepQueue& queue, double timeout_seconds) {
+    std::vector<StepQueue::Finished> finished;
+    {
+        py::gil_scoped_release release;
+        finished = queue.wait_finished(timeout_seconds);
+    }
+    py::list reported;
+    for (const StepQueue::Finished& done : finished) {
+        py::object error = done.error.empty() ? py::object(py::none()) : py::object(py::str(done.error));
+        py::list skipped;
+        for (const int64_t row : done.skipped) skipped.append(row);
+        reported.append(py::make_tuple(done.ticket, std::move(error), std::move(skipped)));
+    }
+    return reported;
+}
+
 }  // namespace
 
 void bind_steps(py::module_& m, py::class_<PackedLstm>& packed_lstm) {
@@ -155,4 +228,26 @@ void bind_steps(py::module_& m, py::class_<PackedLstm>& packed_lstm) {
              "One step of the sessions `ids` (n,) int64 with frames x (n, I), their states rows of (h, c) updated\n"
              "in place; None unless x and ids are plain arrays of those shapes; KeyError for an id not open or\n"
              "listed twice.");
+    py::class_<SessionRows>(m, "SessionRows",
+                            "A pool's state arrays as queued steps see them, and the mutex that guards them.")
+        .def(py::init<>())
+        .def("attach", &attach_rows, py::arg("h"), py::arg("c"), py::arg("generations"),
+             "Point at the pool's h, c and generations (kept alive by the pool); call with the mutex held.")
+        .def("__enter__", &lock_rows)
+        .def(
+            "__exit__", [](SessionRows& rows, py::handle, py::handle, py::handle) { rows.mutex.unlock(); },
+            py::arg("exc_type"), py::arg("exc_value"), py::arg("traceback"));
+    py::class_<StepQueue>(m, "StepQueue",
+                          "Session steps run in order by a thread of the queue's own, which never takes the GIL.")
+        .def(py::init<>())
+        .def("push_sessions", &push_sessions, py::arg("lstm"), py::arg("rows"), py::arg("x"), py::arg("ids"),
+             py::arg("threads"), py::arg("cache"),
+             "Queue one step of the sessions `ids` of `rows`; returns (ticket, y), y written once the ticket is\n"
+             "reported finished. RuntimeError in a process forked since the queue started.")
+        .def("wait_finished", &wait_finished, py::arg("timeout"),
+             "[(ticket, error or None, skipped rows)] of the steps finished since the last call; when none, first\n"
+             "waits for one, for nudge() or for `timeout` seconds (negative: no limit), without the GIL.")
+        .def("nudge", &StepQueue::nudge, "End the current or next wait_finished early.")
+        .def_property_readonly("outstanding", &StepQueue::outstanding,
+                               "Steps pushed and not yet reported by wait_finished.");
 }

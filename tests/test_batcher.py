@@ -32,6 +32,19 @@ def _expected(model, frames):
     return outputs
 
 
+def _record_steps(batcher):
+    """The sessions of each step the batcher queues, as lists of ids, filled in as it queues them."""
+    steps = []
+    queue_step = batcher._queue_step
+
+    def recording(frames, refused):
+        steps.append([frame.id for frame in frames])
+        queue_step(frames, refused)
+
+    batcher._queue_step = recording
+    return steps
+
+
 def test_256_threads_get_their_own_streams_outputs(model, rng):
     frames = rng.standard_normal((PRODUCERS, FRAMES, 8)).astype(np.float32)
     pool = model.sessions(PRODUCERS)
@@ -75,11 +88,9 @@ def test_a_sessions_pending_frames_are_stepped_in_order_in_separate_steps(model,
     frames = rng.standard_normal((3, FRAMES, 8)).astype(np.float32)
     pool = model.sessions(3)
     ids = [pool.open() for _ in range(3)]
-    steps = []
-    step = pool.step
-    pool.step = lambda step_ids, x, **kw: (steps.append(list(step_ids)), step(step_ids, x, **kw))[1]
     # A long delay and a large batch: every frame is pending when the batcher closes, which steps them.
     batcher = pool.batcher(max_batch=100, max_delay=60)
+    steps = _record_steps(batcher)
     futures = [[batcher.submit(ids[s], frames[s, t]) for t in range(FRAMES)] for s in range(3)]
     batcher.close()
     outputs = np.array([[future.result() for future in session] for session in futures])
@@ -90,14 +101,12 @@ def test_a_sessions_pending_frames_are_stepped_in_order_in_separate_steps(model,
 def test_max_batch_bounds_each_step(model, rng):
     pool = model.sessions(10)
     ids = [pool.open() for _ in range(10)]
-    sizes = []
-    step = pool.step
-    pool.step = lambda step_ids, x, **kw: (sizes.append(len(step_ids)), step(step_ids, x, **kw))[1]
     batcher = pool.batcher(max_batch=4, max_delay=60)
+    steps = _record_steps(batcher)
     futures = [batcher.submit(id, np.zeros(8)) for id in ids]
     batcher.close()
     assert [future.result().shape for future in futures] == [(16,)] * 10
-    assert sizes == [4, 4, 2]
+    assert steps == [ids[:4], ids[4:8], ids[8:]]  # two full steps queued by submit, the rest at close
 
 
 def test_a_session_closed_before_its_step_fails_only_its_frames(model, rng):
@@ -170,3 +179,43 @@ def test_cancel_pending_cancels_awaited_frames(model):
 
     asyncio.run(main())
     assert not pool.state(id)[0].any()  # not stepped
+
+
+def test_outputs_hold_while_the_pool_grows_and_other_sessions_open_change_and_close(model, rng):
+    # Steps queued in C++ read the pool's arrays when they start: another thread growing the pool (new arrays),
+    # setting other sessions' states and closing them (their slots then serve new sessions) must change nothing of
+    # the producers' results.
+    sessions, frames_each = 32, 12
+    frames = rng.standard_normal((sessions, frames_each, 8)).astype(np.float32)
+    pool = model.sessions(sessions, grow=True)
+    ids = [pool.open() for _ in range(sessions)]
+    outputs = np.empty((sessions, frames_each, model.output_size), np.float32)
+    churned = threading.Event()
+
+    def churn():
+        for extra_count in (40, 100, 300, 40):  # the first three grow the pool, the last reuses closed slots
+            extra = [pool.open() for _ in range(extra_count)]
+            for id in extra:
+                pool.set_state(id, (np.full((2, 16), 3.0), np.full((2, 16), -3.0)))
+            for id in extra:
+                pool.close(id)
+        churned.set()
+
+    def produce(session):
+        for t in range(frames_each):
+            outputs[session, t] = batcher.submit(ids[session], frames[session, t]).result(timeout=60)
+
+    with pool.batcher(max_batch=8, max_delay=0.0005) as batcher:
+        threads = [threading.Thread(target=produce, args=(s,)) for s in range(sessions)]
+        threads.append(threading.Thread(target=churn))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert churned.is_set() and pool.capacity == 512
+    expected = np.empty_like(outputs)
+    for session in range(sessions):
+        stream = model.stream(1)
+        for t in range(frames_each):
+            expected[session, t] = stream.step(frames[session, t][None])[0]
+    np.testing.assert_array_equal(outputs, expected)

@@ -489,7 +489,8 @@ def test_streaming_section_prints_its_tables_and_draws_them(monkeypatch, tmp_pat
     assert re.search(r"^ +64 +[0-9,]+ +[0-9,]+ +[0-9,]+ +[0-9.]+$", report, re.M)  # 64 sessions: three rates
     gain = r"64 sessions, I=80 H=256, 1 thread: one tick [0-9,]+ us vs 64 stream steps [0-9,]+ us: [0-9.]+x"
     assert re.search(gain, report)
-    assert re.search(r"Batcher, 16 producer threads, 3 frames each: [0-9,]+ frames/s vs [0-9,]+ in direct", report)
+    batcher = r"Batcher \(max_batch=8\), 16 producer threads, 3 frames each: [0-9,]+ frames/s vs [0-9,]+ in direct"
+    assert re.search(batcher, report)
     assert re.search(r"Batcher, 16 asyncio tasks: [0-9,]+ frames/s \([0-9]+% of direct\)", report)
     calls = []
     monkeypatch.setattr(bench_cli, "run_streaming", lambda plot_path: calls.append(plot_path) or 0)

@@ -204,3 +204,47 @@ def test_fork_pool_map_gives_the_single_process_results():
         results = pool.map_async(_pool_model_outputs, seeds).get(CHILD_TIMEOUT)
     for actual, wanted in zip(results, expected, strict=True):
         _assert_bitwise_equal(actual, wanted)
+
+
+def test_fork_child_refuses_the_parents_batcher_and_steps_through_its_own(rng):
+    # The child has none of the batcher's threads: its submit must refuse, not hang. The pool's lock may be held
+    # across the fork by a thread the child lacks (a queued step's): here a parent thread holds it, and the child's
+    # pool still steps.
+    model = fastlstm.LSTM(8, 16, seed=3)
+    pool = model.sessions(4)
+    ids = [pool.open() for _ in range(4)]
+    frames = rng.standard_normal((4, 8)).astype(np.float32)
+
+    def through(batcher):
+        return np.array([f.result(timeout=CHILD_TIMEOUT) for f in [batcher.submit(i, x) for i, x in zip(ids, frames)]])
+
+    batcher = pool.batcher(max_batch=4)
+    through(batcher)  # the batcher's threads have run
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_pool_lock():
+        with pool._lock:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold_the_pool_lock)
+    holder.start()
+    held.wait()
+
+    def in_child():
+        try:
+            batcher.submit(ids[0], frames[0])
+        except RuntimeError as error:
+            refusal = str(error)
+        with pool.batcher(max_batch=4) as own:
+            return refusal, through(own)
+
+    try:
+        refusal, child = _in_fork_child(in_child)
+    finally:
+        release.set()
+        holder.join()
+    assert "made in the parent of this forked process" in refusal
+    parent = through(batcher)  # from the same states as the child's step
+    batcher.close()
+    assert child.tobytes() == parent.tobytes()

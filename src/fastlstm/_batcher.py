@@ -1,10 +1,16 @@
 """The dynamic batcher: frames of many sessions, submitted one at a time from any thread or asyncio task, stepped
 together through a ``fastlstm.Sessions`` pool.
 
-One worker thread takes the frames pending, at most ``max_batch`` of them and at most one per session, and steps
-them with one ``pool.step``; a step starts when ``max_batch`` frames wait or when the oldest has waited
-``max_delay`` seconds. A session's frames are stepped in the order submitted, each in its own step, so its outputs
-are bitwise those of its own ``model.stream(1)``.
+A step takes the frames pending, at most ``max_batch`` of them and at most one per session; it is queued when
+``max_batch`` frames wait (by the submit that completes them) or when the oldest has waited ``max_delay`` seconds
+(by the batcher's thread). A session's frames are stepped in the order submitted, each in its own step, so its
+outputs are bitwise those of its own ``model.stream(1)``.
+
+Steps run on a C++ thread of their own (``_core.StepQueue``), which never takes the GIL: while one step computes,
+Python settles the futures of the one before and gathers the frames of the next, on the other core. (Run by a
+Python thread, a step could not start until that thread got the GIL back from the producers, and the producers'
+next frames waited for the step: the two took turns.) The batcher's thread waits for finished steps without the GIL
+and settles their futures.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import numbers
+import os
 import threading
 import time
 from collections import deque
@@ -20,10 +27,24 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from . import _core
 from ._checks import check_shape, real_array
+from ._threads import call_threads
 
 if TYPE_CHECKING:
     from ._sessions import Sessions
+
+
+_forks = 0  # times this process is a fork's child: a batcher made before a fork has no threads after it
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_count_fork)
 
 
 class _LoopFuture:
@@ -50,6 +71,16 @@ class _Frame(NamedTuple):
     x: np.ndarray
     future: Future | _LoopFuture
     arrival: float
+
+
+class _QueuedStep(NamedTuple):
+    """A step in the C++ queue, and what it reads and writes until it finishes (kept alive here)."""
+
+    ticket: int
+    frames: list[_Frame]
+    x: np.ndarray
+    y: np.ndarray
+    packed: Any  # the model's packed weights when the step was queued
 
 
 def _resolve(outcomes: list[tuple[asyncio.Future, Any, bool]]) -> None:
@@ -91,6 +122,8 @@ class SessionBatcher:
 
     DEFAULT_MAX_BATCH = 256
     DEFAULT_MAX_DELAY = 0.001
+    #: Steps queued in C++ at once: one computing, the next ready to start the moment it ends.
+    QUEUED_STEPS = 2
 
     def __init__(self, pool: Sessions, *, max_batch: int | None = None, max_delay: float | None = None) -> None:
         from ._sessions import Sessions
@@ -100,8 +133,10 @@ class SessionBatcher:
         self._pool = pool
         self._condition = threading.Condition(threading.Lock())
         self._pending: deque[_Frame] = deque()
+        self._steps = _core.StepQueue()
+        self._queued: deque[_QueuedStep] = deque()  # in the order queued, which is the order they finish
+        self._forks = _forks  # os.getpid() would cost a system call per frame
         self._closed = False
-        self._idle = False  # the worker waits for a first frame, with no deadline
         self.max_batch = self.DEFAULT_MAX_BATCH if max_batch is None else max_batch
         self.max_delay = self.DEFAULT_MAX_DELAY if max_delay is None else max_delay
         self._worker = threading.Thread(target=self._run, name="fastlstm-session-batcher", daemon=True)
@@ -122,7 +157,7 @@ class SessionBatcher:
             raise ValueError(f"max_batch: expected an int >= 1, got {type(value).__name__} {value!r}")
         with self._condition:
             self._max_batch = int(value)
-            self._condition.notify()
+        self._steps.nudge()
 
     @property
     def max_delay(self) -> float:
@@ -135,7 +170,7 @@ class SessionBatcher:
             raise ValueError(f"max_delay: expected a finite number of seconds >= 0, got {value!r}")
         with self._condition:
             self._max_delay = float(value)
-            self._condition.notify()
+        self._steps.nudge()
 
     def submit(self, id: int, frame: Any) -> Future:
         """Queue the session's next frame (input_size,) (copied now); returns the future of its output (H_out,).
@@ -157,9 +192,18 @@ class SessionBatcher:
         with self._condition:
             if self._closed:
                 raise RuntimeError("submit: the batcher is closed")
+            if _forks != self._forks:
+                raise RuntimeError(
+                    "submit: this batcher was made in the parent of this forked process, and its threads did not "
+                    "come along; make a new one here (pool.batcher())"
+                )
             self._pending.append(_Frame(int(id), x, future, time.monotonic()))
-            if (self._idle and len(self._pending) == 1) or len(self._pending) >= self._max_batch:
-                self._condition.notify()
+            refused = self._queue_due() if len(self._pending) >= self._max_batch else []
+            first = len(self._pending) == 1
+        if first:
+            self._steps.nudge()  # the batcher's thread keeps the frame's deadline
+        for frames, error in refused:
+            _settle(frames, error, is_error=True)
 
     def _frame(self, frame: Any) -> np.ndarray:
         input_size = self._pool.model.input_size
@@ -178,7 +222,9 @@ class SessionBatcher:
             if cancel_pending:
                 while self._pending:
                     self._pending.popleft().future.cancel()
-            self._condition.notify()
+        if _forks != self._forks:
+            return  # a forked child: the worker is the parent's
+        self._steps.nudge()
         if threading.current_thread() is not self._worker:
             self._worker.join()
 
@@ -192,33 +238,60 @@ class SessionBatcher:
 
     def _run(self) -> None:
         while True:
-            frames = self._next_frames()
-            if frames is None:
-                return
-            if frames:
-                self._step(frames)
+            with self._condition:
+                refused = self._queue_due()
+                if self._closed and not self._pending and not self._queued:
+                    return
+                timeout = self._timeout()
+            for frames, error in refused:
+                _settle(frames, error, is_error=True)
+            finished = self._steps.wait_finished(timeout)  # without the GIL
+            if not finished:
+                continue
+            with self._condition:
+                steps = [self._queued.popleft() for _ in finished]
+                refused = self._queue_due()  # the next steps first: they compute while these settle
+            for frames, error in refused:
+                _settle(frames, error, is_error=True)
+            for step, (ticket, error, skipped) in zip(steps, finished):
+                assert step.ticket == ticket, "the step queue reports steps in the order queued"
+                self._finish(step, error, skipped)
 
-    def _next_frames(self) -> list[_Frame] | None:
-        """The frames of the next step, once max_batch wait or the oldest has waited max_delay (at once after
-        close); None when closed and nothing is pending."""
-        with self._condition:
-            if not self._pending and not self._closed:
-                # Just after a step, whose producers are likely submitting again: wait up to max_delay to be woken
-                # by a full batch only. Every wake-up costs the worker the GIL, which it may wait for while the
-                # producers run (up to the interpreter's switch interval, 5 ms).
-                self._condition.wait(self._max_delay)
-            while not self._pending:
-                if self._closed:
-                    return None
-                self._idle = True  # submit wakes the worker at the first frame
-                self._condition.wait()
-                self._idle = False
-            while not self._closed and len(self._pending) < self._max_batch:
-                remaining = self._pending[0].arrival + self._max_delay - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._condition.wait(remaining)
-            return self._take()
+    def _timeout(self) -> float:
+        """Seconds until the oldest pending frame is due, when a step could be queued for it; -1 (no limit: wait for
+        a step to finish or a submit's nudge) otherwise."""
+        if not self._pending or len(self._queued) >= self.QUEUED_STEPS:
+            return -1.0
+        return max(0.0, self._pending[0].arrival + self._max_delay - time.monotonic())
+
+    def _queue_due(self) -> list[tuple[list[_Frame], Exception]]:
+        """Queue steps of the pending frames while there is room and a step is due (max_batch frames wait, the
+        oldest has waited max_delay, or the batcher is closing); returns the frames refused with the error. Called
+        with the condition held."""
+        refused = []
+        while self._pending and len(self._queued) < self.QUEUED_STEPS:
+            due = self._closed or len(self._pending) >= self._max_batch
+            if not due and self._pending[0].arrival + self._max_delay > time.monotonic():
+                break
+            frames = self._take()
+            if frames:
+                self._queue_step(frames, refused)
+        return refused
+
+    def _queue_step(self, frames: list[_Frame], refused: list) -> None:
+        pool = self._pool
+        model = pool.model
+        ids = np.fromiter((frame.id for frame in frames), np.int64, len(frames))
+        x = np.stack([frame.x for frame in frames])
+        packed = model._packed
+        try:
+            ticket, y = self._steps.push_sessions(
+                packed, pool._lock, x, ids, call_threads(None, model.threads), pool._cache
+            )
+        except Exception as error:
+            refused.append((frames, error))
+            return
+        self._queued.append(_QueuedStep(ticket, frames, x, y, packed))
 
     def _take(self) -> list[_Frame]:
         """Up to max_batch pending frames in the order submitted, one per session; the rest stay pending in order
@@ -235,30 +308,26 @@ class SessionBatcher:
         self._pending = kept
         return taken
 
-    def _step(self, frames: list[_Frame]) -> None:
-        try:
-            ids = np.fromiter((frame.id for frame in frames), np.int64, len(frames))
-            y = self._pool.step(ids, np.stack([frame.x for frame in frames]))
-        except Exception as error:
-            self._fail(frames, error)
+    def _finish(self, step: _QueuedStep, error: str | None, skipped: list[int]) -> None:
+        """Settle a finished step's futures: its outputs, or for the frames of sessions closed while the step was
+        queued (which it left out) the pool's error about them."""
+        if error is not None:
+            _settle(step.frames, RuntimeError(f"step: {error}"), is_error=True)
             return
-        _settle(frames, y, is_error=False)
-
-    def _fail(self, frames: list[_Frame], error: Exception) -> None:
-        """A step refused: the frames of sessions closed since they were submitted fail with the pool's error
-        about them and the others are stepped again; if every session is still open, all fail with ``error``."""
-        closed = [frame for frame in frames if frame.id not in self._pool]
-        if not closed:
-            _settle(frames, error, is_error=True)
+        if not skipped:
+            _settle(step.frames, step.y, is_error=False)
             return
-        for frame in closed:
+        for row in skipped:
+            frame = step.frames[row]
             try:
                 self._pool._slot(frame.id, "id")
-            except Exception as refusal:
-                _settle([frame], refusal, is_error=True)
-        rest = [frame for frame in frames if frame.id in self._pool]
-        if rest:
-            self._step(rest)
+                refusal: Exception = RuntimeError(f"step: session {frame.id} could not be stepped")
+            except Exception as error_of_id:
+                refusal = error_of_id
+            _settle([frame], refusal, is_error=True)
+        left_out = set(skipped)
+        kept = [row for row in range(len(step.frames)) if row not in left_out]
+        _settle([step.frames[row] for row in kept], step.y[kept], is_error=False)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._pending)} pending"

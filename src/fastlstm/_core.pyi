@@ -111,6 +111,37 @@ class ForwardCache:
     """Scratch kept between one caller's calls of the same shape (a stream's, a pool's)."""
     def __init__(self) -> None: ...
 
+class SessionRows:
+    """A pool's state arrays as queued steps see them, and the mutex that guards them."""
+    def __init__(self) -> None: ...
+    def attach(self, h: _Floats, c: _Floats, generations: npt.NDArray[np.int64]) -> None:
+        """Point at the pool's h, c and generations (kept alive by the pool); call with the mutex held."""
+    def __enter__(self) -> None: ...
+    def __exit__(self, exc_type: object, exc_value: object, traceback: object) -> None: ...
+
+class StepQueue:
+    """Session steps run in order by a thread of the queue's own, which never takes the GIL."""
+    def __init__(self) -> None: ...
+    def push_sessions(
+        self,
+        lstm: PackedLstm,
+        rows: SessionRows,
+        x: _Floats,
+        ids: npt.NDArray[np.int64],
+        threads: int,
+        cache: ForwardCache,
+    ) -> tuple[int, _Floats]:
+        """Queue one step of the sessions `ids` of `rows`; returns (ticket, y), y written once the ticket is
+        reported finished. RuntimeError in a process forked since the queue started."""
+    def wait_finished(self, timeout: float) -> list[tuple[int, str | None, list[int]]]:
+        """[(ticket, error or None, skipped rows)] of the steps finished since the last call; when none, first
+        waits for one, for nudge() or for `timeout` seconds (negative: no limit), without the GIL."""
+    def nudge(self) -> None:
+        """End the current or next wait_finished early."""
+    @property
+    def outstanding(self) -> int:
+        """Steps pushed and not yet reported by wait_finished."""
+
 class _Testing:
     """Hooks into the core for the tests: single kernels, roundings."""
 

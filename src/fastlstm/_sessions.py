@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import heapq
 import numbers
-import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,13 +51,17 @@ class Sessions:
         if capacity > _MAX_CAPACITY:
             raise ValueError(f"capacity: expected at most {_MAX_CAPACITY} sessions, got {capacity}")
         self._grow = check_bool(grow, "grow")
-        self._lock = threading.Lock()
+        # The lock of the pool's arrays, shared with the steps a batcher queues in C++ (which never take the GIL, and
+        # read the arrays where they are when they start): a mutex that `with` waits for without the GIL.
+        self._lock = _core.SessionRows()
         self._h = np.zeros((model.num_layers, capacity, model.output_size), np.float32)
         self._c = np.zeros((model.num_layers, capacity, model.hidden_size), np.float32)
         self._generations = np.full(capacity, -1, np.int64)  # the generation each slot holds now; -1: free
         self._opened = [0] * capacity  # sessions each slot has held: the next generation
         self._free = list(range(capacity))  # a heap: the lowest free slot first, so open sessions stay packed
         self._cache = _core.ForwardCache()
+        with self._lock:
+            self._lock.attach(self._h, self._c, self._generations)
 
     @property
     def model(self) -> LSTM:
@@ -102,10 +105,14 @@ class Sessions:
 
     def __contains__(self, id: Any) -> bool:
         """Whether ``id`` is the id of an open session of this pool."""
-        if isinstance(id, bool) or not isinstance(id, numbers.Integral) or id < 0:
+        if type(id) is not int:  # a plain int skips the ABC check (a batcher asks this of every frame)
+            if isinstance(id, bool) or not isinstance(id, numbers.Integral):
+                return False
+            id = int(id)
+        if id < 0:
             return False
-        slot = int(id) & _SLOT_MASK
-        return slot < self.capacity and int(self._generations[slot]) == int(id) >> _SLOT_BITS
+        slot, generations = id & _SLOT_MASK, self._generations
+        return slot < generations.shape[0] and generations[slot] == id >> _SLOT_BITS
 
     def step(self, ids: Any, x: Any, *, threads: int | None = None) -> np.ndarray:
         """One step of the sessions ``ids`` (a sequence or 1-D array of n distinct open ids) with their frames x
@@ -171,9 +178,11 @@ class Sessions:
         if capacity >= _MAX_CAPACITY:
             raise RuntimeError(f"open: the pool holds its maximum of {_MAX_CAPACITY} sessions")
         larger = min(2 * capacity, _MAX_CAPACITY)  # doubling: n opens cost O(n) copies in all
-        self._h = _grown(self._h, larger)
-        self._c = _grown(self._c, larger)
-        self._generations = np.concatenate([self._generations, np.full(larger - capacity, -1, np.int64)])
+        # All three made before any is replaced: the lock's pointers must never name a freed array.
+        h, c = _grown(self._h, larger), _grown(self._c, larger)
+        generations = np.concatenate([self._generations, np.full(larger - capacity, -1, np.int64)])
+        self._lock.attach(h, c, generations)
+        self._h, self._c, self._generations = h, c, generations
         self._opened.extend([0] * (larger - capacity))
         for slot in range(capacity, larger):
             heapq.heappush(self._free, slot)

@@ -1,0 +1,195 @@
+// StepQueue (fastlstm/step_queue.h): one thread that runs the queued session steps in order.
+#include "fastlstm/step_queue.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#if defined(_WIN32)
+#include <process.h>
+#else
+#include <unistd.h>
+#endif
+
+namespace fastlstm {
+
+#if defined(_WIN32)
+long current_process_id() { return static_cast<long>(_getpid()); }
+#else
+long current_process_id() { return static_cast<long>(getpid()); }
+#endif
+
+void adopt_after_fork(SessionRows& rows) {
+    const long process = current_process_id();
+    if (rows.owner_process == process) return;
+    new (&rows.mutex) std::mutex();
+    rows.owner_process = process;
+}
+
+StepQueue::~StepQueue() {
+    // In a forked child the thread does not exist and the mutex may be held by a thread that does not either:
+    // leave both alone (the object is abandoned, as the thread pool's is).
+    if (!worker_.joinable() || owner_process_ != current_process_id()) {
+        if (worker_.joinable()) worker_.detach();
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+    }
+    job_ready_.notify_one();
+    worker_.join();
+}
+
+int64_t StepQueue::push(const PackedLstm& lstm, SessionRows& rows, const int64_t* ids, int64_t n, const float* x,
+                        float* y, int threads, ForwardCache* cache) {
+    if (owner_process_ != 0 && owner_process_ != current_process_id())
+        throw std::runtime_error("this batcher was started in another process (it does not survive fork)");
+    adopt_after_fork(rows);
+    Job job;
+    job.lstm = &lstm;
+    job.rows = &rows;
+    job.ids.assign(ids, ids + n);
+    job.x = x;
+    job.y = y;
+    job.threads = threads;
+    job.cache = cache;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!worker_.joinable()) {
+            owner_process_ = current_process_id();
+            worker_ = std::thread([this] { run(); });
+        }
+        job.ticket = ++pushed_;
+        jobs_.push_back(std::move(job));
+        job_ready_.notify_one();
+        return pushed_;
+    }
+}
+
+void StepQueue::run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+        job_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopping, and every queued step has run
+        Job& job = jobs_.front();
+        Finished done;
+        done.ticket = job.ticket;
+        lock.unlock();
+        try {
+            done.skipped = step(job);
+        } catch (const std::exception& error) {
+            done.error = error.what();
+            if (done.error.empty()) done.error = "the step failed";
+        } catch (...) {
+            done.error = "the step failed";
+        }
+        lock.lock();
+        jobs_.pop_front();
+        finished_.push_back(std::move(done));
+        finished_ready_.notify_all();
+    }
+}
+
+namespace {
+
+constexpr int kSlotBits = 32;  // a session id is generation << 32 | slot (src/fastlstm/_sessions.py)
+constexpr int64_t kSlotMask = (int64_t{1} << kSlotBits) - 1;
+
+// The slots of the open sessions `ids`, each listed once, in slots[i]; returns the rows i whose id is not (closed
+// since it was queued, its slot reused, or listed before), their slots -1. Reads the generations only: Python reads
+// them without the mutex (`id in pool`), so no mark may be left in them even for a moment.
+std::vector<int64_t> open_slots(const SessionRows& rows, const std::vector<int64_t>& ids, int64_t* slots) {
+    const int64_t n = static_cast<int64_t>(ids.size());
+    std::vector<std::pair<int64_t, int64_t>> listed;  // (slot, row) of the open ids, to find one listed twice
+    listed.reserve(static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t slot = ids[i] & kSlotMask, generation = ids[i] >> kSlotBits;
+        const bool open = ids[i] >= 0 && slot < rows.capacity && rows.generations[slot] == generation;
+        slots[i] = open ? slot : -1;
+        if (open) listed.emplace_back(slot, i);
+    }
+    std::sort(listed.begin(), listed.end());
+    for (std::size_t k = 1; k < listed.size(); ++k)
+        if (listed[k].first == listed[k - 1].first) slots[listed[k].second] = -1;  // the later listing
+    std::vector<int64_t> skipped;
+    for (int64_t i = 0; i < n; ++i)
+        if (slots[i] < 0) skipped.push_back(i);
+    return skipped;
+}
+
+}  // namespace
+
+std::vector<int64_t> StepQueue::step(const Job& job) {
+    const LstmGeometry& g = job.lstm->geometry();
+    SessionRows& rows = *job.rows;
+    const int64_t n = static_cast<int64_t>(job.ids.size());
+    const int64_t width = g.num_directions * g.output_size();
+    std::lock_guard<std::mutex> lock(rows.mutex);
+    std::vector<int64_t> slots(static_cast<std::size_t>(n));
+    std::vector<int64_t> skipped = open_slots(rows, job.ids, slots.data());
+    RowStepArgs args;
+    args.capacity = rows.capacity;
+    args.h = rows.h;
+    args.c = rows.c;
+    if (skipped.empty()) {
+        args.rows = n;
+        args.x = job.x;
+        args.y = job.y;
+        args.slots = slots.data();
+        job.lstm->step_rows(args, job.threads, job.cache);
+        return skipped;
+    }
+    // Some sessions closed while their frames waited in the queue: the others step, their rows copied together.
+    std::vector<int64_t> kept;
+    for (int64_t i = 0; i < n; ++i)
+        if (slots[i] >= 0) kept.push_back(i);
+    const int64_t m = static_cast<int64_t>(kept.size());
+    std::vector<float> x(static_cast<std::size_t>(m * g.input_size)), y(static_cast<std::size_t>(m * width));
+    std::vector<int64_t> kept_slots(static_cast<std::size_t>(m));
+    for (int64_t k = 0; k < m; ++k) {
+        std::memcpy(x.data() + k * g.input_size, job.x + kept[k] * g.input_size, g.input_size * sizeof(float));
+        kept_slots[k] = slots[kept[k]];
+    }
+    args.rows = m;
+    args.x = x.data();
+    args.y = y.data();
+    args.slots = kept_slots.data();
+    job.lstm->step_rows(args, job.threads, job.cache);
+    for (int64_t k = 0; k < m; ++k) std::memcpy(job.y + kept[k] * width, y.data() + k * width, width * sizeof(float));
+    return skipped;
+}
+
+std::vector<StepQueue::Finished> StepQueue::wait_finished(double timeout_seconds) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto ready = [this] { return nudged_ || !finished_.empty(); };
+    if (timeout_seconds < 0) {
+        finished_ready_.wait(lock, ready);
+    } else {
+        finished_ready_.wait_for(lock, std::chrono::duration<double>(timeout_seconds), ready);
+    }
+    nudged_ = false;
+    std::vector<Finished> finished;
+    finished.swap(finished_);
+    reported_ += static_cast<int64_t>(finished.size());
+    return finished;
+}
+
+void StepQueue::nudge() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        nudged_ = true;
+    }
+    finished_ready_.notify_all();
+}
+
+int64_t StepQueue::outstanding() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return pushed_ - reported_;
+}
+
+}  // namespace fastlstm
