@@ -249,5 +249,7 @@ void bind_steps(py::module_& m, py::class_<PackedLstm>& packed_lstm) {
              "waits for one, for nudge() or for `timeout` seconds (negative: no limit), without the GIL.")
         .def("nudge", &StepQueue::nudge, "End the current or next wait_finished early.")
         .def_property_readonly("outstanding", &StepQueue::outstanding,
-                               "Steps pushed and not yet reported by wait_finished.");
+                               "Steps pushed and not yet reported by wait_finished.")
+        .def_property_readonly("busy_seconds", &StepQueue::busy_seconds,
+                               "Seconds the queue's thread has spent stepping so far.");
 }

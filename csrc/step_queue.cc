@@ -80,6 +80,7 @@ void StepQueue::run() {
         Finished done;
         done.ticket = job.ticket;
         lock.unlock();
+        const auto start = std::chrono::steady_clock::now();
         try {
             done.skipped = step(job);
         } catch (const std::exception& error) {
@@ -88,7 +89,9 @@ void StepQueue::run() {
         } catch (...) {
             done.error = "the step failed";
         }
+        const std::chrono::duration<double> busy = std::chrono::steady_clock::now() - start;
         lock.lock();
+        busy_seconds_ += busy.count();
         jobs_.pop_front();
         finished_.push_back(std::move(done));
         finished_ready_.notify_all();
@@ -185,6 +188,11 @@ void StepQueue::nudge() {
         nudged_ = true;
     }
     finished_ready_.notify_all();
+}
+
+double StepQueue::busy_seconds() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return busy_seconds_;
 }
 
 int64_t StepQueue::outstanding() const {

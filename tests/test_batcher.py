@@ -107,6 +107,7 @@ def test_max_batch_bounds_each_step(model, rng):
     batcher.close()
     assert [future.result().shape for future in futures] == [(16,)] * 10
     assert steps == [ids[:4], ids[4:8], ids[8:]]  # two full steps queued by submit, the rest at close
+    assert batcher._steps.busy_seconds > 0 and batcher._steps.outstanding == 0  # its thread stepped; all reported
 
 
 def test_a_session_closed_before_its_step_fails_only_its_frames(model, rng):
@@ -171,7 +172,7 @@ def test_cancel_pending_cancels_awaited_frames(model):
 
     async def main():
         batcher = pool.batcher(max_delay=60)
-        task = asyncio.ensure_future(batcher.submit_async(id, np.ones(8)))
+        task = asyncio.ensure_future(batcher.submit_async(id, np.ones(8)))  # the frame is queued at the call
         await asyncio.sleep(0.01)  # the task has submitted its frame and awaits it
         batcher.close(cancel_pending=True)
         with pytest.raises(asyncio.CancelledError):
@@ -219,3 +220,20 @@ def test_outputs_hold_while_the_pool_grows_and_other_sessions_open_change_and_cl
         for t in range(frames_each):
             expected[session, t] = stream.step(frames[session, t][None])[0]
     np.testing.assert_array_equal(outputs, expected)
+
+
+def test_submit_async_queues_at_the_call_and_refuses_there(model):
+    pool = model.sessions(1)
+    id = pool.open()
+
+    async def main():
+        with pool.batcher(max_delay=60) as batcher:
+            with pytest.raises(ValueError, match="id: no session 7 was opened in this pool"):
+                batcher.submit_async(7, np.zeros(8))
+            future = batcher.submit_async(id, np.ones(8))
+            assert len(batcher._pending) == 1  # queued before anything awaits it
+        return await future  # closing stepped it
+
+    np.testing.assert_array_equal(asyncio.run(main()), model.stream(1).step(np.ones((1, 8)))[0])
+    with pool.batcher() as batcher, pytest.raises(RuntimeError, match="no running event loop"):
+        batcher.submit_async(id, np.ones(8))

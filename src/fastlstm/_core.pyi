@@ -141,6 +141,9 @@ class StepQueue:
     @property
     def outstanding(self) -> int:
         """Steps pushed and not yet reported by wait_finished."""
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds the queue's thread has spent stepping so far."""
 
 class _Testing:
     """Hooks into the core for the tests: single kernels, roundings."""

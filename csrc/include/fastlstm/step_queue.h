@@ -77,6 +77,10 @@ class StepQueue {
     // Steps queued and not yet reported by wait_finished.
     int64_t outstanding() const;
 
+    // Seconds the thread has spent stepping so far: against the wall time, how much of it the steps had (the rest
+    // it waited for the Python that queues them).
+    double busy_seconds() const;
+
    private:
     struct Job {
         const PackedLstm* lstm = nullptr;
@@ -100,6 +104,7 @@ class StepQueue {
     std::vector<Finished> finished_;
     int64_t pushed_ = 0;
     int64_t reported_ = 0;
+    double busy_seconds_ = 0.0;
     bool nudged_ = false;
     bool stopping_ = false;
     std::thread worker_;

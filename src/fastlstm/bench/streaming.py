@@ -48,7 +48,7 @@ SESSION_COUNTS = (1, 16, 64, 256)
 GAIN_CASES = ((80, 256, 64), (1024, 1024, 256))
 GAIN_THREADS = (1, 2)
 PRODUCERS = 256
-FRAMES_PER_PRODUCER = 20
+FRAMES_PER_PRODUCER = 50  # a round of 256 x 50 frames lasts 0.1 s and more: long enough to outlast a host hiccup
 
 
 def _rotations(names: list[str], rounds: int) -> list[list[str]]:
@@ -174,6 +174,53 @@ def _batcher_async_round(
     return asyncio.run(all_sessions())
 
 
+def _thread_floor_round(producers: int, frames: int, max_batch: int) -> float:
+    """Frames per second of ``producers`` threads that each hand a frame over and wait on a concurrent Future, which
+    one thread settles ``max_batch`` at a time, with nothing computed: what CPython's threads cost a batcher before
+    any step (each frame wakes its thread, which must take the GIL back)."""
+    from concurrent.futures import Future
+
+    ready = threading.Condition()
+    pending: list[Future] = []
+    producing = [producers]
+    start_line = threading.Barrier(producers + 2)
+
+    def settle() -> None:
+        start_line.wait()
+        while True:
+            with ready:
+                # A batch, or every producer still running waiting (each has at most one frame pending).
+                ready.wait_for(lambda: len(pending) >= min(max_batch, producing[0]))
+                if not producing[0]:
+                    return
+                batch = pending[:max_batch]
+                del pending[:max_batch]
+            for future in batch:
+                future.set_result(None)
+
+    def produce() -> None:
+        start_line.wait()
+        for _ in range(frames):
+            future: Future = Future()
+            with ready:
+                pending.append(future)
+                if len(pending) >= min(max_batch, producing[0]):
+                    ready.notify()
+            future.result()
+        with ready:
+            producing[0] -= 1
+            ready.notify()
+
+    workers = [threading.Thread(target=produce) for _ in range(producers)] + [threading.Thread(target=settle)]
+    for worker in workers:
+        worker.start()
+    start_line.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return producers * frames / (time.perf_counter() - start)
+
+
 def measure_batcher(
     size=SESSIONS_SIZE, producers: int = PRODUCERS, frames: int = FRAMES_PER_PRODUCER, rounds: int = ROUNDS
 ) -> dict[str, float]:
@@ -186,7 +233,7 @@ def measure_batcher(
     max_batch = max(1, producers // 2)
     model = fastlstm.LSTM(*size, seed=0, threads=1)
     x = np.random.default_rng(2).standard_normal((producers, size[0])).astype(np.float32)
-    direct, batched, tasks, waits, task_waits = [], [], [], [], []
+    direct, batched, tasks, floors, waits, task_waits = [], [], [], [], [], []
     for _ in range(rounds):
         pool = model.sessions(producers)
         ids = np.array([pool.open() for _ in range(producers)], np.int64)
@@ -196,7 +243,9 @@ def measure_batcher(
         direct.append(producers * frames / (time.perf_counter() - start))
         batched.append(_batcher_round(pool, ids, x, frames, waits, max_batch))
         tasks.append(_batcher_async_round(pool, ids, x, frames, task_waits, max_batch))
+        floors.append(_thread_floor_round(producers, frames, max_batch))
     return {
+        "thread_floor": statistics.median(floors),
         "max_batch": max_batch,
         "tasks": statistics.median(tasks),
         "task_wait_p99": _p99(task_waits),
@@ -245,6 +294,9 @@ def streaming_report(latency, throughput, gains, batcher, peaks: dict[int, float
             f"median {b['wait_median'] * 1e3:.2f} ms, p99 {b['wait_p99'] * 1e3:.2f} ms",
             f"Batcher, {b['producers']} asyncio tasks: {b['tasks']:,.0f} frames/s ({b['tasks'] / b['direct']:.0%} of "
             f"direct); p99 wait {b['task_wait_p99'] * 1e3:.2f} ms",
+            f"CPython's floor for {b['producers']} threads, each waiting on a Future settled {b['max_batch']} at a "
+            f"time with no step at all: {b['thread_floor']:,.0f} frames/s ({b['thread_floor'] / b['direct']:.0%} of "
+            f"direct; the batcher's threads reach {b['batcher'] / b['thread_floor']:.0%} of it)",
         ]
     return "\n".join(lines) + "\n"
 
