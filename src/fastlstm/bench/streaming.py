@@ -233,26 +233,40 @@ def measure_batcher(
     max_batch = max(1, producers // 2)
     model = fastlstm.LSTM(*size, seed=0, threads=1)
     x = np.random.default_rng(2).standard_normal((producers, size[0])).astype(np.float32)
-    direct, batched, tasks, floors, waits, task_waits = [], [], [], [], [], []
-    for _ in range(rounds):
-        pool = model.sessions(producers)
-        ids = np.array([pool.open() for _ in range(producers)], np.int64)
+    pool = model.sessions(producers)
+    ids = np.array([pool.open() for _ in range(producers)], np.int64)
+
+    def direct() -> float:
         start = time.perf_counter()
         for _ in range(frames):
             pool.step(ids, x)
-        direct.append(producers * frames / (time.perf_counter() - start))
-        batched.append(_batcher_round(pool, ids, x, frames, waits, max_batch))
-        tasks.append(_batcher_async_round(pool, ids, x, frames, task_waits, max_batch))
-        floors.append(_thread_floor_round(producers, frames, max_batch))
+        return producers * frames / (time.perf_counter() - start)
+
+    # Each way is timed right after a round of direct steps, and compared with it: this host's speed drifts by
+    # tens of percent within seconds, so rates measured a second apart would compare two different machines.
+    rates: dict[str, list[float]] = {"direct": [], "batcher": [], "tasks": [], "thread_floor": []}
+    ratios: dict[str, list[float]] = {"batcher": [], "tasks": [], "thread_floor": []}
+    waits: list[float] = []
+    task_waits: list[float] = []
+    ways = {
+        "batcher": lambda: _batcher_round(pool, ids, x, frames, waits, max_batch),
+        "tasks": lambda: _batcher_async_round(pool, ids, x, frames, task_waits, max_batch),
+        "thread_floor": lambda: _thread_floor_round(producers, frames, max_batch),
+    }
+    for _ in range(rounds):
+        for name, way in ways.items():
+            reference = direct()
+            rate = way()
+            rates["direct"].append(reference)
+            rates[name].append(rate)
+            ratios[name].append(rate / reference)
     return {
-        "thread_floor": statistics.median(floors),
+        **{name: statistics.median(values) for name, values in rates.items()},
+        **{f"{name}_ratio": statistics.median(values) for name, values in ratios.items()},
         "max_batch": max_batch,
-        "tasks": statistics.median(tasks),
-        "task_wait_p99": _p99(task_waits),
         "producers": producers,
         "frames": frames,
-        "direct": statistics.median(direct),
-        "batcher": statistics.median(batched),
+        "task_wait_p99": _p99(task_waits),
         "wait_median": statistics.median(waits),
         "wait_p99": _p99(waits),
     }
@@ -289,14 +303,14 @@ def streaming_report(latency, throughput, gains, batcher, peaks: dict[int, float
         lines += [
             "",
             f"Batcher (max_batch={b['max_batch']}), {b['producers']} producer threads, {b['frames']} frames each: "
-            f"{b['batcher']:,.0f} frames/s vs "
-            f"{b['direct']:,.0f} in direct full-batch steps ({b['batcher'] / b['direct']:.0%}); a frame's wait: "
-            f"median {b['wait_median'] * 1e3:.2f} ms, p99 {b['wait_p99'] * 1e3:.2f} ms",
-            f"Batcher, {b['producers']} asyncio tasks: {b['tasks']:,.0f} frames/s ({b['tasks'] / b['direct']:.0%} of "
-            f"direct); p99 wait {b['task_wait_p99'] * 1e3:.2f} ms",
+            f"{b['batcher']:,.0f} frames/s vs {b['direct']:,.0f} in direct full-batch steps "
+            f"({b['batcher_ratio']:.0%}, median of the rounds' ratios); a frame's wait: median "
+            f"{b['wait_median'] * 1e3:.2f} ms, p99 {b['wait_p99'] * 1e3:.2f} ms",
+            f"Batcher, {b['producers']} asyncio tasks: {b['tasks']:,.0f} frames/s ({b['tasks_ratio']:.0%} of direct); "
+            f"p99 wait {b['task_wait_p99'] * 1e3:.2f} ms",
             f"CPython's floor for {b['producers']} threads, each waiting on a Future settled {b['max_batch']} at a "
-            f"time with no step at all: {b['thread_floor']:,.0f} frames/s ({b['thread_floor'] / b['direct']:.0%} of "
-            f"direct; the batcher's threads reach {b['batcher'] / b['thread_floor']:.0%} of it)",
+            f"time with no step at all: {b['thread_floor']:,.0f} frames/s ({b['thread_floor_ratio']:.0%} of direct; "
+            f"the batcher's threads reach {b['batcher'] / b['thread_floor']:.0%} of it)",
         ]
     return "\n".join(lines) + "\n"
 
