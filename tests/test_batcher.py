@@ -37,9 +37,9 @@ def _record_steps(batcher):
     steps = []
     queue_step = batcher._queue_step
 
-    def recording(frames, refused):
-        steps.append([frame.id for frame in frames])
-        queue_step(frames, refused)
+    def recording(ids, xs, futures, refused):
+        steps.append(list(ids))
+        queue_step(ids, xs, futures, refused)
 
     batcher._queue_step = recording
     return steps
@@ -237,3 +237,18 @@ def test_submit_async_queues_at_the_call_and_refuses_there(model):
     np.testing.assert_array_equal(asyncio.run(main()), model.stream(1).step(np.ones((1, 8)))[0])
     with pool.batcher() as batcher, pytest.raises(RuntimeError, match="no running event loop"):
         batcher.submit_async(id, np.ones(8))
+
+
+def test_a_cancelled_frame_gives_way_to_its_sessions_next_frame_in_the_same_step(model, rng):
+    frames = rng.standard_normal((3, 8)).astype(np.float32)
+    pool = model.sessions(2)
+    a, b = pool.open(), pool.open()
+    batcher = pool.batcher(max_delay=60)
+    steps = _record_steps(batcher)
+    dropped = batcher.submit(a, frames[0])
+    assert dropped.cancel()
+    later, other = batcher.submit(a, frames[1]), batcher.submit(b, frames[2])
+    batcher.close()
+    assert steps == [[a, b]] and dropped.cancelled()
+    np.testing.assert_array_equal(later.result(), model.stream(1).step(frames[1][None])[0])  # a from zeros
+    np.testing.assert_array_equal(other.result(), model.stream(1).step(frames[2][None])[0])

@@ -64,22 +64,70 @@ def _claim(future: Future | asyncio.Future) -> bool:
     return not future.cancelled()
 
 
-class _Frame(NamedTuple):
-    id: int
-    x: np.ndarray
-    future: Future | asyncio.Future  # asyncio's for submit_async, of the loop it was submitted from
-    arrival: float
-
-
 _FLOAT32 = np.dtype(np.float32)  # native float32 arrays share this dtype object; others take the checked path
-_new_frame = tuple.__new__  # _Frame without its generated __new__, which costs a frame as much as a step's Python
+
+
+class _Pending:
+    """The frames waiting for a step, in the order submitted, as four parallel lists: per frame an append to each
+    (no object made for it), and the common step, the oldest frames all of different sessions, taken as slices."""
+
+    __slots__ = ("arrivals", "futures", "ids", "xs")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.xs: list[np.ndarray] = []
+        self.futures: list[Future | asyncio.Future] = []  # asyncio's for submit_async, of its loop
+        self.arrivals: list[float] = []  # time.monotonic() at submit
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, max_batch: int) -> tuple[list[int], list[np.ndarray], list]:
+        """Up to max_batch frames in the order submitted, one per session; the rest stay, in order (a session's
+        later frames wait for the next step). Frames whose futures were cancelled are dropped."""
+        n = min(len(self.ids), max_batch)
+        ids = self.ids[:n]
+        if len(set(ids)) == n:  # no session twice among the oldest n: slices
+            xs, futures = self.xs[:n], self.futures[:n]
+            del self.ids[:n], self.xs[:n], self.futures[:n], self.arrivals[:n]
+            claimed = [  # _claim, inline
+                future.set_running_or_notify_cancel() if type(future) is Future else not future.cancelled()
+                for future in futures
+            ]
+            if all(claimed):
+                return ids, xs, futures
+            keep = [row for row, ok in enumerate(claimed) if ok]
+            return [ids[row] for row in keep], [xs[row] for row in keep], [futures[row] for row in keep]
+        taken, leaving, sessions = [], set(), set()
+        for row, id in enumerate(self.ids):
+            if len(taken) == max_batch:
+                break
+            if id in sessions:
+                continue  # stays for a later step
+            leaving.add(row)
+            if _claim(self.futures[row]):
+                sessions.add(id)
+                taken.append(row)
+            # else cancelled: dropped, and its session's next frame may be taken
+        result = [self.ids[row] for row in taken], [self.xs[row] for row in taken], [self.futures[row] for row in taken]
+        for name in self.__slots__:
+            values = getattr(self, name)
+            setattr(self, name, [value for row, value in enumerate(values) if row not in leaving])
+        return result
+
+    def clear(self) -> list:
+        """Empty the queue; returns the futures that were in it."""
+        futures = self.futures
+        self.ids, self.xs, self.futures, self.arrivals = [], [], [], []
+        return futures
 
 
 class _QueuedStep(NamedTuple):
     """A step in the C++ queue, and what it reads and writes until it finishes (kept alive here)."""
 
     ticket: int
-    frames: list[_Frame]
+    ids: list[int]
+    futures: list
     x: np.ndarray
     y: np.ndarray
     packed: Any  # the model's packed weights when the step was queued
@@ -95,13 +143,12 @@ def _resolve(futures: list[asyncio.Future], values: list[Any], is_error: bool) -
                 future.set_result(value)
 
 
-def _settle(frames: list[_Frame], values: Any, is_error: bool) -> None:
-    """Resolve the frames' futures with the rows of values (or all with one error): concurrent futures at once, each
+def _settle(futures: list, values: Any, is_error: bool) -> None:
+    """Resolve frames' futures with the rows of values (or all with one error): concurrent futures at once, each
     event loop's futures with one call into that loop's thread (not one per frame, each of which would wake it)."""
     each = itertools.repeat(values) if is_error else list(values)  # the rows' views made in one C call
     by_loop: dict[asyncio.AbstractEventLoop, tuple[list, list]] = {}
-    for frame, value in zip(frames, each):
-        future = frame.future
+    for future, value in zip(futures, each):
         if type(future) is not Future:
             loop = future.get_loop()
             if loop not in by_loop:
@@ -141,7 +188,7 @@ class SessionBatcher:
         self._pool = pool
         self._frame_shape = (pool.model.input_size,)
         self._lock = threading.Lock()  # of the pending frames and queued steps
-        self._pending: deque[_Frame] = deque()
+        self._pending = _Pending()
         self._steps = _core.StepQueue()
         self._queued: deque[_QueuedStep] = deque()  # in the order queued, which is the order they finish
         self._forks = _forks  # os.getpid() would cost a system call per frame
@@ -211,13 +258,17 @@ class SessionBatcher:
                     "submit: this batcher was made in the parent of this forked process, and its threads did not "
                     "come along; make a new one here (pool.batcher())"
                 )
-            self._pending.append(_new_frame(_Frame, (int(id), x, future, time.monotonic())))
-            refused = self._queue_due() if len(self._pending) >= self._max_batch else []
-            first = len(self._pending) == 1
-        if first:
+            pending = self._pending
+            pending.ids.append(int(id))
+            pending.xs.append(x)
+            pending.futures.append(future)
+            pending.arrivals.append(time.monotonic())
+            count = len(pending.ids)
+            refused = self._queue_due() if count >= self._max_batch else []
+        if count == 1:
             self._steps.nudge()  # the batcher's thread keeps the frame's deadline
-        for frames, error in refused:
-            _settle(frames, error, is_error=True)
+        for futures, error in refused:
+            _settle(futures, error, is_error=True)
 
     def _frame(self, frame: Any) -> np.ndarray:
         input_size = self._pool.model.input_size
@@ -232,8 +283,8 @@ class SessionBatcher:
         with self._lock:
             self._closed = True
             if cancel_pending:
-                while self._pending:
-                    _cancel(self._pending.popleft().future)
+                for future in self._pending.clear():
+                    _cancel(future)
         if _forks != self._forks:
             return  # a forked child: the worker is the parent's
         self._steps.nudge()
@@ -255,16 +306,16 @@ class SessionBatcher:
                 if self._closed and not self._pending and not self._queued:
                     return
                 timeout = self._timeout()
-            for frames, error in refused:
-                _settle(frames, error, is_error=True)
+            for futures, error in refused:
+                _settle(futures, error, is_error=True)
             finished = self._steps.wait_finished(timeout)  # without the GIL
             if not finished:
                 continue
             with self._lock:
                 steps = [self._queued.popleft() for _ in finished]
                 refused = self._queue_due()  # the next steps first: they compute while these settle
-            for frames, error in refused:
-                _settle(frames, error, is_error=True)
+            for futures, error in refused:
+                _settle(futures, error, is_error=True)
             for step, (ticket, error, skipped) in zip(steps, finished):
                 assert step.ticket == ticket, "the step queue reports steps in the order queued"
                 self._finish(step, error, skipped)
@@ -274,74 +325,55 @@ class SessionBatcher:
         a step to finish or a submit's nudge) otherwise."""
         if not self._pending or len(self._queued) >= self.QUEUED_STEPS:
             return -1.0
-        return max(0.0, self._pending[0].arrival + self._max_delay - time.monotonic())
+        return max(0.0, self._pending.arrivals[0] + self._max_delay - time.monotonic())
 
-    def _queue_due(self) -> list[tuple[list[_Frame], Exception]]:
+    def _queue_due(self) -> list[tuple[list, Exception]]:
         """Queue steps of the pending frames while there is room and a step is due (max_batch frames wait, the
-        oldest has waited max_delay, or the batcher is closing); returns the frames refused with the error. Called
+        oldest has waited max_delay, or the batcher is closing); returns the futures refused with the error. Called
         with the lock held."""
         refused = []
         while self._pending and len(self._queued) < self.QUEUED_STEPS:
             due = self._closed or len(self._pending) >= self._max_batch
-            if not due and self._pending[0].arrival + self._max_delay > time.monotonic():
+            if not due and self._pending.arrivals[0] + self._max_delay > time.monotonic():
                 break
-            frames = self._take()
-            if frames:
-                self._queue_step(frames, refused)
+            ids, xs, futures = self._pending.take(self._max_batch)
+            if ids:
+                self._queue_step(ids, xs, futures, refused)
         return refused
 
-    def _queue_step(self, frames: list[_Frame], refused: list) -> None:
+    def _queue_step(self, ids: list[int], xs: list[np.ndarray], futures: list, refused: list) -> None:
         pool = self._pool
         model = pool.model
-        ids = np.fromiter((frame.id for frame in frames), np.int64, len(frames))
-        x = np.stack([frame.x for frame in frames])
+        x = np.stack(xs)
         packed = model._packed
         try:
             ticket, y = self._steps.push_sessions(
-                packed, pool._lock, x, ids, call_threads(None, model.threads), pool._cache
+                packed, pool._lock, x, np.array(ids, np.int64), call_threads(None, model.threads), pool._cache
             )
         except Exception as error:
-            refused.append((frames, error))
+            refused.append((futures, error))
             return
-        self._queued.append(_QueuedStep(ticket, frames, x, y, packed))
-
-    def _take(self) -> list[_Frame]:
-        """Up to max_batch pending frames in the order submitted, one per session; the rest stay pending in order
-        (a session's later frames wait for the next step). Frames whose futures were cancelled are dropped."""
-        taken: list[_Frame] = []
-        sessions: set[int] = set()
-        later: list[_Frame] = []  # frames of sessions already taken, passed over
-        pending = self._pending
-        while pending and len(taken) < self._max_batch:
-            frame = pending.popleft()
-            if frame.id in sessions:
-                later.append(frame)
-            elif _claim(frame.future):
-                sessions.add(frame.id)
-                taken.append(frame)
-        pending.extendleft(reversed(later))
-        return taken
+        self._queued.append(_QueuedStep(ticket, ids, futures, x, y, packed))
 
     def _finish(self, step: _QueuedStep, error: str | None, skipped: list[int]) -> None:
         """Settle a finished step's futures: its outputs, or for the frames of sessions closed while the step was
         queued (which it left out) the pool's error about them."""
         if error is not None:
-            _settle(step.frames, RuntimeError(f"step: {error}"), is_error=True)
+            _settle(step.futures, RuntimeError(f"step: {error}"), is_error=True)
             return
         if not skipped:
-            _settle(step.frames, step.y, is_error=False)
+            _settle(step.futures, step.y, is_error=False)
             return
         for row in skipped:
-            frame = step.frames[row]
             try:
-                self._pool._slot(frame.id, "id")
-                refusal: Exception = RuntimeError(f"step: session {frame.id} could not be stepped")
+                self._pool._slot(step.ids[row], "id")
+                refusal: Exception = RuntimeError(f"step: session {step.ids[row]} could not be stepped")
             except Exception as error_of_id:
                 refusal = error_of_id
-            _settle([frame], refusal, is_error=True)
+            _settle([step.futures[row]], refusal, is_error=True)
         left_out = set(skipped)
-        kept = [row for row in range(len(step.frames)) if row not in left_out]
-        _settle([step.frames[row] for row in kept], step.y[kept], is_error=False)
+        kept = [row for row in range(len(step.ids)) if row not in left_out]
+        _settle([step.futures[row] for row in kept], step.y[kept], is_error=False)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._pending)} pending"
