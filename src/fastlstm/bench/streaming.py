@@ -131,6 +131,18 @@ def measure_throughput(
     return {sessions: _ticks(_tick_functions(model, sessions, peers), rounds, limits) for sessions in counts}
 
 
+def _run_together(workers: list[threading.Thread], start_line: threading.Barrier) -> float:
+    """Starts the threads, which wait at ``start_line`` with this one; returns the seconds from there until the
+    last has ended."""
+    for worker in workers:
+        worker.start()
+    start_line.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - start
+
+
 def _batcher_round(pool, ids: np.ndarray, x: np.ndarray, frames: int, waits: list[float], max_batch: int) -> float:
     """Frames per second of one producer thread per session of ``ids``, each submitting ``frames`` frames one
     after the other through a batcher over ``pool`` with ``max_batch``; appends each frame's wait."""
@@ -146,13 +158,7 @@ def _batcher_round(pool, ids: np.ndarray, x: np.ndarray, frames: int, waits: lis
                 waits.append(time.perf_counter() - submitted)
 
         workers = [threading.Thread(target=produce, args=(session,)) for session in range(ids.size)]
-        for worker in workers:
-            worker.start()
-        start_line.wait()
-        start = time.perf_counter()
-        for worker in workers:
-            worker.join()
-        return ids.size * frames / (time.perf_counter() - start)
+        return ids.size * frames / _run_together(workers, start_line)
 
 
 def _batcher_async_round(
@@ -214,13 +220,7 @@ def _thread_floor_round(producers: int, frames: int, max_batch: int) -> float:
             ready.notify()
 
     workers = [threading.Thread(target=produce) for _ in range(producers)] + [threading.Thread(target=settle)]
-    for worker in workers:
-        worker.start()
-    start_line.wait()
-    start = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    return producers * frames / (time.perf_counter() - start)
+    return producers * frames / _run_together(workers, start_line)
 
 
 def measure_batcher(
