@@ -23,12 +23,13 @@
 
 namespace fastlstm {
 
+// This process's id (getpid).
+long current_process_id();
+
 // The states of a pool's sessions (src/fastlstm/_sessions.py): rows of h (layers, capacity, output_size) and c
 // (layers, capacity, hidden_size), and the generation each slot holds (-1: free), all owned by the pool. The pool
 // holds `mutex` while it reads or changes them (and when it moves them to larger arrays), and so does a queued step
 // while it runs.
-// This process's id (getpid).
-long current_process_id();
 
 struct SessionRows {
     std::mutex mutex;
