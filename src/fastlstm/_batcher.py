@@ -16,12 +16,14 @@ and settles their futures.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import itertools
 import numbers
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -46,6 +48,17 @@ def _count_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_count_fork)
+
+_open_batchers: weakref.WeakSet[SessionBatcher] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_batchers() -> None:
+    """At exit, close the batchers left open, their pending frames cancelled. Otherwise the interpreter ends their
+    threads (daemons) where they stand: one waiting for a step inside C++ would be unwound by the thread's exit, which
+    C++ answers with std::terminate."""
+    for batcher in list(_open_batchers):
+        batcher.close(cancel_pending=True)
 
 
 def _cancel(future: Future | asyncio.Future) -> None:
@@ -197,6 +210,7 @@ class SessionBatcher:
         self.max_delay = self.DEFAULT_MAX_DELAY if max_delay is None else max_delay
         self._worker = threading.Thread(target=self._run, name="fastlstm-session-batcher", daemon=True)
         self._worker.start()
+        _open_batchers.add(self)
 
     @property
     def pool(self) -> Sessions:
@@ -280,6 +294,7 @@ class SessionBatcher:
     def close(self, *, cancel_pending: bool = False) -> None:
         """Stop taking frames and wait for the worker: the frames pending are stepped first, or with
         ``cancel_pending`` their futures are cancelled. Closing twice is harmless."""
+        _open_batchers.discard(self)
         with self._lock:
             self._closed = True
             if cancel_pending:
