@@ -116,7 +116,7 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
         options.input_forget = input_forget;
         weights.options = &options;
     }
-    py::gil_scoped_release release;
+    ReleasedGil release;
     lstm.pack_cell(layer, direction, weights);
 }
 
@@ -153,7 +153,7 @@ FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_f
     }
     if (threads < 0) throw py::value_error("_core: threads must be >= 0");
     {
-        py::gil_scoped_release release;
+        ReleasedGil release;
         lstm.forward(args, threads);
     }
     return y;
@@ -226,7 +226,7 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward_packed(const PackedLstm& 
     args.y_batch_stride = width;
     if (!equal_lengths) args.step_offsets = offsets.data();
     {
-        py::gil_scoped_release release;
+        ReleasedGil release;
         lstm.forward(args, threads);
     }
     return {y, h_n, c_n};
@@ -287,7 +287,7 @@ void bind_packed_linear(py::module_& m) {
                 FloatArray out(std::vector<py::ssize_t>{rows, linear.out_features()});
                 float* out_data = out.mutable_data();
                 const float* x_data = x.data();
-                py::gil_scoped_release release;
+                ReleasedGil release;
                 linear.forward(rows, x_data, linear.in_features(), out_data, linear.out_features(), softmax, threads);
                 return out;
             },
@@ -392,7 +392,7 @@ void bind_calibration(py::module_& calibration) {
         [](const std::string& isa, int threads, double seconds) {
             if (threads < 1 || !(seconds > 0)) throw py::value_error("_core: threads >= 1 and seconds > 0");
             const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            py::gil_scoped_release release;
+            ReleasedGil release;
             return fastlstm::measure_fma_peak_gflops(kernels, threads, seconds);
         },
         py::arg("isa"), py::arg("threads"), py::arg("seconds"),
@@ -403,7 +403,7 @@ void bind_calibration(py::module_& calibration) {
             if (threads < 1 || bytes_per_thread < 1 || !(seconds > 0))
                 throw py::value_error("_core: threads >= 1, bytes_per_thread >= 1 and seconds > 0");
             const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            py::gil_scoped_release release;
+            ReleasedGil release;
             return fastlstm::measure_read_bandwidth_gbs(kernels, threads, bytes_per_thread, seconds);
         },
         py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
@@ -414,7 +414,7 @@ void bind_calibration(py::module_& calibration) {
             if (threads < 1 || units < 0 || iterations < 1)
                 throw py::value_error("_core: threads >= 1, units >= 0 and iterations >= 1");
             const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            py::gil_scoped_release release;
+            ReleasedGil release;
             fastlstm::run_shared_work(kernels, threads, units, iterations);
         },
         py::arg("isa"), py::arg("threads"), py::arg("units"), py::arg("iterations"),

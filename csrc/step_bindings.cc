@@ -82,7 +82,7 @@ py::object step_in_place(const PackedLstm& lstm, py::handle x_object, py::handle
     args.c0 = args.c_n = c;
     args.state_rows = B;
     {
-        py::gil_scoped_release release;
+        ReleasedGil release;
         lstm.forward(args, threads, &cache);
     }
     return std::move(y);
@@ -136,7 +136,7 @@ py::object step_sessions(const PackedLstm& lstm, py::handle x_object, py::handle
     args.h = h;
     args.c = c;
     {
-        py::gil_scoped_release release;
+        ReleasedGil release;
         lstm.step_rows(args, threads, &cache);
     }
     return std::move(y);
@@ -168,7 +168,7 @@ void attach_rows(SessionRows& rows, py::handle h_object, py::handle c_object, py
 void lock_rows(SessionRows& rows) {
     fastlstm::adopt_after_fork(rows);
     if (rows.mutex.try_lock()) return;
-    py::gil_scoped_release release;
+    ReleasedGil release;
     rows.mutex.lock();
 }
 
@@ -199,7 +199,7 @@ py::tuple push_sessions(StepQueue& queue, const PackedLstm& lstm, SessionRows& r
 py::list wait_finished(StepQueue& queue, double timeout_seconds) {
     std::vector<StepQueue::Finished> finished;
     {
-        py::gil_scoped_release release;
+        ReleasedGil release;
         finished = queue.wait_finished(timeout_seconds);
     }
     py::list reported;
