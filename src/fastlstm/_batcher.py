@@ -54,9 +54,8 @@ _open_batchers: weakref.WeakSet[SessionBatcher] = weakref.WeakSet()
 
 @atexit.register
 def _close_open_batchers() -> None:
-    """At exit, close the batchers left open, their pending frames cancelled. Otherwise the interpreter ends their
-    threads (daemons) where they stand: one waiting for a step inside C++ would be unwound by the thread's exit, which
-    C++ answers with std::terminate."""
+    """At exit, close the batchers left open: their pending frames cancelled (nobody is left to read them), their
+    queued steps finished, their threads ended, before the interpreter freezes its daemon threads where they stand."""
     for batcher in list(_open_batchers):
         batcher.close(cancel_pending=True)
 
