@@ -86,9 +86,10 @@ def test_256_producers(benchmark, through: str) -> None:
         for _ in range(frames):
             pool.step(ids, x)
 
+    max_batch = streaming.batcher_max_batch(producers)
     rounds = {
-        "batcher, threads": lambda: streaming._batcher_round(pool, ids, x, frames, waits, producers // 2),
-        "batcher, asyncio tasks": lambda: streaming._batcher_async_round(pool, ids, x, frames, waits, producers // 2),
+        "batcher, threads": lambda: streaming._batcher_round(pool, ids, x, frames, waits, max_batch),
+        "batcher, asyncio tasks": lambda: streaming._batcher_async_round(pool, ids, x, frames, waits, max_batch),
         "direct": direct,
     }
     run = rounds[through]

@@ -2,6 +2,8 @@
 // pool's ticks), and the step of a pool's sessions, whose states sit at any rows of the pool's arrays.
 #include <algorithm>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "fastlstm/lstm.h"
 #include "plan.h"
@@ -37,6 +39,26 @@ void scatter_rows(int64_t layers, int64_t rows, int64_t width, const int64_t* sl
 }
 
 }  // namespace
+
+std::vector<int64_t> open_session_slots(const int64_t* generations, int64_t capacity, const int64_t* ids, int64_t n,
+                                        int64_t* slots) {
+    constexpr int64_t kSlotMask = (int64_t{1} << kSessionSlotBits) - 1;
+    std::vector<std::pair<int64_t, int64_t>> listed;  // (slot, row) of the open ids, to find one listed twice
+    listed.reserve(static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t slot = ids[i] & kSlotMask, generation = ids[i] >> kSessionSlotBits;
+        const bool open = ids[i] >= 0 && slot < capacity && generations[slot] == generation;
+        slots[i] = open ? slot : -1;
+        if (open) listed.emplace_back(slot, i);
+    }
+    std::sort(listed.begin(), listed.end());
+    for (std::size_t k = 1; k < listed.size(); ++k)
+        if (listed[k].first == listed[k - 1].first) slots[listed[k].second] = -1;  // the later listing
+    std::vector<int64_t> refused;
+    for (int64_t i = 0; i < n; ++i)
+        if (slots[i] < 0) refused.push_back(i);
+    return refused;
+}
 
 PackedLstm::CallScratch& PackedLstm::prepare_scratch(const ForwardArgs& args, const ForwardPlan& plan,
                                                      CallScratch* scratch) const {

@@ -88,12 +88,6 @@ py::object step_in_place(const PackedLstm& lstm, py::handle x_object, py::handle
     return std::move(y);
 }
 
-// The slot of a session id (generation << 32 | slot) when it names an open session: its slot's generation is the
-// id's (generations[slot] is -1 when the slot is free).
-constexpr int kSlotBits = 32;
-constexpr int64_t kSlotMask = (int64_t{1} << kSlotBits) - 1;
-constexpr int64_t kSeen = int64_t{1} << 62;  // marks a slot already listed in this call (generations < 2^31)
-
 // Sessions.step: x (n, input_size) for the sessions `ids` (n,) int64 -> their outputs (n, width), in that order;
 // None when x or ids are not plain arrays of those shapes. An id that is not open, or listed twice, raises
 // KeyError before anything is stepped (the Python caller then says which and why).
@@ -106,25 +100,17 @@ py::object step_sessions(const PackedLstm& lstm, py::handle x_object, py::handle
     const auto x = py::reinterpret_borrow<py::array>(x_object);
     const auto ids = py::reinterpret_borrow<py::array>(ids_object);
     if (x.shape(1) != g.input_size || ids.shape(0) != x.shape(0)) return py::none();
-    auto generations_array = py::reinterpret_borrow<py::array>(generations_object);
-    if (!is_plain<int64_t>(generations_object, 1) || !generations_array.writeable())
-        throw py::value_error("_core: generations must be a writeable int64 array");
-    const py::ssize_t capacity = generations_array.shape(0), n = x.shape(0);
+    if (!is_plain<int64_t>(generations_object, 1)) throw py::value_error("_core: generations must be an int64 array");
+    const auto generations = py::reinterpret_borrow<py::array>(generations_object);
+    const py::ssize_t capacity = generations.shape(0), n = x.shape(0);
     float* h = state_data(h_object, {layers, capacity, g.output_size()}, "h");
     float* c = state_data(c_object, {layers, capacity, g.hidden_size}, "c");
     if (threads < 0) throw py::value_error("_core: threads must be >= 0");
-    int64_t* generations = static_cast<int64_t*>(generations_array.mutable_data());
-    const int64_t* id = static_cast<const int64_t*>(ids.data());
     std::vector<int64_t> slots(static_cast<std::size_t>(n));
-    py::ssize_t checked = 0;
-    for (; checked < n; ++checked) {
-        const int64_t slot = id[checked] & kSlotMask, generation = id[checked] >> kSlotBits;
-        if (id[checked] < 0 || slot >= capacity || generations[slot] != generation) break;
-        generations[slot] |= kSeen;
-        slots[checked] = slot;
-    }
-    for (py::ssize_t i = 0; i < checked; ++i) generations[slots[i]] &= ~kSeen;
-    if (checked < n) throw py::key_error("_core: a session id is not open, or listed twice");
+    if (!fastlstm::open_session_slots(static_cast<const int64_t*>(generations.data()), capacity,
+                                      static_cast<const int64_t*>(ids.data()), n, slots.data())
+             .empty())
+        throw py::key_error("_core: a session id is not open, or listed twice");
     const py::ssize_t width = g.num_directions * g.output_size();
     FloatArray y(std::vector<py::ssize_t>{n, width});
     fastlstm::RowStepArgs args;
@@ -149,14 +135,13 @@ void attach_rows(SessionRows& rows, py::handle h_object, py::handle c_object, py
         throw py::value_error("_core: attach takes float32 h and c (layers, capacity, width) and int64 generations");
     const auto h = py::reinterpret_borrow<py::array>(h_object);
     const auto c = py::reinterpret_borrow<py::array>(c_object);
-    auto generations = py::reinterpret_borrow<py::array>(generations_object);
+    const auto generations = py::reinterpret_borrow<py::array>(generations_object);
     const py::ssize_t capacity = generations.shape(0);
     float* h_data = state_data(h_object, {h.shape(0), capacity, h.shape(2)}, "h");
     float* c_data = state_data(c_object, {h.shape(0), capacity, c.shape(2)}, "c");
-    if (!generations.writeable()) throw py::value_error("_core: generations must be writeable");
     rows.h = h_data;
     rows.c = c_data;
-    rows.generations = static_cast<int64_t*>(generations.mutable_data());
+    rows.generations = static_cast<const int64_t*>(generations.data());
     rows.capacity = capacity;
     rows.layers = h.shape(0);
     rows.h_width = h.shape(2);

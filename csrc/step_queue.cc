@@ -1,13 +1,11 @@
 // StepQueue (fastlstm/step_queue.h): one thread that runs the queued session steps in order.
 #include "fastlstm/step_queue.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <stdexcept>
-#include <utility>
 
 #if defined(_WIN32)
 #include <process.h>
@@ -98,35 +96,6 @@ void StepQueue::run() {
     }
 }
 
-namespace {
-
-constexpr int kSlotBits = 32;  // a session id is generation << 32 | slot (src/fastlstm/_sessions.py)
-constexpr int64_t kSlotMask = (int64_t{1} << kSlotBits) - 1;
-
-// The slots of the open sessions `ids`, each listed once, in slots[i]; returns the rows i whose id is not (closed
-// since it was queued, its slot reused, or listed before), their slots -1. Reads the generations only: Python reads
-// them without the mutex (`id in pool`), so no mark may be left in them even for a moment.
-std::vector<int64_t> open_slots(const SessionRows& rows, const std::vector<int64_t>& ids, int64_t* slots) {
-    const int64_t n = static_cast<int64_t>(ids.size());
-    std::vector<std::pair<int64_t, int64_t>> listed;  // (slot, row) of the open ids, to find one listed twice
-    listed.reserve(static_cast<std::size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        const int64_t slot = ids[i] & kSlotMask, generation = ids[i] >> kSlotBits;
-        const bool open = ids[i] >= 0 && slot < rows.capacity && rows.generations[slot] == generation;
-        slots[i] = open ? slot : -1;
-        if (open) listed.emplace_back(slot, i);
-    }
-    std::sort(listed.begin(), listed.end());
-    for (std::size_t k = 1; k < listed.size(); ++k)
-        if (listed[k].first == listed[k - 1].first) slots[listed[k].second] = -1;  // the later listing
-    std::vector<int64_t> skipped;
-    for (int64_t i = 0; i < n; ++i)
-        if (slots[i] < 0) skipped.push_back(i);
-    return skipped;
-}
-
-}  // namespace
-
 std::vector<int64_t> StepQueue::step(const Job& job) {
     const LstmGeometry& g = job.lstm->geometry();
     SessionRows& rows = *job.rows;
@@ -134,7 +103,7 @@ std::vector<int64_t> StepQueue::step(const Job& job) {
     const int64_t width = g.num_directions * g.output_size();
     std::lock_guard<std::mutex> lock(rows.mutex);
     std::vector<int64_t> slots(static_cast<std::size_t>(n));
-    std::vector<int64_t> skipped = open_slots(rows, job.ids, slots.data());
+    std::vector<int64_t> skipped = open_session_slots(rows.generations, rows.capacity, job.ids.data(), n, slots.data());
     RowStepArgs args;
     args.capacity = rows.capacity;
     args.h = rows.h;

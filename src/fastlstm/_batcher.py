@@ -102,10 +102,7 @@ class _Pending:
         if len(set(ids)) == n:  # no session twice among the oldest n: slices
             xs, futures = self.xs[:n], self.futures[:n]
             del self.ids[:n], self.xs[:n], self.futures[:n], self.arrivals[:n]
-            claimed = [  # _claim, inline
-                future.set_running_or_notify_cancel() if type(future) is Future else not future.cancelled()
-                for future in futures
-            ]
+            claimed = list(map(_claim, futures))
             if all(claimed):
                 return ids, xs, futures
             keep = [row for row, ok in enumerate(claimed) if ok]

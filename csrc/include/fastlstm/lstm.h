@@ -95,6 +95,16 @@ struct RowStepArgs {
     float* c = nullptr;
 };
 
+// A pool's session ids are generation << kSessionSlotBits | slot (src/fastlstm/_sessions.py).
+constexpr int kSessionSlotBits = 32;
+
+// The slots of the `n` session ids `ids` that are open in a pool whose slot s holds generation generations[s] (-1:
+// free), each id taken once, in slots[i]; returns the rows i whose id is not (never opened, closed, its slot reused,
+// or listed before), their slots[i] -1 (sessions.cc). Only reads `generations`, which Python reads without the
+// pool's lock.
+std::vector<int64_t> open_session_slots(const int64_t* generations, int64_t capacity, const int64_t* ids, int64_t n,
+                                        int64_t* slots);
+
 class ForwardCache;
 struct TeamJoinPoint;  // csrc/team.h
 

@@ -35,7 +35,7 @@ struct SessionRows {
     std::mutex mutex;
     float* h = nullptr;
     float* c = nullptr;
-    int64_t* generations = nullptr;
+    const int64_t* generations = nullptr;
     int64_t capacity = 0;
     int64_t layers = 0, h_width = 0, c_width = 0;  // h is (layers, capacity, h_width), c (layers, capacity, c_width)
     long owner_process = current_process_id();     // whose threads may hold `mutex` (a fork's child makes a new one)

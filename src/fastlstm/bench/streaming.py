@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TextIO
 
@@ -131,6 +132,13 @@ def measure_throughput(
     return {sessions: _ticks(_tick_functions(model, sessions, peers), rounds, limits) for sessions in counts}
 
 
+def batcher_max_batch(producers: int) -> int:
+    """The batcher's max_batch for ``producers`` that each wait for their output before sending the next frame: half
+    of them. A step of all of them would wait for every producer's Python, and they for it: the two would take turns.
+    Two half steps overlap, one computing on the batcher's C++ thread while the other half's Python runs."""
+    return max(1, producers // 2)
+
+
 def _run_together(workers: list[threading.Thread], start_line: threading.Barrier) -> float:
     """Starts the threads, which wait at ``start_line`` with this one; returns the seconds from there until the
     last has ended."""
@@ -186,8 +194,6 @@ def _thread_floor_round(producers: int, frames: int, max_batch: int) -> float:
     """Frames per second of ``producers`` threads that each hand a frame over and wait on a concurrent Future, which
     one thread settles ``max_batch`` at a time, with nothing computed: what CPython's threads cost a batcher before
     any step (each frame wakes its thread, which must take the GIL back)."""
-    from concurrent.futures import Future
-
     ready = threading.Condition()
     pending: list[Future] = []
     producing = [producers]
@@ -227,12 +233,9 @@ def measure_batcher(
     size=SESSIONS_SIZE, producers: int = PRODUCERS, frames: int = FRAMES_PER_PRODUCER, rounds: int = ROUNDS
 ) -> dict[str, float]:
     """Frames per second of ``producers`` threads through a batcher (``_batcher_round``) against full-batch
-    ``pool.step`` calls of the same sessions, and the median and p99 of a frame's wait, one thread; taking turns.
-
-    The batcher's max_batch is half the producers. Each producer waits for its output before its next frame, so a
-    step of all of them would wait for every producer's Python, and they for it: the two would take turns. Two half
-    steps overlap, one computing on the batcher's C++ thread while the other half's Python runs."""
-    max_batch = max(1, producers // 2)
+    ``pool.step`` calls of the same sessions, and the median and p99 of a frame's wait, one thread; taking turns. The
+    batcher's max_batch: ``batcher_max_batch``."""
+    max_batch = batcher_max_batch(producers)
     model = fastlstm.LSTM(*size, seed=0, threads=1)
     x = np.random.default_rng(2).standard_normal((producers, size[0])).astype(np.float32)
     pool = model.sessions(producers)
