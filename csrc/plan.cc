@@ -38,7 +38,16 @@ constexpr int64_t kMinStepWorkPerThread = int64_t{1} << 13;
 // each core streams only its share of the weights: at B = 64, H = 256 (1 MiB of recurrent weights) on 2 cores with
 // 1 MiB of L2 each, that ran 1.06x faster than the batch split (17.6 -> 16.7 ms), the barrier per step costing
 // little next to a step of 64 rows (`python -m fastlstm bench --shapes 64x100x256 --threads 2`).
-constexpr int64_t kBatchSplitMinRows = 4;
+//
+// Members of 2 rows or more beat the hidden split's barrier per step (2 threads, B/A of 15 paired rounds against a
+// minimum of 4 rows: B = 7, I = 50, H = 65, T = 500: 0.84 and 0.89 in two runs; B = 6, H = 128: 0.93; B = 4 and 5:
+// 0.98-1.00); members of one row do not (B = 2 and 3: 1.09-1.18, the 1-row tile feeding one multiply-add per weight
+// loaded) (`python tools/ab_compare.py A B --shapes 7x500x50x65-L1,6x100x128x128-L1,5x100x100x100-L1,...`).
+// A bidirectional layer has a barrier-free split of its own, a direction per thread (claimed_directions.cc), which
+// beats members of fewer than 4 rows (B = 5: 1.22-1.23x slower split by rows at H = 31 and 64, 2 and 3 layers;
+// B = 4, H = 100: 1.04x).
+constexpr int64_t kBatchSplitMinRows = 2;
+constexpr int64_t kBatchSplitMinRowsBidirectional = 4;
 constexpr int64_t kBatchSplitMaxRecurrentBytes = int64_t{1} << 18;
 
 }  // namespace
@@ -130,7 +139,8 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     // Packed rows (variable lengths) change the batch from step to step: always split the hidden units there.
     plan.packed_rows = args.step_offsets != nullptr;
     const int64_t recurrent_bytes = 4 * weight_bytes() * g.hidden_size * g.output_size();
-    plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= kBatchSplitMinRows * plan.threads &&
+    const int64_t min_rows = g.num_directions == 2 ? kBatchSplitMinRowsBidirectional : kBatchSplitMinRows;
+    plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= min_rows * plan.threads &&
                        recurrent_bytes <= kBatchSplitMaxRecurrentBytes;
     plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads);
     plan.claimed_directions = g.num_directions == 2 && plan.threads == 2 && !plan.split_batch;

@@ -1,6 +1,6 @@
 """Paired A/B timing of two builds of fastlstm, for changes that must keep the speed (a refactor, a new compiler flag).
 
-    python tools/ab_compare.py A_DIR B_DIR [--rounds 31] [--rows "1x100x512x512-L1 t1,..."]
+    python tools/ab_compare.py A_DIR B_DIR [--rounds 31] [--rows "1x100x512x512-L1 t1,..."] [--shapes 7x500x50x65-L1]
 
 A_DIR and B_DIR each hold an importable ``fastlstm`` with its built ``_core`` (a checkout's ``src`` after an in-place
 build, or a ``site-packages``). One worker process per build keeps its models; each round asks A and B in turn
@@ -42,13 +42,21 @@ SHAPES = [
 ROW_SECONDS = 0.04
 
 
-def worker() -> None:
-    """Builds every row's model, prints the row names, then answers each row index read from stdin with the median
-    seconds of one call."""
+def parse_shape(text: str) -> tuple[int, int, int, int, int, bool]:
+    """A row's shape as its name reads, without the thread count: BxTxIxH-L<layers>[-bidir]."""
+    sizes, *options = text.split("-")
+    batch, steps, inputs, hidden = (int(size) for size in sizes.split("x"))
+    layers = next((int(option[1:]) for option in options if option.startswith("L")), 1)
+    return batch, steps, inputs, hidden, layers, "bidir" in options
+
+
+def worker(extra: list[str]) -> None:
+    """Builds every row's model (SHAPES and the ``extra`` shapes), prints the row names, then answers each row index
+    read from stdin with the median seconds of one call."""
     import fastlstm
 
     rows = []
-    for batch, steps, inputs, hidden, layers, bidirectional in SHAPES:
+    for batch, steps, inputs, hidden, layers, bidirectional in SHAPES + [parse_shape(text) for text in extra]:
         model = fastlstm.LSTM(inputs, hidden, num_layers=layers, bidirectional=bidirectional, seed=0)
         x = np.random.default_rng(0).standard_normal((steps, batch, inputs)).astype(np.float32)
         name = f"{batch}x{steps}x{inputs}x{hidden}-L{layers}{'-bidir' if bidirectional else ''}"
@@ -66,9 +74,9 @@ def worker() -> None:
         print(float(np.median(times)), flush=True)
 
 
-def _spawn(source: str) -> subprocess.Popen:
+def _spawn(source: str, extra: list[str]) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(source))
-    command = [sys.executable, os.path.abspath(__file__), "--worker"]
+    command = [sys.executable, os.path.abspath(__file__), "--worker", *extra]
     return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -78,8 +86,8 @@ def _ask(process: subprocess.Popen, row: int) -> float:
     return float(process.stdout.readline())
 
 
-def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None) -> None:
-    a, b = _spawn(a_dir), _spawn(b_dir)
+def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None, extra: list[str]) -> None:
+    a, b = _spawn(a_dir, extra), _spawn(b_dir, extra)
     names = json.loads(a.stdout.readline())
     if json.loads(b.stdout.readline()) != names:
         raise SystemExit("the two builds list different rows")
@@ -99,16 +107,20 @@ def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None) -> None
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--worker"]:
-        worker()
+    if sys.argv[1:2] == ["--worker"]:
+        worker(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a_dir")
     parser.add_argument("b_dir")
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--rows", help="comma-separated row names, as printed (default: every row)")
+    parser.add_argument(
+        "--shapes", default="", help="comma-separated shapes to add to the rows, as a row names them: 7x500x50x65-L1"
+    )
     args = parser.parse_args()
-    compare(args.a_dir, args.b_dir, args.rounds, args.rows.split(",") if args.rows else None)
+    extra = [text for text in args.shapes.split(",") if text]
+    compare(args.a_dir, args.b_dir, args.rounds, args.rows.split(",") if args.rows else None, extra)
 
 
 if __name__ == "__main__":
