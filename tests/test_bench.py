@@ -120,6 +120,30 @@ def test_plot_without_matplotlib_exits_2_before_measuring(monkeypatch, capsys, t
     assert "--plot needs matplotlib" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "arguments, unread",
+    [
+        (["--streaming", "--json", "out.json"], "--json"),
+        (["--streaming", "--threads", "1", "--plot", "p.png"], "--threads"),
+        (["--torch-model", "--precision", "bf16", "--repeat-seconds", "1"], "--repeat-seconds, --precision"),
+        (["--neighbours", "--shapes", "1x2x8", "--isa", "portable"], "--isa"),
+    ],
+)
+def test_a_mode_refuses_the_options_it_would_ignore_before_measuring(monkeypatch, capsys, arguments, unread):
+    for runner in ("run", "run_streaming", "run_torch_model", "run_neighbours"):
+        monkeypatch.setattr(bench_cli, runner, lambda *args, **kwargs: pytest.fail("measured"))
+    assert cli.main(["bench", *arguments]) == 2
+    mode = arguments[0]
+    assert f"python -m fastlstm bench: {mode} does not take {unread} (it reads" in capsys.readouterr().err
+
+
+def test_the_modes_exclude_each_other(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["bench", "--streaming", "--neighbours"])
+    assert stopped.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_flops():
     assert bench.Shape(2, 3, 5, 7).flops == 2 * 4 * 7 * (5 + 7) * 2 * 3
     # layer 2 of a bidirectional model reads both directions; a projection P=4 shrinks h and adds 4*H per step
@@ -236,7 +260,7 @@ def test_parse_precisions():
 
 def test_precision_argument(monkeypatch, capsys):
     parser = cli.build_parser()
-    assert parser.parse_args(["bench"]).precision == ["fp32"]
+    assert parser.parse_args(["bench"]).precision is None  # not given: the matrix runs fp32 (main)
     assert parser.parse_args(["bench", "--precision", "fp32,bf16"]).precision == ["fp32", "bf16"]
     assert parser.parse_args(["bench", "--precision", "fp32,bf16,int8"]).precision == ["fp32", "bf16", "int8"]
     with pytest.raises(SystemExit) as stopped:

@@ -24,6 +24,20 @@ from .streaming import run_streaming
 from .timing import MIN_RUNS, measure_peaks
 from .torch_model import run_torch_model
 
+#: Seconds of timing per implementation of a row, by default.
+REPEAT_SECONDS = 0.2
+
+#: The options of the shape matrix (their defaults: None or False).
+MATRIX_OPTIONS = ("full", "shapes", "repeat_seconds", "isa", "threads", "precision", "json", "plot")
+
+#: The alternatives to the shape matrix, and which of MATRIX_OPTIONS each reads: the neighbours benchmark measures
+#: each of --shapes, the streaming section draws --plot; the rest would be ignored, so they are refused.
+MODE_OPTIONS: dict[str, frozenset[str]] = {
+    "neighbours": frozenset({"shapes"}),
+    "torch_model": frozenset(),
+    "streaming": frozenset({"plot"}),
+}
+
 
 def _shapes(text: str) -> list[Shape]:
     try:
@@ -94,9 +108,8 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command.add_argument(
         "--repeat-seconds",
         type=_positive_float,
-        default=0.2,
         metavar="S",
-        help=f"time each implementation for at least S seconds and {MIN_RUNS} runs (default: %(default)s)",
+        help=f"time each implementation for at least S seconds and {MIN_RUNS} runs (default: {REPEAT_SECONDS})",
     )
     command.add_argument(
         "--isa", choices=fastlstm.available_isas(), help=f"fastlstm kernel variant (default: {fastlstm.active_isa()})"
@@ -113,7 +126,6 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command.add_argument(
         "--precision",
         type=_precisions,
-        default=["fp32"],
         metavar="P,...",
         help=(
             f"run fastlstm in each of these precisions ({', '.join(PRECISIONS)}; such as fp32,int8 for two), a "
@@ -134,7 +146,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "throughput (PNG, needs matplotlib)"
         ),
     )
-    command.add_argument(
+    # The alternatives to the shape matrix: one at a time, each taking only the options of MODE_OPTIONS.
+    mode = command.add_mutually_exclusive_group()
+    mode.add_argument(
         "--neighbours",
         action="store_true",
         help=(
@@ -144,7 +158,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "model, B=8 T=100 I=128 H=256, or each of --shapes; about four minutes a shape)"
         ),
     )
-    command.add_argument(
+    mode.add_argument(
         "--torch-model",
         action="store_true",
         help=(
@@ -153,7 +167,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
             "at 1 and 2 threads (needs torch; a few minutes)"
         ),
     )
-    command.add_argument(
+    mode.add_argument(
         "--streaming",
         action="store_true",
         help=(
@@ -166,8 +180,31 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command.set_defaults(handler=main)
 
 
+def _options_left_unread(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The alternative to the shape matrix that ``args`` choose (None: the matrix), and the options given that it
+    does not read, as typed."""
+    mode = next((name for name in MODE_OPTIONS if getattr(args, name)), None)
+    if mode is None:
+        return None, []
+    given = [name for name in MATRIX_OPTIONS if getattr(args, name) not in (None, False)]
+    return mode, [_option(name) for name in given if name not in MODE_OPTIONS[mode]]
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def main(args: argparse.Namespace) -> int:
     """Runs ``python -m fastlstm bench`` with its parsed ``args``; returns the exit status."""
+    mode, unread = _options_left_unread(args)
+    if unread:
+        # Refused before measuring: a --json or --threads that a mode ignored would leave no trace of it.
+        reads = ", ".join(_option(name) for name in sorted(MODE_OPTIONS[mode])) or "no other option"
+        print(
+            f"python -m fastlstm bench: {_option(mode)} does not take {', '.join(unread)} (it reads {reads})",
+            file=sys.stderr,
+        )
+        return 2
     if args.plot is not None and not plotting_available():
         # Said before measuring, not after minutes of it.
         print("python -m fastlstm bench: --plot needs matplotlib: pip install matplotlib", file=sys.stderr)
@@ -182,8 +219,8 @@ def main(args: argparse.Namespace) -> int:
     return run(
         shapes,
         thread_counts=args.threads,
-        precisions=args.precision,
-        repeat_seconds=args.repeat_seconds,
+        precisions=args.precision or ["fp32"],
+        repeat_seconds=args.repeat_seconds or REPEAT_SECONDS,
         isa=args.isa,
         json_path=args.json,
         plot_path=args.plot,
@@ -195,7 +232,7 @@ def run(
     *,
     thread_counts: Sequence[int] | None = None,
     precisions: Sequence[str] = ("fp32",),
-    repeat_seconds: float = 0.2,
+    repeat_seconds: float = REPEAT_SECONDS,
     isa: str | None = None,
     json_path: Path | None = None,
     plot_path: Path | None = None,
