@@ -1,6 +1,7 @@
 """Paired A/B timing of two builds of fastlstm, for changes that must keep the speed (a refactor, a new compiler flag).
 
-    python tools/ab_compare.py A_DIR B_DIR [--rounds 31] [--rows "1x100x512x512-L1 t1,..."] [--shapes 7x500x50x65-L1]
+    python tools/ab_compare.py A_DIR B_DIR [--rounds 31] [--rows "1x100x512x512-L1 t1,..."]
+                               [--shapes 7x500x50x65-L1,...] [--steps 256x256,...]
 
 A_DIR and B_DIR each hold an importable ``fastlstm`` with its built ``_core`` (a checkout's ``src`` after an in-place
 build, or a ``site-packages``). One worker process per build keeps its models; each round asks A and B in turn
@@ -8,7 +9,9 @@ build, or a ``site-packages``). One worker process per build keeps its models; e
 spell of a shared machine falls on both. Per row it prints each side's median and the median of the per-round ratios
 B/A. Run it with A_DIR = B_DIR first: the spread of that A/A run is this machine's noise, the yardstick of any B/A.
 The rows are the quick matrix of ``python -m fastlstm bench``, the batch-1 rows of ``--full`` and two bidirectional
-stacks (the neighbours benchmark's among them), at 1 and 2 threads.
+stacks (the neighbours benchmark's among them), at 1 and 2 threads; ``--shapes`` adds others, and ``--steps`` a
+batch-1 stream's step from a state at each IxH ("step 256x256 t1": a whole forward call at T = 1 starts from a zero
+state, which skips the recurrent product).
 """
 
 from __future__ import annotations
@@ -50,9 +53,10 @@ def parse_shape(text: str) -> tuple[int, int, int, int, int, bool]:
     return batch, steps, inputs, hidden, layers, "bidir" in options
 
 
-def worker(extra: list[str]) -> None:
-    """Builds every row's model (SHAPES and the ``extra`` shapes), prints the row names, then answers each row index
-    read from stdin with the median seconds of one call."""
+def worker(extra: list[str], stream_steps: list[str]) -> None:
+    """Builds every row's model (SHAPES and the ``extra`` shapes, and a stream of batch 1 for each IxH of
+    ``stream_steps``), prints the row names, then answers each row index read from stdin with the median seconds of
+    one call."""
     import fastlstm
 
     rows = []
@@ -61,22 +65,29 @@ def worker(extra: list[str]) -> None:
         x = np.random.default_rng(0).standard_normal((steps, batch, inputs)).astype(np.float32)
         name = f"{batch}x{steps}x{inputs}x{hidden}-L{layers}{'-bidir' if bidirectional else ''}"
         rows += [(f"{name} t{threads}", model, x, threads) for threads in (1, 2)]
+    for text in stream_steps:
+        inputs, hidden = (int(size) for size in text.split("x"))
+        # A stream's step from a state that is not zero (a zero state skips the recurrent product).
+        stream = fastlstm.LSTM(inputs, hidden, seed=0).stream(1)
+        x = np.random.default_rng(0).standard_normal((1, inputs)).astype(np.float32)
+        stream.step(x)
+        rows += [(f"step {text} t{threads}", stream.step, x, threads) for threads in (1, 2)]
     print(json.dumps([row[0] for row in rows]), flush=True)
     for line in sys.stdin:
-        _, model, x, threads = rows[int(line)]
-        model(x, threads=threads)
+        _, call, x, threads = rows[int(line)]
+        call(x, threads=threads)
         times: list[float] = []
         end = time.perf_counter() + ROW_SECONDS
         while len(times) < 3 or time.perf_counter() < end:
             start = time.perf_counter()
-            model(x, threads=threads)
+            call(x, threads=threads)
             times.append(time.perf_counter() - start)
         print(float(np.median(times)), flush=True)
 
 
-def _spawn(source: str, extra: list[str]) -> subprocess.Popen:
+def _spawn(source: str, extra: list[str], steps: list[str]) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(source))
-    command = [sys.executable, os.path.abspath(__file__), "--worker", *extra]
+    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps([extra, steps])]
     return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -86,8 +97,8 @@ def _ask(process: subprocess.Popen, row: int) -> float:
     return float(process.stdout.readline())
 
 
-def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None, extra: list[str]) -> None:
-    a, b = _spawn(a_dir, extra), _spawn(b_dir, extra)
+def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None, extra: list[str], steps: list[str]) -> None:
+    a, b = _spawn(a_dir, extra, steps), _spawn(b_dir, extra, steps)
     names = json.loads(a.stdout.readline())
     if json.loads(b.stdout.readline()) != names:
         raise SystemExit("the two builds list different rows")
@@ -108,7 +119,7 @@ def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None, extra: 
 
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
-        worker(sys.argv[2:])
+        worker(*json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a_dir")
@@ -118,9 +129,15 @@ def main() -> None:
     parser.add_argument(
         "--shapes", default="", help="comma-separated shapes to add to the rows, as a row names them: 7x500x50x65-L1"
     )
+    parser.add_argument(
+        "--steps",
+        default="",
+        help="comma-separated IxH: rows of a batch-1 stream's step from a state, 'step 256x256 t1'",
+    )
     args = parser.parse_args()
     extra = [text for text in args.shapes.split(",") if text]
-    compare(args.a_dir, args.b_dir, args.rounds, args.rows.split(",") if args.rows else None, extra)
+    steps = [text for text in args.steps.split(",") if text]
+    compare(args.a_dir, args.b_dir, args.rounds, args.rows.split(",") if args.rows else None, extra, steps)
 
 
 if __name__ == "__main__":
