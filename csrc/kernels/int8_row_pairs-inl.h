@@ -164,14 +164,7 @@ inline void int8_row_pairs_step_cells(const LstmStepArgs& a, const Int8QuadProdu
 template <int kMaxSlots, int kOneRowAccumulators>
 inline void int8_row_pairs_lstm_step(const LstmStepArgs& a) {
     if (a.batch == 1) return int8_lstm_step<1, kOneRowAccumulators>(a);
-    const int64_t stride = (a.recurrent_size + 3) / 4 * 4;
-    if (a.recurrent_size > 0)
-        quantize_rows_to_uint8(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_uint8, stride, a.h_scales);
-    else  // no product (a zero state): scale 0 also cancels the offsets, which assume K bytes of 128
-        for (int64_t r = 0; r < a.batch; ++r) a.h_scales[r] = 0.0f;
-    const Int8QuadProduct product{
-        a.recurrent_int8.quads,  a.h_uint8, stride, stride / 4, a.h_scales, a.recurrent_int8.scales,
-        a.recurrent_int8.offsets};
+    const Int8QuadProduct product = int8_recurrent_product(a);
     if (a.options)
         int8_row_pairs_step_cells<kMaxSlots, true>(a, product);
     else

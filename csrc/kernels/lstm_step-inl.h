@@ -328,18 +328,20 @@ inline void bf16_lstm_step(const LstmStepArgs& a) {
     lstm_step_with<kMaxRows, kMaxAccumulators>(a, bf16_recurrent_product(a));
 }
 
-// Precision int8: h_prev quantized into h_uint8 and h_scales first (K values per row).
-template <int kMaxRows, int kMaxAccumulators>
-inline void int8_lstm_step(const LstmStepArgs& a) {
+// Precision int8: h_prev quantized into h_uint8 and h_scales (K values per row), and the recurrent product over it.
+inline Int8QuadProduct int8_recurrent_product(const LstmStepArgs& a) {
     const int64_t stride = (a.recurrent_size + 3) / 4 * 4;
     if (a.recurrent_size > 0)
         quantize_rows_to_uint8(a.batch, a.recurrent_size, a.h_prev, a.h_prev_stride, a.h_uint8, stride, a.h_scales);
     else  // no product (a zero state): scale 0 also cancels the offsets, which assume K bytes of 128
         for (int64_t r = 0; r < a.batch; ++r) a.h_scales[r] = 0.0f;
-    const Int8QuadProduct product{
-        a.recurrent_int8.quads,  a.h_uint8, stride, stride / 4, a.h_scales, a.recurrent_int8.scales,
-        a.recurrent_int8.offsets};
-    lstm_step_with<kMaxRows, kMaxAccumulators>(a, product);
+    return {a.recurrent_int8.quads,  a.h_uint8, stride, stride / 4, a.h_scales, a.recurrent_int8.scales,
+            a.recurrent_int8.offsets};
+}
+
+template <int kMaxRows, int kMaxAccumulators>
+inline void int8_lstm_step(const LstmStepArgs& a) {
+    lstm_step_with<kMaxRows, kMaxAccumulators>(a, int8_recurrent_product(a));
 }
 
 }  // namespace FASTLSTM_ISA_NAMESPACE
