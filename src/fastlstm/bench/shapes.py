@@ -160,6 +160,8 @@ FULL_SHAPES: tuple[Shape, ...] = (
     Shape(1, 100, 256, 256, bidirectional=True),
     Shape(1, 100, 256, 256, num_layers=2),
     Shape(3, 100, 255, 255),  # odd sizes: partial vector tiles everywhere
+    Shape(7, 500, 50, 65),  # odd sizes, a small model over long sequences: the per-step costs weigh most
+    Shape(13, 50, 77, 333),  # odd sizes, a middling batch
 )
 
 _SHAPE_PATTERN = re.compile(r"(\d+)x(\d+)x(\d+)(?:x(\d+))?((?:-(?:L\d+|P\d+|bidir))*)")
