@@ -34,6 +34,9 @@ struct PackedLstm::DirectionRun {
     // Where the run stands: the next step is step next_step of chunk next_chunk, whose look-ahead (if any) takes
     // chunk_pieces pieces. Only the thread running the direction touches the run.
     int64_t next_chunk = 0, next_step = 0, chunk_pieces = 0;
+    // The chunk's step takes its input projection itself (kernels.h: LstmStepArgs::x): a chunk of one step in f32
+    // whose inputs are not projected yet. Decided at the chunk's start.
+    bool input_fused = false;
 
     // Packed rows (variable lengths): step t runs the first rows_at(t) rows, which sit at row offsets[t] of in, out
     // and (from the chunk's first step) gates_in.

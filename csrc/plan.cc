@@ -21,9 +21,9 @@ namespace {
 // whole-sequence projection back from memory (`python -m fastlstm bench --shapes 64x100x512 --threads 1`).
 constexpr int64_t kProjectionRows = 256;
 
-// Input and recurrent weights of a layer and direction, per thread, up to which small batches look ahead: a quarter
-// of a 32 MiB L3 (see looks_ahead).
-constexpr int64_t kLookAheadBytes = int64_t{8} << 20;
+// Input and recurrent weights of a layer and direction, per thread, that stay in cache from one step to the next: a
+// quarter of a 32 MiB L3 (see looks_ahead and fuses_input).
+constexpr int64_t kCacheResidentWeightBytes = int64_t{8} << 20;
 
 // Each thread of an automatic team gets at least this many multiply-adds of a recurrent step: below that a step
 // share takes a few hundred nanoseconds and the barrier per step costs more than the thread saves. Measured at
@@ -55,21 +55,38 @@ constexpr int64_t kBatchSplitMaxRecurrentBytes = int64_t{1} << 18;
 // Batches up to the variant's look_ahead_batches run the look-ahead step (kernels.h), whose chunks are
 // kLookAheadSteps steps: the next chunk's input projection is computed during the current one's steps. That
 // re-reads the input weights every 8 steps instead of once per 256 rows, which pays while a thread's input and
-// recurrent weights stay in cache together; past kLookAheadBytes per thread they do not (measured at H = 1024,
-// 32 MiB on one core: 1.8x slower than without; `python -m fastlstm bench --shapes 1x100x1024 --threads 1`).
+// recurrent weights stay in cache together; past kCacheResidentWeightBytes per thread they do not (measured at
+// H = 1024, 32 MiB on one core: 1.8x slower than without; `python -m fastlstm bench --shapes 1x100x1024 --threads 1`).
 bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
-    const LstmGeometry& g = geometry_;
-    const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
-    const int64_t widest_input = g.widest_layer_input();
-    // Counted as float32 in every precision: bf16 weights of 8 MiB per thread ran 1.0-1.07x slower with look-ahead
-    // than without, the input weights re-read every 8 steps competing with the recurrent ones
-    // (`python -m fastlstm bench --shapes 1x100x1024 --threads 2 --precision bf16`).
-    const int64_t bytes = gate_width() * (widest_input + g.output_size()) * int64_t{sizeof(float)};
     // The look-ahead kernels are float32, and bf16 at batch 1 where the variant says it pays.
     const bool kernels_look_ahead = precision_ == Precision::kF32    ? batch <= kernels_.look_ahead_batches
                                     : precision_ == Precision::kBF16 ? batch == 1 && kernels_.bf16_lstm_step_look_ahead
                                                                      : false;
-    return batch >= 1 && kernels_look_ahead && bytes / per_direction <= kLookAheadBytes;
+    return batch >= 1 && kernels_look_ahead && weights_stay_in_cache(threads);
+}
+
+// Whether a thread's share of the widest layer's input and recurrent weights is at most kCacheResidentWeightBytes.
+// Counted as float32 in every precision: bf16 weights of 8 MiB per thread ran 1.0-1.07x slower with look-ahead than
+// without, the input weights re-read every 8 steps competing with the recurrent ones
+// (`python -m fastlstm bench --shapes 1x100x1024 --threads 2 --precision bf16`).
+bool PackedLstm::weights_stay_in_cache(int threads) const {
+    const LstmGeometry& g = geometry_;
+    const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
+    const int64_t bytes = gate_width() * (g.widest_layer_input() + g.output_size()) * int64_t{sizeof(float)};
+    return bytes / per_direction <= kCacheResidentWeightBytes;
+}
+
+// A chunk of one step (a stream's or a pool's step; every step of a batch of kProjectionRows rows or more) takes its
+// input projection inside the step, in f32 (kernels.h: LstmStepArgs::x), when the weights stay in cache: the tile's
+// accumulators go from the bias through both products, with no gates_in written and read back. B/A against the
+// projection first, 11-21 paired rounds (`python tools/ab_compare.py A B --shapes 256x20x512x512-L1 --ticks
+// 64x80x256,16x256x256,64x512x512 --steps 256x256,80x256`): 256 rows, T = 20, H = 512: 0.93 at 1 thread, 0.95 at 2;
+// ticks of 16-64 sessions at H = 256-512: 0.97-0.98 at 1 thread; batch-1 steps at H = 256: 0.99-1.01 (no gain, no
+// loss); sequences whose chunks are longer, unchanged. Past the cache the streams of the two weights from memory
+// interleave panel by panel and the step slows: H = 1024 (32 MiB), a batch-1 step 1.14x, ticks of 8-32 sessions at
+// 2 threads 1.02-1.07x.
+bool PackedLstm::fuses_input(int threads) const {
+    return precision_ == Precision::kF32 && weights_stay_in_cache(threads);
 }
 
 int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const {
@@ -143,6 +160,7 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= min_rows * plan.threads &&
                        recurrent_bytes <= kBatchSplitMaxRecurrentBytes;
     plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads);
+    plan.fuse_input = !plan.packed_rows && fuses_input(plan.threads);
     plan.claimed_directions = g.num_directions == 2 && plan.threads == 2 && !plan.split_batch;
     if (plan.split_batch)
         plan.workspace_slots = plan.threads;
@@ -165,6 +183,7 @@ std::vector<PackedLstm::Workspace> PackedLstm::make_workspaces(const ForwardArgs
         if (plan.split_batch) share(B, s, plan.threads, &row_begin, &row_end);
         workspaces.push_back(
             make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead, plan.threads));
+        workspaces.back().fuse_input = plan.fuse_input;
         if (plan.packed_rows) workspaces.back().h_prev_scratch = AlignedFloats(B * geometry_.output_size());
     }
     return workspaces;

@@ -18,6 +18,8 @@ struct PackedLstm::ForwardPlan {
     // team splits the hidden units (and the directions) and meets once per step.
     bool split_batch = false;
     bool look_ahead = false;  // small batches take the look-ahead step (see looks_ahead)
+    // A chunk of one step takes its input projection in the step (kernels.h: LstmStepArgs::x; see fuses_input).
+    bool fuse_input = false;
     // A bidirectional model on two threads: its directions are pieces that either thread runs (claimed_directions.cc).
     bool claimed_directions = false;
     // Workspaces: one per member with a batch split; with claimed directions, one per direction of two successive
@@ -30,6 +32,7 @@ struct PackedLstm::Workspace {
     AlignedFloats gates_in;  // one chunk of the plain step, or two of chunk_floats for the look-ahead step
     int64_t chunk_floats = 0;
     bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
+    bool fuse_input = false;  // ForwardPlan::fuse_input
     AlignedFloats hidden_scratch;
     AlignedFloats h_prev_scratch;       // packed rows: h_prev of a reverse step at which rows start (batch x output)
     AlignedFloats zero_h;               // one row of output_size zeros: h_prev of the first step from a zero state
@@ -53,7 +56,7 @@ struct PackedLstm::CallScratch {
     Precision precision = Precision::kF32;
     int64_t steps = -1, batch = -1;
     int threads = 0;
-    bool split_batch = false, look_ahead = false;
+    bool split_batch = false, look_ahead = false, fuse_input = false;
     std::vector<Workspace> workspaces;
     AlignedFloats layer_buffers[2];
     AlignedFloats gathered_h, gathered_c;  // step_rows: the sessions' states in consecutive rows

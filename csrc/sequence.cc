@@ -129,7 +129,11 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
                 if (team.index != 0) return false;
                 take_every_panel(run);
             }
-            if (!run.look_ahead || n == 0) {
+            // A chunk of one step (a stream's or a pool's step, or the last of a sequence) fuses its input projection
+            // into the step where the plan says it pays (plan.cc: fuses_input): the same sums (kernels.h).
+            run.input_fused =
+                workspace.fuse_input && !handoff && !run.offsets && t_end - t_begin == 1 && (!run.look_ahead || n == 0);
+            if (!run.input_fused && (!run.look_ahead || n == 0)) {
                 if (handoff)
                     handoff->project_chunk(run, t_begin, t_end, gates_in);
                 else
@@ -192,6 +196,11 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     ahead.bias = run.cell->bias.data();
     ahead.x_stride = B == 1 ? in.time_stride : in.batch_stride;
     ahead.gates_in_stride = gate_width();
+    // The fused input's weights and strides (used in chunks with run.input_fused; kernels.h).
+    run.step.x_stride = in.batch_stride;
+    run.step.input_size = ahead.input_size;
+    run.step.input_panels = ahead.input_panels;
+    run.step.bias = ahead.bias;
     return run;
 }
 
@@ -298,7 +307,8 @@ bool PackedLstm::run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, co
         float* h_dst = run.out_step(t) + run.direction * out_size;
         step.batch = rows;
         const int64_t first_row = run.offsets ? run.offsets[t] - run.offsets[t_begin] : (t - t_begin) * run.batch;
-        step.gates_in = gates_in + first_row * width;
+        step.gates_in = run.input_fused ? nullptr : gates_in + first_row * width;
+        step.x = run.input_fused ? run.in->step(t) : nullptr;
         step.h_out = g.proj_size > 0 ? workspace.hidden_scratch.data() : h_dst;
         step.h_out_stride = g.proj_size > 0 ? H : run.out_batch_stride;
         if (pieces_per_step > 0) {

@@ -55,6 +55,19 @@ def test_chunks_and_steps_equal_one_call_bitwise(isa, rng, configuration, precis
     assert np.array_equal(stream.state[0], h_n) and np.array_equal(stream.state[1], c_n)
 
 
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_steps_of_a_cell_with_options_equal_one_call_bitwise(isa, rng, batch):
+    # A step takes its input projection inside the kernel (kernels.h: LstmStepArgs::x), a sequence's chunks before
+    # their steps; the sums and the cell update with options must be the same, bitwise.
+    options = dict(peepholes=True, clip=1.5, input_forget=True, activations=("hard_sigmoid", "softsign", "tanh"))
+    model = fastlstm.LSTM(19, 33, 2, seed=4, **options)
+    x = rng.standard_normal((12, batch, 19)).astype(np.float32)
+    expected, (h_n, c_n) = model(x)
+    stream = model.stream(batch)
+    assert np.array_equal(np.stack([stream.step(x[t]) for t in range(12)]), expected)
+    assert np.array_equal(stream.state[0], h_n) and np.array_equal(stream.state[1], c_n)
+
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_random_chunkings(data):

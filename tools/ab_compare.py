@@ -1,7 +1,7 @@
 """Paired A/B timing of two builds of fastlstm, for changes that must keep the speed (a refactor, a new compiler flag).
 
     python tools/ab_compare.py A_DIR B_DIR [--rounds 31] [--rows "1x100x512x512-L1 t1,..."]
-                               [--shapes 7x500x50x65-L1,...] [--steps 256x256,...]
+                               [--shapes 7x500x50x65-L1,...] [--steps 256x256,...] [--ticks 64x80x256,...]
 
 A_DIR and B_DIR each hold an importable ``fastlstm`` with its built ``_core`` (a checkout's ``src`` after an in-place
 build, or a ``site-packages``). One worker process per build keeps its models; each round asks A and B in turn
@@ -11,7 +11,8 @@ B/A. Run it with A_DIR = B_DIR first: the spread of that A/A run is this machine
 The rows are the quick matrix of ``python -m fastlstm bench``, the batch-1 rows of ``--full`` and two bidirectional
 stacks (the neighbours benchmark's among them), at 1 and 2 threads; ``--shapes`` adds others, and ``--steps`` a
 batch-1 stream's step from a state at each IxH ("step 256x256 t1": a whole forward call at T = 1 starts from a zero
-state, which skips the recurrent product).
+state, which skips the recurrent product), and ``--ticks`` one step of S sessions of a pool at each SxIxH ("tick
+64x80x256 t1", the sessions opened in order as the bench's streaming section opens them).
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ def parse_shape(text: str) -> tuple[int, int, int, int, int, bool]:
     return batch, steps, inputs, hidden, layers, "bidir" in options
 
 
-def worker(extra: list[str], stream_steps: list[str]) -> None:
-    """Builds every row's model (SHAPES and the ``extra`` shapes, and a stream of batch 1 for each IxH of
-    ``stream_steps``), prints the row names, then answers each row index read from stdin with the median seconds of
-    one call."""
+def worker(extra: list[str], stream_steps: list[str], ticks: list[str]) -> None:
+    """Builds every row's model (SHAPES and the ``extra`` shapes, a stream of batch 1 for each IxH of
+    ``stream_steps``, a pool for each SxIxH of ``ticks``), prints the row names, then answers each row index read
+    from stdin with the median seconds of one call."""
     import fastlstm
 
     rows = []
@@ -72,6 +73,17 @@ def worker(extra: list[str], stream_steps: list[str]) -> None:
         x = np.random.default_rng(0).standard_normal((1, inputs)).astype(np.float32)
         stream.step(x)
         rows += [(f"step {text} t{threads}", stream.step, x, threads) for threads in (1, 2)]
+    for text in ticks:
+        sessions, inputs, hidden = (int(size) for size in text.split("x"))
+        pool = fastlstm.LSTM(inputs, hidden, seed=0).sessions(sessions)
+        ids = np.array([pool.open() for _ in range(sessions)], np.int64)
+        x = np.random.default_rng(0).standard_normal((sessions, inputs)).astype(np.float32)
+        pool.step(ids, x)
+
+        def tick(x, threads, pool=pool, ids=ids):
+            return pool.step(ids, x, threads=threads)
+
+        rows += [(f"tick {text} t{threads}", tick, x, threads) for threads in (1, 2)]
     print(json.dumps([row[0] for row in rows]), flush=True)
     for line in sys.stdin:
         _, call, x, threads = rows[int(line)]
@@ -85,9 +97,9 @@ def worker(extra: list[str], stream_steps: list[str]) -> None:
         print(float(np.median(times)), flush=True)
 
 
-def _spawn(source: str, extra: list[str], steps: list[str]) -> subprocess.Popen:
+def _spawn(source: str, extra: list[str], steps: list[str], ticks: list[str]) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(source))
-    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps([extra, steps])]
+    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps([extra, steps, ticks])]
     return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
@@ -97,8 +109,10 @@ def _ask(process: subprocess.Popen, row: int) -> float:
     return float(process.stdout.readline())
 
 
-def compare(a_dir: str, b_dir: str, rounds: int, only: list[str] | None, extra: list[str], steps: list[str]) -> None:
-    a, b = _spawn(a_dir, extra, steps), _spawn(b_dir, extra, steps)
+def compare(
+    a_dir: str, b_dir: str, rounds: int, only: list[str] | None, extra: list[str], steps: list[str], ticks: list[str]
+) -> None:
+    a, b = _spawn(a_dir, extra, steps, ticks), _spawn(b_dir, extra, steps, ticks)
     names = json.loads(a.stdout.readline())
     if json.loads(b.stdout.readline()) != names:
         raise SystemExit("the two builds list different rows")
@@ -134,10 +148,15 @@ def main() -> None:
         default="",
         help="comma-separated IxH: rows of a batch-1 stream's step from a state, 'step 256x256 t1'",
     )
+    parser.add_argument(
+        "--ticks", default="", help="comma-separated SxIxH: rows of one step of S sessions, 'tick 64x80x256 t1'"
+    )
     args = parser.parse_args()
     extra = [text for text in args.shapes.split(",") if text]
     steps = [text for text in args.steps.split(",") if text]
-    compare(args.a_dir, args.b_dir, args.rounds, args.rows.split(",") if args.rows else None, extra, steps)
+    ticks = [text for text in args.ticks.split(",") if text]
+    only = args.rows.split(",") if args.rows else None
+    compare(args.a_dir, args.b_dir, args.rounds, only, extra, steps, ticks)
 
 
 if __name__ == "__main__":

@@ -173,30 +173,54 @@ inline void finish_cells(const LstmStepArgs& a, const V z[4], int64_t row, int64
     store_cells(c_ptr, h_ptr, c, h, units);
 }
 
-template <int kRows, int kPanels, bool kOptions = false, class Product>
-inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t row) {
-    constexpr int64_t L = Simd::kLanes;
-    constexpr int64_t kWidth = 4 * L;
+// acc += rows [row, row + kRows) of the product's operands times its panels [panel, panel + kPanels), one depth step
+// at a time: one more link of each element's single chain per depth step.
+template <int kRows, int kPanels, class Product>
+inline void multiply_add_tile(typename Product::Accumulator (&acc)[kRows][kPanels][4], const Product& product,
+                              int64_t panel, int64_t row) {
+    constexpr int64_t kWidth = 4 * Simd::kLanes;
     const int64_t depth = product.depth;
     const typename Product::Weight* weights = product.panels + panel * depth * kWidth;
-
-    auto gates_in = [&](int r, int p, int g) {
-        return a.gates_in + (row + r) * a.gates_in_stride + (panel + p) * kWidth + g * L;
-    };
-    typename Product::Accumulator acc[kRows][kPanels][4];
-    for (int r = 0; r < kRows; ++r)
-        for (int p = 0; p < kPanels; ++p)
-            for (int g = 0; g < 4; ++g) acc[r][p][g] = product.start(gates_in(r, p, g));
     for (int64_t k = 0; k < depth; ++k) {
         decltype(product.operand(0, 0)) h[kRows];
         for (int r = 0; r < kRows; ++r) h[r] = product.operand(row + r, k);
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g) {
-                auto w = Product::load(weights + p * depth * kWidth + k * kWidth + g * L);
+                auto w = Product::load(weights + p * depth * kWidth + k * kWidth + g * Simd::kLanes);
                 if constexpr (kRows > 1) w = Product::pinned(w);  // loaded once for all rows
                 for (int r = 0; r < kRows; ++r) acc[r][p][g] = Product::madd(acc[r][p][g], w, h[r]);
             }
     }
+}
+
+template <int kRows, int kPanels, bool kOptions = false, class Product>
+inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t row) {
+    constexpr int64_t L = Simd::kLanes;
+    constexpr int64_t kWidth = 4 * L;
+
+    // Null with the input fused (a.x): only the int8 product reads init at its finish, and it never fuses.
+    auto gates_in = [&](int r, int p, int g) -> const float* {
+        return a.gates_in ? a.gates_in + (row + r) * a.gates_in_stride + (panel + p) * kWidth + g * L : nullptr;
+    };
+    typename Product::Accumulator acc[kRows][kPanels][4];
+    auto start_from_gates_in = [&] {
+        for (int r = 0; r < kRows; ++r)
+            for (int p = 0; p < kPanels; ++p)
+                for (int g = 0; g < 4; ++g) acc[r][p][g] = product.start(gates_in(r, p, g));
+    };
+    if constexpr (std::is_same_v<Product, F32Product>) {
+        if (a.x) {  // kernels.h: from the bias, through x . w_ih, then on through h_prev . w_hh below
+            for (int r = 0; r < kRows; ++r)
+                for (int p = 0; p < kPanels; ++p)
+                    for (int g = 0; g < 4; ++g) acc[r][p][g] = Simd::load(a.bias + (panel + p) * kWidth + g * L);
+            multiply_add_tile(acc, F32Product{{}, a.input_panels, a.x, a.x_stride, a.input_size}, panel, row);
+        } else {
+            start_from_gates_in();
+        }
+    } else {
+        start_from_gates_in();
+    }
+    multiply_add_tile(acc, product, panel, row);
     if constexpr (Simd::kFinishFromUnrolledCopies) {
         // Copies in fully unrolled loops (simd__neon.h says why); the same values as below.
 #pragma GCC unroll 8
@@ -264,6 +288,7 @@ inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_
 inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t group, int64_t block, int64_t blocks) {
     constexpr int64_t kWidth = 4 * Simd::kLanes;
     constexpr int64_t kFloatsPerLine = 16;
+    if (!a.gates_in) return;  // the input fused (kernels.h)
     const bool last_block = block + 1 == blocks;
     const int64_t next_panel = last_block ? panel + group : panel;
     if (next_panel >= a.panel_end) return;

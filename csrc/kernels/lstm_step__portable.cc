@@ -3,6 +3,7 @@
 // accumulated in a local array, then activated and folded into c and h before the next panel: the 4H gate values
 // never go back to memory.
 #include <algorithm>
+#include <type_traits>
 
 #include "bf16__portable.h"
 #include "f32_tile__portable.h"
@@ -149,9 +150,23 @@ void step_rows(const LstmStepArgs& a, const Product& product, int64_t panel_inde
     const int64_t units = std::min(kHiddenBlock, a.hidden_size - unit0);
 
     float z[kBlockRows][kPanelWidth];
-    for (int64_t r = 0; r < kBlockRows; ++r) {
-        const float* gates_in = a.gates_in + (row + r) * a.gates_in_stride + panel_index * kPanelWidth;
-        for (int64_t j = 0; j < kPanelWidth; ++j) z[r][j] = gates_in[j];
+    auto start_from = [&](const float* first, int64_t row_stride) {
+        for (int64_t r = 0; r < kBlockRows; ++r)
+            for (int64_t j = 0; j < kPanelWidth; ++j) z[r][j] = first[r * row_stride + j];
+    };
+    auto start_from_gates_in = [&] {
+        start_from(a.gates_in + row * a.gates_in_stride + panel_index * kPanelWidth, a.gates_in_stride);
+    };
+    if constexpr (std::is_same_v<Product, F32Product>) {
+        if (a.x) {  // kernels.h: from the bias, through x . w_ih, then on through h_prev . w_hh
+            start_from(a.bias + panel_index * kPanelWidth, 0);
+            F32Product{a.input_panels, a.x, a.x_stride, a.input_size}.template accumulate<kBlockRows>(z, panel_index,
+                                                                                                      row);
+        } else {
+            start_from_gates_in();
+        }
+    } else {
+        start_from_gates_in();
     }
     product.template accumulate<kBlockRows>(z, panel_index, row);
     for (int64_t r = 0; r < kBlockRows; ++r) {

@@ -96,6 +96,11 @@ struct CellOptions {
 //     c[b, u] = f * c[b, u] + i * g;   h_out[b, u] = o * tanh(c[b, u])
 // gates_in rows are laid out in panel order (num_panels * 4 * hidden_block floats, bias already added).
 // c is updated in place; h_out must not alias h_prev.
+// The f32 step also takes its input projection itself when x is not null (a step that is a whole chunk: a stream's or
+// a pool's step): z = bias + x[b] . input_panels + h_prev[b] . recurrent_panels, each element one chain from the
+// bias, the input's k ascending, then the recurrent k: the sums of f32_gemm_panels into gates_in followed by the
+// plain step, so the same floats bitwise, in one pass over both weights and without the gates_in round trip.
+// gates_in is then not read.
 struct LstmStepArgs {
     int64_t batch;           // rows
     int64_t hidden_size;     // H: units past it in the last panel are computed but not stored
@@ -112,6 +117,13 @@ struct LstmStepArgs {
     float* h_out;  // batch x H, row stride h_out_stride
     int64_t h_out_stride;
     const CellOptions* options = nullptr;  // null: the standard cell above
+    // The fused input (f32 only, see above): batch rows of input_size floats, row stride x_stride; input_panels
+    // (gate panels of w_ih, the layout of recurrent_panels over input_size) and bias (the layer's, all panels).
+    const float* x = nullptr;
+    int64_t x_stride = 0;
+    int64_t input_size = 0;
+    const float* input_panels = nullptr;
+    const float* bias = nullptr;
     // The bf16 step only: the pair panels of w_hh (instead of recurrent_panels), and room for batch rows of
     // h_prev rounded to bf16 (recurrent_size rounded up to even per row), which the kernel fills.
     const uint32_t* recurrent_pairs = nullptr;

@@ -185,7 +185,9 @@ class PackedLstm {
     int64_t weight_bytes() const;  // bytes per packed weight
     // The forward plan (plan.cc).
     ForwardPlan plan_forward(const ForwardArgs& args, int threads) const;
+    bool weights_stay_in_cache(int threads) const;
     bool looks_ahead(int64_t batch, int threads) const;
+    bool fuses_input(int threads) const;
     int64_t chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const;
     Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead, int members) const;
     std::vector<Workspace> make_workspaces(const ForwardArgs& args, const ForwardPlan& plan) const;
