@@ -25,6 +25,13 @@ constexpr int64_t kProjectionRows = 256;
 // quarter of a 32 MiB L3 (see looks_ahead and fuses_input).
 constexpr int64_t kCacheResidentWeightBytes = int64_t{8} << 20;
 
+// The steps of a sequence take their input projection themselves (fuses_input) from this many rows of a batch (a
+// team member's rows, with a batch split). Batches of 1 and 2 take each weight vector for 1 or 2 multiply-adds, which
+// the loads bound, where the projection ahead of the steps feeds each input weight to 6 rows: fused at every step,
+// 2 rows a member (B = 4, H = 128 on 2 threads) ran 1.09x slower (21 rounds). They keep the projection ahead, or
+// look ahead.
+constexpr int64_t kFusedInputMinRows = 3;
+
 // Each thread of an automatic team gets at least this many multiply-adds of a recurrent step: below that a step
 // share takes a few hundred nanoseconds and the barrier per step costs more than the thread saves. Measured at
 // T = 100 on 2 cores, 1 vs 2 threads: B = 1, H = 32 (4096 per step): 0.026 vs 0.033 ms; H = 64 (16384): 0.091 vs
@@ -76,21 +83,28 @@ bool PackedLstm::weights_stay_in_cache(int threads) const {
     return bytes / per_direction <= kCacheResidentWeightBytes;
 }
 
-// A chunk of one step (a stream's or a pool's step; every step of a batch of kProjectionRows rows or more) takes its
-// input projection inside the step, in f32 (kernels.h: LstmStepArgs::x), when the weights stay in cache: the tile's
-// accumulators go from the bias through both products, with no gates_in written and read back. B/A against the
-// projection first, 11-21 paired rounds (`python tools/ab_compare.py A B --shapes 256x20x512x512-L1 --ticks
-// 64x80x256,16x256x256,64x512x512 --steps 256x256,80x256`): 256 rows, T = 20, H = 512: 0.93 at 1 thread, 0.95 at 2;
-// ticks of 16-64 sessions at H = 256-512: 0.97-0.98 at 1 thread; batch-1 steps at H = 256: 0.99-1.01 (no gain, no
-// loss); sequences whose chunks are longer, unchanged. Past the cache the streams of the two weights from memory
-// interleave panel by panel and the step slows: H = 1024 (32 MiB), a batch-1 step 1.14x, ticks of 8-32 sessions at
-// 2 threads 1.02-1.07x.
+// Where a thread's share of the weights stays in cache, float32 steps take their input projection themselves
+// (kernels.h: LstmStepArgs::x): the tile's accumulators go from the bias through x . W_ih and on through h . W_hh,
+// with no gates_in written and read back, and W_ih is read from cache at every step instead of once per chunk.
+// Streams' and pools' steps (a chunk of one step) always do, and so do the steps of sequences of kFusedInputMinRows
+// rows or more (fuses_every_step), which then run in chunks of one step. B/A against the projection ahead of the
+// steps (`python tools/ab_compare.py A B --shapes ... --ticks 64x80x256 --steps 256x256`, 9-21 paired rounds):
+//   batches of 3-64 rows, H = 65-513: 0.93-0.98 at 1 thread and 2 (B = 8, H = 512: 0.93 / 0.96; B = 24, H = 513:
+//   0.94 / 0.96; B = 7, H = 65: 0.97 / 0.94; B = 64, H = 512: 0.95 / 0.97); 256 rows, H = 512: 0.93 / 0.95;
+//   a tick of 64 sessions at I = 80, H = 256: 0.97 / 0.97; batch-1 steps at H = 256: 0.96-1.00.
+// Past the cache the two weights' streams from memory interleave panel by panel and the step slows: H = 1024
+// (32 MiB), a batch-1 step 1.14x, ticks of 8-32 sessions at 2 threads 1.02-1.07x.
 bool PackedLstm::fuses_input(int threads) const {
     return precision_ == Precision::kF32 && weights_stay_in_cache(threads);
 }
 
-int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) const {
+bool PackedLstm::fuses_every_step(int64_t batch, bool fuse_input) const {
+    return fuse_input && batch >= kFusedInputMinRows;
+}
+
+int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead, bool fuse_input) const {
     if (look_ahead) return std::max<int64_t>(1, std::min(steps, kLookAheadSteps));
+    if (fuses_every_step(batch, fuse_input)) return 1;
     const int64_t rows_per_step = std::max<int64_t>(1, batch);
     return std::max<int64_t>(1, std::min<int64_t>(steps, ceil_div(kProjectionRows, rows_per_step)));
 }
@@ -99,17 +113,20 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead) c
 // has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
 // next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
 PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead,
-                                                 int members) const {
+                                                 bool fuse_input, int members) const {
     int64_t plain_rows = 0, look_ahead_rows = 0;
     for (const int64_t b : {batch, other_batch}) {
-        plain_rows = std::max(plain_rows, chunk_steps(steps, b, false) * b);
-        if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true) * b);
+        // Plain chunks with the input fused never project (continue_direction): they need no gates_in.
+        if (!fuses_every_step(b, fuse_input))
+            plain_rows = std::max(plain_rows, chunk_steps(steps, b, false, false) * b);
+        if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true, false) * b);
     }
     const LstmGeometry& g = geometry_;
     const int64_t widest_input = g.widest_layer_input();
     const int64_t widest_batch = std::max(batch, other_batch);
     Workspace workspace;
     workspace.look_ahead = look_ahead;
+    workspace.fuse_input = fuse_input;
     workspace.zero_h = AlignedFloats(g.output_size());
     workspace.zero_h.fill_zero();
     workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
@@ -160,8 +177,9 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= min_rows * plan.threads &&
                        recurrent_bytes <= kBatchSplitMaxRecurrentBytes;
     plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads);
-    plan.fuse_input = !plan.packed_rows && fuses_input(plan.threads);
     plan.claimed_directions = g.num_directions == 2 && plan.threads == 2 && !plan.split_batch;
+    // Claimed directions project each chunk with the other thread's help (claimed_directions.cc): not fused.
+    plan.fuse_input = !plan.packed_rows && !plan.claimed_directions && fuses_input(plan.threads);
     if (plan.split_batch)
         plan.workspace_slots = plan.threads;
     else if (plan.claimed_directions)
@@ -181,9 +199,8 @@ std::vector<PackedLstm::Workspace> PackedLstm::make_workspaces(const ForwardArgs
     for (int s = 0; s < plan.workspace_slots; ++s) {
         int64_t row_begin = 0, row_end = B;
         if (plan.split_batch) share(B, s, plan.threads, &row_begin, &row_end);
-        workspaces.push_back(
-            make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead, plan.threads));
-        workspaces.back().fuse_input = plan.fuse_input;
+        workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead,
+                                            plan.fuse_input, plan.threads));
         if (plan.packed_rows) workspaces.back().h_prev_scratch = AlignedFloats(B * geometry_.output_size());
     }
     return workspaces;

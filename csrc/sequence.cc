@@ -1,6 +1,7 @@
-// The sequence driver: one layer and direction over the whole sequence for one team member. The input projection
-// is hoisted out of the recurrence (one matrix product per chunk of steps, or interleaved with the steps by the
-// look-ahead kernels), then one fused kernel call per step.
+// The sequence driver: one layer and direction over the whole sequence for one team member: one fused kernel call
+// per step. The input projection is either inside that step (float32 weights that stay in cache, plan.cc:
+// fuses_input) or hoisted out of the recurrence: one matrix product per chunk of steps, or interleaved with the
+// steps by the look-ahead kernels.
 #include <algorithm>
 #include <cstring>
 
@@ -185,7 +186,7 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     // A cell with options runs the plain step only (the look-ahead kernels compute the standard cell).
     run.look_ahead =
         workspace.look_ahead && !run.offsets && !run.step.options && (B == 1 || in.time_stride == B * in.batch_stride);
-    run.chunk = chunk_steps(args.steps, B, run.look_ahead);
+    run.chunk = chunk_steps(args.steps, B, run.look_ahead, workspace.fuse_input);
     LookAheadProjection& ahead = run.ahead;
     ahead.x_by_k = nullptr;
     ahead.input_size = g.layer_input_size(layer);
