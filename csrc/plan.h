@@ -33,6 +33,10 @@ struct PackedLstm::Workspace {
     int64_t chunk_floats = 0;
     bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
     bool fuse_input = false;  // ForwardPlan::fuse_input
+    // The plain steps alternate their panel order (kernels.h: LstmStepArgs::panels_descending): a run's first step
+    // walks down when this is set. It flips at every call made with the same CallScratch (a stream's, a pool's), so
+    // that calls of one step alternate too.
+    bool descending_first = false;
     AlignedFloats hidden_scratch;
     AlignedFloats h_prev_scratch;       // packed rows: h_prev of a reverse step at which rows start (batch x output)
     AlignedFloats zero_h;               // one row of output_size zeros: h_prev of the first step from a zero state
@@ -58,6 +62,7 @@ struct PackedLstm::CallScratch {
     int threads = 0;
     bool split_batch = false, look_ahead = false, fuse_input = false;
     std::vector<Workspace> workspaces;
+    int64_t calls = 0;  // made with this scratch (Workspace::descending_first)
     AlignedFloats layer_buffers[2];
     AlignedFloats gathered_h, gathered_c;  // step_rows: the sessions' states in consecutive rows
 };

@@ -310,6 +310,8 @@ bool PackedLstm::run_steps(DirectionRun& run, int64_t t_begin, int64_t t_end, co
         const int64_t first_row = run.offsets ? run.offsets[t] - run.offsets[t_begin] : (t - t_begin) * run.batch;
         step.gates_in = run.input_fused ? nullptr : gates_in + first_row * width;
         step.x = run.input_fused ? run.in->step(t) : nullptr;
+        // Consecutive steps walk the panels in opposite orders (kernels.h: LstmStepArgs::panels_descending).
+        step.panels_descending = ((run.next_chunk * run.chunk + i) % 2 == 1) != workspace.descending_first;
         step.h_out = g.proj_size > 0 ? workspace.hidden_scratch.data() : h_dst;
         step.h_out_stride = g.proj_size > 0 ? H : run.out_batch_stride;
         if (pieces_per_step > 0) {

@@ -63,11 +63,17 @@ std::vector<int64_t> open_session_slots(const int64_t* generations, int64_t capa
 PackedLstm::CallScratch& PackedLstm::prepare_scratch(const ForwardArgs& args, const ForwardPlan& plan,
                                                      CallScratch* scratch) const {
     CallScratch& s = *scratch;
+    // Counts the call, and sets where its steps' panel order starts (plan.h: Workspace::descending_first).
+    auto next_call = [](CallScratch& counted) -> CallScratch& {
+        ++counted.calls;
+        for (Workspace& workspace : counted.workspaces) workspace.descending_first = counted.calls % 2 == 0;
+        return counted;
+    };
     const bool reusable = !plan.packed_rows && s.owner == this && s.kernels == &kernels_ &&
                           same_geometry(s.geometry, geometry_) && s.precision == precision_ && s.steps == args.steps &&
                           s.batch == args.batch && s.threads == plan.threads && s.split_batch == plan.split_batch &&
                           s.look_ahead == plan.look_ahead && s.fuse_input == plan.fuse_input;
-    if (reusable) return s;
+    if (reusable) return next_call(s);
     s.owner = nullptr;  // invalid until complete (an allocation may throw)
     const LstmGeometry& g = geometry_;
     s.workspaces = make_workspaces(args, plan);
@@ -85,7 +91,7 @@ PackedLstm::CallScratch& PackedLstm::prepare_scratch(const ForwardArgs& args, co
     s.split_batch = plan.split_batch;
     s.look_ahead = plan.look_ahead;
     s.fuse_input = plan.fuse_input;
-    return s;
+    return next_call(s);
 }
 
 void PackedLstm::step_rows(const RowStepArgs& args, int threads, ForwardCache* cache) const {

@@ -290,8 +290,8 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
     constexpr int64_t kFloatsPerLine = 16;
     if (!a.gates_in) return;  // the input fused (kernels.h)
     const bool last_block = block + 1 == blocks;
-    const int64_t next_panel = last_block ? panel + group : panel;
-    if (next_panel >= a.panel_end) return;
+    const int64_t next_panel = last_block ? panel + (a.panels_descending ? -group : group) : panel;
+    if (next_panel < a.panel_begin || next_panel >= a.panel_end) return;
     const int64_t next_block = last_block ? 0 : block + 1;
     const int64_t row_begin = a.batch * next_block / blocks;
     const int64_t row_end = a.batch * (next_block + 1) / blocks;
@@ -314,7 +314,9 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
     const int64_t blocks = (a.batch + kMaxRows - 1) / kMaxRows;
-    for (int64_t panel = a.panel_begin; panel < a.panel_end; panel += group) {
+    const int64_t groups = (a.panel_end - a.panel_begin + group - 1) / group;
+    for (int64_t i = 0; i < groups; ++i) {
+        const int64_t panel = a.panel_begin + (a.panels_descending ? groups - 1 - i : i) * group;
         const int64_t count = a.panel_end - panel < group ? a.panel_end - panel : group;
         for (int64_t block = 0; block < blocks; ++block) {
             const int64_t row = a.batch * block / blocks;

@@ -183,7 +183,8 @@ void step_rows(const LstmStepArgs& a, const Product& product, int64_t panel_inde
 template <class Product>
 void step(const LstmStepArgs& a, const Product& product) {
     constexpr int64_t kBlock = Product::kRowsPerBlock;
-    for (int64_t p = a.panel_begin; p < a.panel_end; ++p) {
+    for (int64_t i = a.panel_begin; i < a.panel_end; ++i) {
+        const int64_t p = a.panels_descending ? a.panel_end - 1 - (i - a.panel_begin) : i;
         int64_t row = 0;
         for (; row + kBlock <= a.batch; row += kBlock) step_rows<kBlock>(a, product, p, row);
         for (; row < a.batch; ++row) step_rows<1>(a, product, p, row);

@@ -117,6 +117,10 @@ struct LstmStepArgs {
     float* h_out;  // batch x H, row stride h_out_stride
     int64_t h_out_stride;
     const CellOptions* options = nullptr;  // null: the standard cell above
+    // Walk the panels from the last to the first (the plain steps; the look-ahead ones walk up). Weights a little
+    // larger than L2 leave their last-read panels there: a step that starts where the one before ended reads those
+    // from L2 (plan.h: Workspace::descending_first). The order changes no value.
+    bool panels_descending = false;
     // The fused input (f32 only, see above): batch rows of input_size floats, row stride x_stride; input_panels
     // (gate panels of w_ih, the layout of recurrent_panels over input_size) and bias (the layer's, all panels).
     const float* x = nullptr;
