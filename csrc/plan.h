@@ -18,7 +18,8 @@ struct PackedLstm::ForwardPlan {
     // team splits the hidden units (and the directions) and meets once per step.
     bool split_batch = false;
     bool look_ahead = false;  // small batches take the look-ahead step (see looks_ahead)
-    // A chunk of one step takes its input projection in the step (kernels.h: LstmStepArgs::x; see fuses_input).
+    // Chunks of one step take their input projection in the step (kernels.h: LstmStepArgs::x), and batches of
+    // kFusedInputMinRows rows or more run in such chunks (plan.cc: fuses_input, fuses_every_step).
     bool fuse_input = false;
     // A bidirectional model on two threads: its directions are pieces that either thread runs (claimed_directions.cc).
     bool claimed_directions = false;

@@ -130,8 +130,10 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
                 if (team.index != 0) return false;
                 take_every_panel(run);
             }
-            // A chunk of one step (a stream's or a pool's step, or the last of a sequence) fuses its input projection
-            // into the step where the plan says it pays (plan.cc: fuses_input): the same sums (kernels.h).
+            // A chunk of one step (a stream's or a pool's step, any step of a batch of 3 rows or more, the last of a
+            // sequence) fuses its input projection into the step where the plan says it pays (plan.cc: fuses_input,
+            // fuses_every_step): the same sums (kernels.h). The plan never fuses with a handoff or packed rows; the
+            // run checks again, as a chunk it fuses must not be projected.
             run.input_fused =
                 workspace.fuse_input && !handoff && !run.offsets && t_end - t_begin == 1 && (!run.look_ahead || n == 0);
             if (!run.input_fused && (!run.look_ahead || n == 0)) {
