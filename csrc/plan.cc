@@ -29,8 +29,21 @@ constexpr int64_t kCacheResidentWeightBytes = int64_t{8} << 20;
 // team member's rows, with a batch split). Batches of 1 and 2 take each weight vector for 1 or 2 multiply-adds, which
 // the loads bound, where the projection ahead of the steps feeds each input weight to 6 rows: fused at every step,
 // 2 rows a member (B = 4, H = 128 on 2 threads) ran 1.09x slower (21 rounds). They keep the projection ahead, or
-// look ahead.
+// look ahead (but see kFusedPairMaxInputBytes).
 constexpr int64_t kFusedInputMinRows = 3;
+
+// A whole batch of 2 rows takes its input projection at every step too, instead of looking ahead, when a thread's
+// share of the input weights is at most kFusedPairMaxInputBytes (a quarter of a core's L2): re-read at every step,
+// they then cost less than the look-ahead's chunks (gates_in written and read back, pieces beside the recurrent
+// product). B/A, fused against look-ahead, 11 paired rounds (`python tools/ab_compare.py A B --shapes
+// 2x200x37x100-L1,...`), by a thread's share of the input weights (I x H):
+//   62-256 KiB at 1 thread (37x100, 50x65, 64x64, 40x120, 50x128, 40x200, 64x256): 0.94-0.98;
+//   32-237 KiB at 2 threads (37x100, 40x120, 128x128, 100x300): 0.85-1.00;
+//   175 and 256 KiB at 1 thread (100x100, 128x128): 0.99-1.00;
+//   288 KiB at 2 threads (192x192): 1.00; 400-600 KiB at 1 thread (160x160, 100x300, 192x192, 300x128): 1.01-1.06x
+//   slower; 512 KiB at 2 threads and 1 MiB at 1 thread (256x256): 1.06x and 1.15x slower.
+// Members of 2 rows of a batch split keep the projection ahead (B = 4-5 on 2 threads: 0.94-1.02, no clear gain).
+constexpr int64_t kFusedPairMaxInputBytes = int64_t{1} << 18;
 
 // Each thread of an automatic team gets at least this many multiply-adds of a recurrent step: below that a step
 // share takes a few hundred nanoseconds and the barrier per step costs more than the thread saves. Measured at
@@ -87,8 +100,9 @@ bool PackedLstm::weights_stay_in_cache(int threads) const {
 // (kernels.h: LstmStepArgs::x): the tile's accumulators go from the bias through x . W_ih and on through h . W_hh,
 // with no gates_in written and read back, and W_ih is read from cache at every step instead of once per chunk.
 // Streams' and pools' steps (a chunk of one step) always do, and so do the steps of sequences of kFusedInputMinRows
-// rows or more (fuses_every_step), which then run in chunks of one step. B/A against the projection ahead of the
-// steps (`python tools/ab_compare.py A B --shapes ... --ticks 64x80x256 --steps 256x256`, 9-21 paired rounds):
+// rows or more, or of 2 rows with small input weights (fused_step_rows), which then run in chunks of one step. B/A
+// against the projection ahead of the steps (`python tools/ab_compare.py A B --shapes ... --ticks 64x80x256 --steps
+// 256x256`, 9-21 paired rounds):
 //   batches of 3-64 rows, H = 65-513: 0.93-0.98 at 1 thread and 2 (B = 8, H = 512: 0.93 / 0.96; B = 24, H = 513:
 //   0.94 / 0.96; B = 7, H = 65: 0.97 / 0.94; B = 64, H = 512: 0.95 / 0.97); 256 rows, H = 512: 0.93 / 0.95;
 //   a tick of 64 sessions at I = 80, H = 256: 0.97 / 0.97; batch-1 steps at H = 256: 0.96-1.00.
@@ -98,13 +112,24 @@ bool PackedLstm::fuses_input(int threads) const {
     return precision_ == Precision::kF32 && weights_stay_in_cache(threads);
 }
 
-bool PackedLstm::fuses_every_step(int64_t batch, bool fuse_input) const {
-    return fuse_input && batch >= kFusedInputMinRows;
+// The rows from which a sequence's batch (a member's rows, with a batch split) takes its input projection at every
+// step; 0: none does. `batch` is the call's.
+int64_t PackedLstm::fused_step_rows(int64_t batch, int threads, bool fuse_input, bool split_batch) const {
+    if (!fuse_input) return 0;
+    const LstmGeometry& g = geometry_;
+    const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
+    const int64_t input_share = gate_width() * g.widest_layer_input() * int64_t{sizeof(float)} / per_direction;
+    const bool pair = batch == 2 && !split_batch && input_share <= kFusedPairMaxInputBytes;
+    return pair ? 2 : kFusedInputMinRows;
 }
 
-int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead, bool fuse_input) const {
+bool PackedLstm::fuses_every_step(int64_t batch, int64_t fused_step_rows) {
+    return fused_step_rows > 0 && batch >= fused_step_rows;
+}
+
+int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead, int64_t fused_step_rows) const {
     if (look_ahead) return std::max<int64_t>(1, std::min(steps, kLookAheadSteps));
-    if (fuses_every_step(batch, fuse_input)) return 1;
+    if (fuses_every_step(batch, fused_step_rows)) return 1;
     const int64_t rows_per_step = std::max<int64_t>(1, batch);
     return std::max<int64_t>(1, std::min<int64_t>(steps, ceil_div(kProjectionRows, rows_per_step)));
 }
@@ -113,13 +138,13 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead, b
 // has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
 // next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
 PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead,
-                                                 bool fuse_input, int members) const {
+                                                 bool fuse_input, int64_t fused_step_rows, int members) const {
     int64_t plain_rows = 0, look_ahead_rows = 0;
     for (const int64_t b : {batch, other_batch}) {
         // Plain chunks with the input fused never project (continue_direction): they need no gates_in.
-        if (!fuses_every_step(b, fuse_input))
-            plain_rows = std::max(plain_rows, chunk_steps(steps, b, false, false) * b);
-        if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true, false) * b);
+        if (!fuses_every_step(b, fused_step_rows))
+            plain_rows = std::max(plain_rows, chunk_steps(steps, b, false, 0) * b);
+        if (look_ahead) look_ahead_rows = std::max(look_ahead_rows, chunk_steps(steps, b, true, 0) * b);
     }
     const LstmGeometry& g = geometry_;
     const int64_t widest_input = g.widest_layer_input();
@@ -127,6 +152,7 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     Workspace workspace;
     workspace.look_ahead = look_ahead;
     workspace.fuse_input = fuse_input;
+    workspace.fused_step_rows = fused_step_rows;
     workspace.zero_h = AlignedFloats(g.output_size());
     workspace.zero_h.fill_zero();
     workspace.gates_in = AlignedFloats(std::max(plain_rows, 2 * look_ahead_rows) * gate_width());
@@ -176,10 +202,13 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     const int64_t min_rows = g.num_directions == 2 ? kBatchSplitMinRowsBidirectional : kBatchSplitMinRows;
     plan.split_batch = !plan.packed_rows && plan.threads > 1 && args.batch >= min_rows * plan.threads &&
                        recurrent_bytes <= kBatchSplitMaxRecurrentBytes;
-    plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads);
     plan.claimed_directions = g.num_directions == 2 && plan.threads == 2 && !plan.split_batch;
     // Claimed directions project each chunk with the other thread's help (claimed_directions.cc): not fused.
     plan.fuse_input = !plan.packed_rows && !plan.claimed_directions && fuses_input(plan.threads);
+    plan.fused_step_rows = fused_step_rows(args.batch, plan.threads, plan.fuse_input, plan.split_batch);
+    // A batch that takes its input projection at every step has nothing to look ahead for.
+    plan.look_ahead = !plan.packed_rows && looks_ahead(args.batch, plan.threads) &&
+                      !fuses_every_step(args.batch, plan.fused_step_rows);
     if (plan.split_batch)
         plan.workspace_slots = plan.threads;
     else if (plan.claimed_directions)
@@ -200,7 +229,7 @@ std::vector<PackedLstm::Workspace> PackedLstm::make_workspaces(const ForwardArgs
         int64_t row_begin = 0, row_end = B;
         if (plan.split_batch) share(B, s, plan.threads, &row_begin, &row_end);
         workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead,
-                                            plan.fuse_input, plan.threads));
+                                            plan.fuse_input, plan.fused_step_rows, plan.threads));
         if (plan.packed_rows) workspaces.back().h_prev_scratch = AlignedFloats(B * geometry_.output_size());
     }
     return workspaces;

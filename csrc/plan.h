@@ -18,9 +18,11 @@ struct PackedLstm::ForwardPlan {
     // team splits the hidden units (and the directions) and meets once per step.
     bool split_batch = false;
     bool look_ahead = false;  // small batches take the look-ahead step (see looks_ahead)
-    // Chunks of one step take their input projection in the step (kernels.h: LstmStepArgs::x), and batches of
-    // kFusedInputMinRows rows or more run in such chunks (plan.cc: fuses_input, fuses_every_step).
+    // Chunks of one step take their input projection in the step (kernels.h: LstmStepArgs::x; plan.cc:
+    // fuses_input), and batches (a member's rows, with a batch split) of fused_step_rows rows or more run in such
+    // chunks (0: none do; plan.cc: fused_step_rows).
     bool fuse_input = false;
+    int64_t fused_step_rows = 0;
     // A bidirectional model on two threads: its directions are pieces that either thread runs (claimed_directions.cc).
     bool claimed_directions = false;
     // Workspaces: one per member with a batch split; with claimed directions, one per direction of two successive
@@ -32,8 +34,9 @@ struct PackedLstm::ForwardPlan {
 struct PackedLstm::Workspace {
     AlignedFloats gates_in;  // one chunk of the plain step, or two of chunk_floats for the look-ahead step
     int64_t chunk_floats = 0;
-    bool look_ahead = false;  // the look-ahead step is planned (see looks_ahead)
-    bool fuse_input = false;  // ForwardPlan::fuse_input
+    bool look_ahead = false;      // the look-ahead step is planned (see looks_ahead)
+    bool fuse_input = false;      // ForwardPlan::fuse_input
+    int64_t fused_step_rows = 0;  // ForwardPlan::fused_step_rows
     // The plain steps alternate their panel order (kernels.h: LstmStepArgs::panels_descending): a run's first step
     // walks down when this is set. It flips at every call made with the same CallScratch (a stream's, a pool's), so
     // that calls of one step alternate too.
@@ -62,6 +65,7 @@ struct PackedLstm::CallScratch {
     int64_t steps = -1, batch = -1;
     int threads = 0;
     bool split_batch = false, look_ahead = false, fuse_input = false;
+    int64_t fused_step_rows = 0;
     std::vector<Workspace> workspaces;
     int64_t calls = 0;  // made with this scratch (Workspace::descending_first)
     AlignedFloats layer_buffers[2];

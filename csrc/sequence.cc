@@ -130,10 +130,10 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
                 if (team.index != 0) return false;
                 take_every_panel(run);
             }
-            // A chunk of one step (a stream's or a pool's step, any step of a batch of 3 rows or more, the last of a
-            // sequence) fuses its input projection into the step where the plan says it pays (plan.cc: fuses_input,
-            // fuses_every_step): the same sums (kernels.h). The plan never fuses with a handoff or packed rows; the
-            // run checks again, as a chunk it fuses must not be projected.
+            // A chunk of one step (a stream's or a pool's step, any step of a batch of 3 rows or more or of 2 with
+            // small input weights, the last of a sequence) fuses its input projection into the step where the plan
+            // says it pays (plan.cc: fuses_input, fused_step_rows): the same sums (kernels.h). The plan never fuses
+            // with a handoff or packed rows; the run checks again, as a chunk it fuses must not be projected.
             run.input_fused =
                 workspace.fuse_input && !handoff && !run.offsets && t_end - t_begin == 1 && (!run.look_ahead || n == 0);
             if (!run.input_fused && (!run.look_ahead || n == 0)) {
@@ -188,7 +188,7 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     // A cell with options runs the plain step only (the look-ahead kernels compute the standard cell).
     run.look_ahead =
         workspace.look_ahead && !run.offsets && !run.step.options && (B == 1 || in.time_stride == B * in.batch_stride);
-    run.chunk = chunk_steps(args.steps, B, run.look_ahead, workspace.fuse_input);
+    run.chunk = chunk_steps(args.steps, B, run.look_ahead, workspace.fused_step_rows);
     LookAheadProjection& ahead = run.ahead;
     ahead.x_by_k = nullptr;
     ahead.input_size = g.layer_input_size(layer);

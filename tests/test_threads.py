@@ -135,18 +135,21 @@ def test_automatic_threads_follow_problem_size():
     assert bidirectional.automatic_threads(steps=100, batch=1) == min(cores, 2)
 
 
-# Batches 1 to 3 run the look-ahead step, which computes the input projection of the next 8 steps while it steps
-# (the longer of the input and recurrent sums continues alone, the other stops); a batch of 5 runs the plain step
-# and a chunked matrix product. Both keep each element's order of operations, so they agree bitwise: checked across
-# chunk boundaries, in both directions, with an input narrower and wider than the hidden state, a projection, a
-# given state (so the first step's recurrent product is not skipped), a layer whose hidden panels are not all
-# full, and batch-first input (whose rows are not evenly spaced, so batches 2 and 3 fall back to plain chunks).
+# Batch 1 runs the look-ahead step, which computes the input projection of the next 8 steps while it steps (the
+# longer of the input and recurrent sums continues alone, the other stops), and so does batch 2 where a thread's
+# share of the input weights exceeds 256 KiB (I = 700, H = 40: 525 KiB; csrc/plan.cc: kFusedPairMaxInputBytes);
+# with smaller input weights batch 2 takes its input projection in every step, as batches of 3 rows or more do in
+# float32 (a batch of 5; at 2 threads its members of 3 and 2 rows, the 2 rows with a chunked matrix product). All
+# keep each element's order of operations, so they agree bitwise: checked across chunk boundaries, in both
+# directions, with an input narrower and wider than the hidden state, a projection, a given state (so the first
+# step's recurrent product is not skipped), a layer whose hidden panels are not all full, and batch-first input
+# (whose rows are not evenly spaced, so a batch of 2 that would look ahead falls back to plain chunks).
 # In bf16, batch 1 looks ahead where the variant has a bf16 look-ahead kernel (avx512bf16, and portable's reference).
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("steps", [1, 7, 8, 9, 16, 17, 63])
 @pytest.mark.parametrize(
     "input_size, hidden, layers, bidirectional, proj",
-    [(9, 40, 1, False, 0), (70, 33, 2, True, 0), (31, 64, 1, True, 17), (3, 255, 1, False, 0)],
+    [(9, 40, 1, False, 0), (70, 33, 2, True, 0), (31, 64, 1, True, 17), (3, 255, 1, False, 0), (700, 40, 1, False, 0)],
 )
 @pytest.mark.parametrize("given_state", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
