@@ -216,14 +216,16 @@ def main(args: argparse.Namespace) -> int:
     if args.streaming:
         return run_streaming(plot_path=args.plot)
     shapes = args.shapes or (FULL_SHAPES if args.full else QUICK_SHAPES)
+    # The options' argparse defaults are None (so that a mode can tell a given option from a default): run's own
+    # defaults stand for those not given.
+    given = {"precisions": args.precision, "repeat_seconds": args.repeat_seconds}
     return run(
         shapes,
         thread_counts=args.threads,
-        precisions=args.precision or ["fp32"],
-        repeat_seconds=args.repeat_seconds or REPEAT_SECONDS,
         isa=args.isa,
         json_path=args.json,
         plot_path=args.plot,
+        **{name: value for name, value in given.items() if value is not None},
     )
 
 
