@@ -91,9 +91,14 @@ bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
 // (`python -m fastlstm bench --shapes 1x100x1024 --threads 2 --precision bf16`).
 bool PackedLstm::weights_stay_in_cache(int threads) const {
     const LstmGeometry& g = geometry_;
-    const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
-    const int64_t bytes = gate_width() * (g.widest_layer_input() + g.output_size()) * int64_t{sizeof(float)};
-    return bytes / per_direction <= kCacheResidentWeightBytes;
+    return gate_weight_share(g.widest_layer_input() + g.output_size(), threads) <= kCacheResidentWeightBytes;
+}
+
+// Bytes of a layer and direction's gate weights over `depth` inputs, counted as float32, that one of `threads`
+// threads reads: the two directions of a bidirectional layer run on different threads when there are several.
+int64_t PackedLstm::gate_weight_share(int64_t depth, int threads) const {
+    const int64_t per_direction = geometry_.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
+    return gate_width() * depth * int64_t{sizeof(float)} / per_direction;
 }
 
 // Where a thread's share of the weights stays in cache, float32 steps take their input projection themselves
@@ -116,10 +121,8 @@ bool PackedLstm::fuses_input(int threads) const {
 // step; 0: none does. `batch` is the call's.
 int64_t PackedLstm::fused_step_rows(int64_t batch, int threads, bool fuse_input, bool split_batch) const {
     if (!fuse_input) return 0;
-    const LstmGeometry& g = geometry_;
-    const int64_t per_direction = g.num_directions == 2 && threads > 1 ? std::max(1, threads / 2) : threads;
-    const int64_t input_share = gate_width() * g.widest_layer_input() * int64_t{sizeof(float)} / per_direction;
-    const bool pair = batch == 2 && !split_batch && input_share <= kFusedPairMaxInputBytes;
+    const bool pair = batch == 2 && !split_batch &&
+                      gate_weight_share(geometry_.widest_layer_input(), threads) <= kFusedPairMaxInputBytes;
     return pair ? 2 : kFusedInputMinRows;
 }
 
@@ -138,7 +141,7 @@ int64_t PackedLstm::chunk_steps(int64_t steps, int64_t batch, bool look_ahead, i
 // has room for one plain chunk, and with look-ahead for two of its chunks: the one being stepped through and the
 // next. A planned look-ahead can still fall back to plain chunks (an input whose rows are not evenly spaced).
 PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead,
-                                                 bool fuse_input, int64_t fused_step_rows, int members) const {
+                                                 int64_t fused_step_rows, int members) const {
     int64_t plain_rows = 0, look_ahead_rows = 0;
     for (const int64_t b : {batch, other_batch}) {
         // Plain chunks with the input fused never project (continue_direction): they need no gates_in.
@@ -151,7 +154,7 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     const int64_t widest_batch = std::max(batch, other_batch);
     Workspace workspace;
     workspace.look_ahead = look_ahead;
-    workspace.fuse_input = fuse_input;
+    workspace.fuse_input = fused_step_rows > 0;  // fused_step_rows: 0 exactly when the plan does not fuse
     workspace.fused_step_rows = fused_step_rows;
     workspace.zero_h = AlignedFloats(g.output_size());
     workspace.zero_h.fill_zero();
@@ -229,7 +232,7 @@ std::vector<PackedLstm::Workspace> PackedLstm::make_workspaces(const ForwardArgs
         int64_t row_begin = 0, row_end = B;
         if (plan.split_batch) share(B, s, plan.threads, &row_begin, &row_end);
         workspaces.push_back(make_workspace(args.steps, row_end - row_begin, s == 0 ? B : 0, plan.look_ahead,
-                                            plan.fuse_input, plan.fused_step_rows, plan.threads));
+                                            plan.fused_step_rows, plan.threads));
         if (plan.packed_rows) workspaces.back().h_prev_scratch = AlignedFloats(B * geometry_.output_size());
     }
     return workspaces;

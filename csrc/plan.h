@@ -64,8 +64,8 @@ struct PackedLstm::CallScratch {
     Precision precision = Precision::kF32;
     int64_t steps = -1, batch = -1;
     int threads = 0;
-    bool split_batch = false, look_ahead = false, fuse_input = false;
-    int64_t fused_step_rows = 0;
+    bool split_batch = false, look_ahead = false;
+    int64_t fused_step_rows = 0;  // 0 exactly when the plan does not fuse the input (ForwardPlan::fuse_input)
     std::vector<Workspace> workspaces;
     int64_t calls = 0;  // made with this scratch (Workspace::descending_first)
     AlignedFloats layer_buffers[2];

@@ -72,8 +72,7 @@ PackedLstm::CallScratch& PackedLstm::prepare_scratch(const ForwardArgs& args, co
     const bool reusable = !plan.packed_rows && s.owner == this && s.kernels == &kernels_ &&
                           same_geometry(s.geometry, geometry_) && s.precision == precision_ && s.steps == args.steps &&
                           s.batch == args.batch && s.threads == plan.threads && s.split_batch == plan.split_batch &&
-                          s.look_ahead == plan.look_ahead && s.fuse_input == plan.fuse_input &&
-                          s.fused_step_rows == plan.fused_step_rows;
+                          s.look_ahead == plan.look_ahead && s.fused_step_rows == plan.fused_step_rows;
     if (reusable) return next_call(s);
     s.owner = nullptr;  // invalid until complete (an allocation may throw)
     const LstmGeometry& g = geometry_;
@@ -91,7 +90,6 @@ PackedLstm::CallScratch& PackedLstm::prepare_scratch(const ForwardArgs& args, co
     s.threads = plan.threads;
     s.split_batch = plan.split_batch;
     s.look_ahead = plan.look_ahead;
-    s.fuse_input = plan.fuse_input;
     s.fused_step_rows = plan.fused_step_rows;
     return next_call(s);
 }

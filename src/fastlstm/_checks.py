@@ -15,11 +15,8 @@ _REAL_KINDS = "iuf"
 
 def check_int(value: Any, name: str, *, minimum: int) -> int:
     """Return ``value`` as an int, refusing bools, floats and anything below ``minimum``."""
-    if type(value) is int:  # the common case, without numbers.Integral's ABC check (0.5 us of a 3 us call)
-        if value < minimum:
-            raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    # A plain int skips numbers.Integral's ABC check (0.5 us of a 3 us call).
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")

@@ -186,12 +186,13 @@ class PackedLstm {
     // The forward plan (plan.cc).
     ForwardPlan plan_forward(const ForwardArgs& args, int threads) const;
     bool weights_stay_in_cache(int threads) const;
+    int64_t gate_weight_share(int64_t depth, int threads) const;
     bool looks_ahead(int64_t batch, int threads) const;
     bool fuses_input(int threads) const;
     int64_t fused_step_rows(int64_t batch, int threads, bool fuse_input, bool split_batch) const;
     static bool fuses_every_step(int64_t batch, int64_t fused_step_rows);
     int64_t chunk_steps(int64_t steps, int64_t batch, bool look_ahead, int64_t fused_step_rows) const;
-    Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead, bool fuse_input,
+    Workspace make_workspace(int64_t steps, int64_t batch, int64_t other_batch, bool look_ahead,
                              int64_t fused_step_rows, int members) const;
     std::vector<Workspace> make_workspaces(const ForwardArgs& args, const ForwardPlan& plan) const;
     // forward() in `scratch`, kept between calls (a claimed cache's) or not.
