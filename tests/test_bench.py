@@ -498,6 +498,18 @@ def test_streaming_peers_step_as_fastlstm_streams():
         assert step_peers.step_difference(peer, model, steps=4) < step_peers.STEP_TOLERANCE, peer.name
 
 
+def test_step_bound_is_the_weights_at_the_bandwidth_or_the_arithmetic_at_the_peak():
+    from fastlstm.bench import streaming
+
+    # I = H = 256: 4 * 256 * 512 float32 weights, 2 MiB, read once; 2 * 4 * 256 * 512 flops, about 1.05 MFLOP.
+    assert streaming.step_weight_bytes(256, 256) == 2 * 1024 * 1024
+    traffic_bound = streaming.step_bound_seconds(256, 256, bandwidth_gbs=100.0, peak_gflops=100.0)
+    assert traffic_bound == pytest.approx(2 * 1024 * 1024 / 100e9)
+    # With a read bandwidth far above the arithmetic's rate the FMA peak bounds it.
+    arithmetic_bound = streaming.step_bound_seconds(256, 256, bandwidth_gbs=1e6, peak_gflops=100.0)
+    assert arithmetic_bound == pytest.approx(8 * 256 * 512 / 100e9)
+
+
 def test_streaming_section_prints_its_tables_and_draws_them(monkeypatch, tmp_path):
     from fastlstm.bench import streaming
 
@@ -510,6 +522,7 @@ def test_streaming_section_prints_its_tables_and_draws_them(monkeypatch, tmp_pat
     assert plot.read_bytes().startswith(b"\x89PNG") and matplotlib.image.imread(plot).shape[1] == 1440
     report = out.getvalue()
     assert re.search(r"^ +8 x 8 +[0-9.]+ / [0-9.]+", report, re.M)  # median / p99 of a tiny step
+    assert re.search(r"^ +8 x 8 .* +[0-9.]+ +[0-9]+%$", report, re.M)  # its bound (us) and % of it
     assert re.search(r"^ +64 +[0-9,]+ +[0-9,]+ +[0-9,]+ +[0-9.]+$", report, re.M)  # 64 sessions: three rates
     gain = r"64 sessions, I=80 H=256, 1 thread: one tick [0-9,]+ us vs 64 stream steps [0-9,]+ us: [0-9.]+x"
     assert re.search(gain, report)

@@ -2,7 +2,8 @@
 
 1. Latency of one step from a kept state at batch 1 (median and p99 of single calls, NumPy in and out, the timer's
    own ~0.1 us included), fastlstm's ``stream.step`` against torch's ``LSTMCell`` and ``LSTM`` with ``hx`` and
-   onnxruntime's LSTM node with ``initial_h`` / ``initial_c``.
+   onnxruntime's LSTM node with ``initial_h`` / ``initial_c``; and fastlstm's median as a percentage of the step's
+   bound (step_bound_seconds).
 2. Session throughput: frames per second with S live sessions, each with a frame every tick, stepped as one
    ``Sessions.step`` (the tick), as S ``stream(1).step`` calls, and as S torch ``LSTMCell`` calls.
 3. The dynamic batcher: PRODUCERS threads (then as many asyncio tasks) each submitting a frame and waiting for its
@@ -32,11 +33,11 @@ import fastlstm
 from .machine import cpu_model
 from .plot import write_streaming_plot
 from .step_peers import STEP_PEERS, STEP_TOLERANCE, StepPeer, step_difference
-from .timing import measure_peaks
+from .timing import measure_peaks, read_bandwidth
 
 ROUNDS = 5
 #: (input, hidden) of the latency table: a tiny model (the per-call overhead), a speech front end, a square one whose
-#: weights (2 MiB) sit in L2, and one that streams 16 MiB from L3.
+#: weights (2 MiB) are twice a core's L2, and one that streams 20 MiB from L3.
 LATENCY_SIZES = ((8, 8), (80, 256), (256, 256), (256, 1024))
 #: Seconds of single calls per implementation, size and round (at least LATENCY_MIN_CALLS calls).
 LATENCY_SECONDS = 0.05
@@ -93,6 +94,29 @@ def measure_latency(
                     times[name] += _single_calls(step, x, seconds)
         results[(input_size, hidden)] = {name: (statistics.median(t), _p99(t)) for name, t in times.items()}
     return results
+
+
+def step_weight_bytes(input_size: int, hidden: int) -> int:
+    """Bytes of float32 weights that one step from a state reads: all of them, input and recurrent (4H x (I + H))."""
+    return 4 * 4 * hidden * (input_size + hidden)
+
+
+def measure_step_bandwidths(sizes, before: dict[tuple[int, int], float] | None = None) -> dict[tuple[int, int], float]:
+    """{(I, H): GB/s} that our read-bandwidth calibration kernel reads, on one thread, from a working set of a
+    step's weights; with ``before``, the better of it and this reading. Measured before and after the latency
+    table and the best kept, as the batch-1 rows do (rows.measure_rows): a slow spell of the shared machine makes
+    one reading low, which would make the bound look reachable when it is not."""
+    before = before or {}
+    return {size: max(before.get(size, 0.0), read_bandwidth(1, step_weight_bytes(*size))) for size in sizes}
+
+
+def step_bound_seconds(input_size: int, hidden: int, bandwidth_gbs: float, peak_gflops: float) -> float:
+    """The least time one step from a state at batch 1 can take on one thread: the larger of its arithmetic at the
+    FMA peak and its weights read once at the read bandwidth measured for them (the two can proceed at once). The
+    cell's element-wise arithmetic and the call's own cost are left out, so the bound is not reachable exactly."""
+    arithmetic = _flops(input_size, hidden, 1) / (peak_gflops * 1e9)
+    traffic = step_weight_bytes(input_size, hidden) / (bandwidth_gbs * 1e9)
+    return max(arithmetic, traffic)
 
 
 def _ticks(ticks: dict[str, Callable[[], object]], rounds: int, limits: dict[str, Callable]) -> dict[str, float]:
@@ -281,13 +305,22 @@ def _flops(input_size: int, hidden: int, rows: int) -> float:
     return 8.0 * hidden * (input_size + hidden) * rows
 
 
-def streaming_report(latency, throughput, gains, batcher, peaks: dict[int, float]) -> str:
+def streaming_report(
+    latency, throughput, gains, batcher, peaks: dict[int, float], bandwidths: dict[tuple[int, int], float]
+) -> str:
     lines = ["Live streams, 1 thread", "", "Step from a kept state, B=1: median / p99 us per call"]
     names = list(next(iter(latency.values())))
-    lines.append(f"{'I x H':>11s}" + "".join(f" {name:>22s}" for name in names))
+    lines.append(f"{'I x H':>11s}" + "".join(f" {name:>22s}" for name in names) + f" {'bound us':>9s} {'% bound':>8s}")
     for (input_size, hidden), by_name in latency.items():
         cells = "".join(f" {f'{m * 1e6:.2f} / {p * 1e6:.2f}':>22s}" for m, p in by_name.values())
-        lines.append(f"{f'{input_size} x {hidden}':>11s}" + cells)
+        bound = step_bound_seconds(input_size, hidden, bandwidths[(input_size, hidden)], peaks[1])
+        percent = 100 * bound / by_name["fastlstm stream"][0]
+        lines.append(f"{f'{input_size} x {hidden}':>11s}" + cells + f" {bound * 1e6:9.2f} {percent:7.0f}%")
+    lines.append(
+        "bound: the least time of fastlstm's step on one thread, the larger of its arithmetic at the FMA peak and its "
+        "weights, 16 H (I + H) bytes, read once at the read bandwidth measured for them; % bound: the bound / "
+        "fastlstm's median"
+    )
     input_size, hidden = SESSIONS_SIZE
     lines += ["", f"Sessions, I={input_size} H={hidden}: frames per second (every session a frame per tick)"]
     names = list(next(iter(throughput.values())))
@@ -341,7 +374,10 @@ def run_streaming(
     peers = [peer for peer in STEP_PEERS if peer.is_available()]
     rounds = 2 if quick else ROUNDS
     print("streaming: latency ...", file=progress, flush=True)
-    latency = measure_latency(peers, LATENCY_SIZES[:1] if quick else LATENCY_SIZES, rounds)
+    sizes = LATENCY_SIZES[:1] if quick else LATENCY_SIZES
+    bandwidths = measure_step_bandwidths(sizes)
+    latency = measure_latency(peers, sizes, rounds)
+    bandwidths = measure_step_bandwidths(sizes, before=bandwidths)
     print("streaming: sessions ...", file=progress, flush=True)
     per_session = [peer for peer in peers if peer.name in ("fastlstm stream", "torch LSTMCell")]
     throughput = measure_throughput(per_session, counts=(1, 64) if quick else SESSION_COUNTS, rounds=rounds)
@@ -352,7 +388,7 @@ def run_streaming(
         producers=16 if quick else PRODUCERS, frames=3 if quick else FRAMES_PER_PRODUCER, rounds=rounds
     )
     peaks = measure_peaks(fastlstm.active_isa(), thread_counts)
-    out.write(streaming_report(latency, throughput, gains, batcher, peaks))
+    out.write(streaming_report(latency, throughput, gains, batcher, peaks, bandwidths))
     if plot_path is not None:
         title = f"fastlstm {fastlstm.__version__} ({fastlstm.active_isa()}), {cpu_model()}, 1 thread"
         write_streaming_plot(plot_path, latency, throughput, title)
