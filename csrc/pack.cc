@@ -102,6 +102,21 @@ void pack_gate_bias(const float* b_ih, const float* b_hh, int64_t hidden, int64_
             }
 }
 
+int64_t compact_tail_lanes(int64_t hidden, int64_t block) {
+    const int64_t tail_units = hidden - (ceil_div(hidden, block) - 1) * block;
+    if (block % kGates != 0) return 0;
+    if (tail_units <= block / kGates) return block / kGates;
+    return tail_units <= block / 2 ? block / 2 : 0;
+}
+
+void pack_compact_tail(const float* panels, int64_t hidden, int64_t K, int64_t block, int64_t lanes, float* out) {
+    const int64_t width = kGates * block;
+    const float* last = panels + (ceil_div(hidden, block) - 1) * K * width;
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t g = 0; g < kGates; ++g)
+            for (int64_t j = 0; j < lanes; ++j) out[(k * kGates + g) * lanes + j] = last[k * width + g * block + j];
+}
+
 void pack_projection_panels(const float* w_hr, int64_t proj, int64_t hidden, int64_t block, float* out) {
     const int64_t panels = ceil_div(proj, block);
     for (int64_t p = 0; p < panels; ++p)
@@ -175,6 +190,18 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
         pack_gate_panels(w.w_ih, hidden, input, block, packed.input_panels.data());
         pack_gate_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_panels.data());
         for (int64_t i = 0; i < 4 * hidden * recurrent; ++i) packed.recurrent_finite &= std::isfinite(w.w_hh[i]);
+        const int64_t lanes = compact_tail_lanes(hidden, block);
+        if (lanes > 0) {
+            packed.compact_tail_lanes = lanes;
+            packed.compact_tail_input = AlignedFloats(input * kGates * lanes);
+            packed.compact_tail_recurrent = AlignedFloats(recurrent * kGates * lanes);
+            packed.compact_tail_bias = AlignedFloats(kGates * lanes);
+            pack_compact_tail(packed.input_panels.data(), hidden, input, block, lanes,
+                              packed.compact_tail_input.data());
+            pack_compact_tail(packed.recurrent_panels.data(), hidden, recurrent, block, lanes,
+                              packed.compact_tail_recurrent.data());
+            pack_compact_tail(packed.bias.data(), hidden, 1, block, lanes, packed.compact_tail_bias.data());
+        }
     }
     if (w.options || w.peepholes) {
         packed.has_options = true;

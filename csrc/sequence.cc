@@ -204,6 +204,10 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     run.step.input_size = ahead.input_size;
     run.step.input_panels = ahead.input_panels;
     run.step.bias = ahead.bias;
+    run.step.compact_tail_input = run.cell->compact_tail_input.data();
+    run.step.compact_tail_recurrent = run.cell->compact_tail_recurrent.data();
+    run.step.compact_tail_bias = run.cell->compact_tail_bias.data();
+    run.step.compact_tail_lanes = run.cell->compact_tail_lanes;
     return run;
 }
 

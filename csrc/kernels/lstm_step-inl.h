@@ -23,6 +23,12 @@
 #include "fastlstm/int8.h"
 #include "fastlstm/kernels.h"
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FASTLSTM_NOINLINE __declspec(noinline)
+#else
+#define FASTLSTM_NOINLINE __attribute__((noinline))
+#endif
+
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
@@ -257,6 +263,63 @@ inline void lstm_step_tile(const LstmStepArgs& a, const Product& product, int64_
         }
 }
 
+// The finish of a row of the compacted last panel. Not inlined: a dozen more inlined calls of finish_cells (one
+// per instantiation of lstm_step_compact_tail) made GCC stop inlining it into the full tiles, 1-2% slower at B = 8
+// and 16, H = 128 to 512 (tools/ab_compare.py); one call per row and step here costs nothing measurable.
+template <bool kOptions>
+FASTLSTM_NOINLINE void finish_compact_tail_row(const LstmStepArgs& a, const V z[4], int64_t row, int64_t panel) {
+    if constexpr (kOptions)
+        finish_cells_with_options(a, z, row, panel);
+    else
+        finish_cells(a, z, row, panel);
+}
+
+// The layer's last panel from its compacted weights (kernels.h: LstmStepArgs::compact_tail_*), for kRows rows of an
+// f32 step with the fused input, where the ISA can move lanes to the front (Simd::kCompactTail): kVectors = 1 holds
+// the 4 gates of up to kLanes / 4 units in one vector, kVectors = 2 those of up to kLanes / 2 units in two. So one
+// or two multiply-adds per row and k instead of four; each lane carries one gate of one unit through the same chain
+// as in lstm_step_tile (the bias, x . w_ih, then h_prev . w_hh, k ascending), so the sums are bitwise that tile's.
+// Each gate is then moved to the front lanes for the same finish.
+// Not inlined either (see finish_compact_tail_row): one call per row block and step.
+template <int kRows, int kVectors, bool kOptions, class S>  // S: Simd (only some ISAs move lanes: a parameter)
+FASTLSTM_NOINLINE void lstm_step_compact_tail(const LstmStepArgs& a, const F32Product& product, int64_t panel,
+                                              int64_t row) {
+    constexpr int64_t L = S::kLanes;
+    V acc[kRows][kVectors];
+    for (int r = 0; r < kRows; ++r)
+        for (int v = 0; v < kVectors; ++v) acc[r][v] = S::load(a.compact_tail_bias + v * L);
+    auto multiply_add = [&](const float* weights, const float* rows, int64_t row_stride, int64_t depth) {
+        for (int64_t k = 0; k < depth; ++k) {
+            V w[kVectors];
+            for (int v = 0; v < kVectors; ++v) {
+                w[v] = S::load(weights + (k * kVectors + v) * L);
+                if constexpr (kRows > 1) w[v] = S::pinned(w[v]);  // loaded once for all rows
+            }
+            for (int r = 0; r < kRows; ++r) {
+                const V h = S::set1(rows[(row + r) * row_stride + k]);
+                for (int v = 0; v < kVectors; ++v) acc[r][v] = S::fmadd(h, w[v], acc[r][v]);
+            }
+        }
+    };
+    multiply_add(a.compact_tail_input, a.x, a.x_stride, a.input_size);
+    multiply_add(a.compact_tail_recurrent, product.rows, product.row_stride, product.depth);
+    for (int r = 0; r < kRows; ++r) {
+        V z[4];
+        if constexpr (kVectors == 1) {
+            z[0] = acc[r][0];
+            z[1] = S::template quarter_to_front<1>(acc[r][0]);
+            z[2] = S::template quarter_to_front<2>(acc[r][0]);
+            z[3] = S::template quarter_to_front<3>(acc[r][0]);
+        } else {
+            z[0] = acc[r][0];
+            z[1] = S::upper_half_to_front(acc[r][0]);
+            z[2] = acc[r][1];
+            z[3] = S::upper_half_to_front(acc[r][1]);
+        }
+        finish_compact_tail_row<kOptions>(a, z, row + r, panel);
+    }
+}
+
 // A tile of kRows rows over `count` panels from `panel`: kPanels at a time, then one at a time.
 template <int kRows, int kPanels, bool kOptions, class Product>
 inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count, int64_t row) {
@@ -264,6 +327,21 @@ inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int6
     if constexpr (kPanels == 2)
         for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2, kOptions>(a, product, panel + p, row);
     for (; p < count; ++p) lstm_step_tile<kRows, 1, kOptions>(a, product, panel + p, row);
+}
+
+// The compacted last panel (lstm_step_compact_tail) for rows [row, row + rows), 1 <= rows <= kMaxRows, with as many
+// vectors per k as its lanes take.
+template <int kMaxRows, bool kOptions>
+void lstm_step_compact_tail_rows(const LstmStepArgs& a, const F32Product& product, int64_t row, int64_t rows) {
+    const int64_t panel = a.panel_end - 1;
+    if (rows == kMaxRows) {
+        if (a.compact_tail_lanes == Simd::kLanes / 4)
+            lstm_step_compact_tail<kMaxRows, 1, kOptions, Simd>(a, product, panel, row);
+        else
+            lstm_step_compact_tail<kMaxRows, 2, kOptions, Simd>(a, product, panel, row);
+    } else if constexpr (kMaxRows > 1) {
+        lstm_step_compact_tail_rows<kMaxRows - 1, kOptions>(a, product, row, rows);
+    }
 }
 
 // Two panels per tile when the accumulators (4 gates x rows x panels) fit in kMaxAccumulators registers.
@@ -314,10 +392,15 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
     const int64_t blocks = (a.batch + kMaxRows - 1) / kMaxRows;
-    const int64_t groups = (a.panel_end - a.panel_begin + group - 1) / group;
+    // The layer's last panel, if this step has it compacted, after the others (kernels.h: compact_tail_*).
+    bool compact_tail = false;
+    if constexpr (Simd::kCompactTail && std::is_same_v<Product, F32Product>)
+        compact_tail = a.x && a.compact_tail_lanes > 0 && a.panel_end * Simd::kLanes >= a.hidden_size;
+    const int64_t panel_end = compact_tail ? a.panel_end - 1 : a.panel_end;
+    const int64_t groups = (panel_end - a.panel_begin + group - 1) / group;
     for (int64_t i = 0; i < groups; ++i) {
         const int64_t panel = a.panel_begin + (a.panels_descending ? groups - 1 - i : i) * group;
-        const int64_t count = a.panel_end - panel < group ? a.panel_end - panel : group;
+        const int64_t count = panel_end - panel < group ? panel_end - panel : group;
         for (int64_t block = 0; block < blocks; ++block) {
             const int64_t row = a.batch * block / blocks;
             const int64_t rows = a.batch * (block + 1) / blocks - row;
@@ -325,6 +408,12 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
             lstm_step_rows<kMaxRows, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
         }
     }
+    if constexpr (Simd::kCompactTail && std::is_same_v<Product, F32Product>)
+        if (compact_tail)
+            for (int64_t block = 0; block < blocks; ++block) {
+                const int64_t row = a.batch * block / blocks;
+                lstm_step_compact_tail_rows<kMaxRows, kOptions>(a, product, row, a.batch * (block + 1) / blocks - row);
+            }
 }
 
 // The step of the standard cell, or of a cell with options (kernels.h).

@@ -18,6 +18,7 @@ struct Simd {
     static constexpr int64_t kLanes = 8;
 
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
+    static constexpr bool kCompactTail = false;  // lstm_step-inl.h: lstm_step_compact_tail (simd__avx512.h)
     static V zero() { return _mm256_setzero_ps(); }
     static V set1(float x) { return _mm256_set1_ps(x); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }

@@ -18,6 +18,15 @@ struct Simd {
     static constexpr int64_t kLanes = 16;
 
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
+    // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
+    static constexpr bool kCompactTail = true;
+    // Lanes [4q, 4q + 4) of v in lanes [0, 4); the other lanes are some of v's.
+    template <int kQuarter>
+    static V quarter_to_front(V v) {
+        return _mm512_shuffle_f32x4(v, v, kQuarter);
+    }
+    // Lanes [8, 16) of v in lanes [0, 8); the other lanes are some of v's.
+    static V upper_half_to_front(V v) { return _mm512_shuffle_f32x4(v, v, 0x0E); }
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(float x) { return _mm512_set1_ps(x); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }

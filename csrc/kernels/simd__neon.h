@@ -33,6 +33,7 @@ struct Neon {
     // pointer, keeps them in memory, and stores all of them in every depth step (20 q stores per 20 FMLA in the 5-row
     // tile); with the copies unrolled the loop stores none (tools/loop_mix.py, docs/ARM.md).
     static constexpr bool kFinishFromUnrolledCopies = true;
+    static constexpr bool kCompactTail = false;  // lstm_step-inl.h: lstm_step_compact_tail (simd__avx512.h)
     static V zero() { return vdupq_n_f32(0.0f); }
     static V set1(float x) { return vdupq_n_f32(x); }
     static V load(const float* p) { return vld1q_f32(p); }

@@ -155,6 +155,11 @@ class PackedLstm {
         AlignedFloats peepholes;          // 3 x H, or empty
         CellOptions options{};
         bool has_options = false;  // the step gets &options; otherwise the standard cell
+        // Precision f32, when the last panel holds at most half of hidden_block units: that panel's input and
+        // recurrent weights and bias compacted, compact_tail_lanes per gate (pack.h: pack_compact_tail); else
+        // empty and 0.
+        AlignedFloats compact_tail_input, compact_tail_recurrent, compact_tail_bias;
+        int64_t compact_tail_lanes = 0;
     };
     struct Sequence {
         const float* data;
