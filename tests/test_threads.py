@@ -19,7 +19,8 @@ SHAPES = [
     (64, 129, 1, False, 33, 2, 30),
     (16, 64, 2, False, 0, 37, 20),  # batch split: small weights, many rows
     (8, 300, 1, True, 0, 9, 15),
-    # last panels of 1, 4 and 8 units at 16 lanes: steps with the fused input take them compacted (kernels.h)
+    # last panels of 1, 4 and 8 units at 16 lanes (AVX-512; 1, 4 and 0 at 8, AVX2): steps with the fused input take
+    # them compacted (kernels.h)
     (50, 65, 1, False, 0, 7, 30),
     (20, 100, 2, False, 0, 4, 20),
     (37, 120, 1, False, 0, 6, 20),

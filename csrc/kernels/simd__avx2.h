@@ -18,7 +18,17 @@ struct Simd {
     static constexpr int64_t kLanes = 8;
 
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
-    static constexpr bool kCompactTail = false;  // lstm_step-inl.h: lstm_step_compact_tail (simd__avx512.h)
+    // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
+    static constexpr bool kCompactTail = true;
+    // Lanes [2q, 2q + 2) of v in lanes [0, 2); the other lanes are some of v's.
+    template <int kQuarter>
+    static V quarter_to_front(V v) {
+        constexpr int kFirst = 2 * kQuarter;
+        return _mm256_permutevar8x32_ps(
+            v, _mm256_setr_epi32(kFirst, kFirst + 1, kFirst, kFirst + 1, kFirst, kFirst + 1, kFirst, kFirst + 1));
+    }
+    // Lanes [4, 8) of v in lanes [0, 4); the other lanes are some of v's.
+    static V upper_half_to_front(V v) { return _mm256_permute2f128_ps(v, v, 0x01); }
     static V zero() { return _mm256_setzero_ps(); }
     static V set1(float x) { return _mm256_set1_ps(x); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
