@@ -392,10 +392,12 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
     const int64_t blocks = (a.batch + kMaxRows - 1) / kMaxRows;
-    // The layer's last panel, if this step has it compacted, after the others (kernels.h: compact_tail_*).
+    // The layer's last panel, if this step's share of panels has it and has it compacted, after the others
+    // (kernels.h: compact_tail_*).
     bool compact_tail = false;
     if constexpr (Simd::kCompactTail && std::is_same_v<Product, F32Product>)
-        compact_tail = a.x && a.compact_tail_lanes > 0 && a.panel_end * Simd::kLanes >= a.hidden_size;
+        compact_tail = a.x && a.compact_tail_lanes > 0 && a.panel_begin < a.panel_end &&
+                       a.panel_end * Simd::kLanes >= a.hidden_size;
     const int64_t panel_end = compact_tail ? a.panel_end - 1 : a.panel_end;
     const int64_t groups = (panel_end - a.panel_begin + group - 1) / group;
     for (int64_t i = 0; i < groups; ++i) {
