@@ -7,6 +7,7 @@
 # Extra arguments after the directory go to pytest, e.g.  tools/sanitize.sh /tmp/asan --ignore=tests/test_parity.py
 # Without a test path among them pytest runs tests/; with one (tools/sanitize.sh /tmp/asan tests/test_threads.py,
 # or a node id) it runs just what they name.
+# The tests run on one pytest-xdist worker per CPU (-n auto); `-n 0` among the extra arguments runs them in one process.
 # Needs GCC with libasan/libubsan (Debian: gcc), Python >= 3.10, and PyPI for the test and torch packages.
 set -euo pipefail
 
@@ -44,7 +45,10 @@ for requirement in requirements:
 PY
 )
 (( ${#requirements[@]} > 0 )) || { echo "sanitize.sh: no requirements read from pyproject.toml" >&2; exit 1; }
-"$venv/bin/pip" install -q "${requirements[@]}"
+# pytest-xdist spreads the tests over one worker process per CPU (each with the sanitizer runtimes, inherited
+# through LD_PRELOAD): instrumented code runs several times slower, and one process left a core idle in the tests
+# that do not run threads of their own.
+"$venv/bin/pip" install -q "${requirements[@]}" "pytest-xdist>=3"
 
 # 2. A copy of the sources (without build trees or virtual environments) and a non-editable sanitized install.
 #    RelWithDebInfo: optimised like a release, with -g so that sanitizer stacks have file:line.
@@ -80,6 +84,6 @@ targets=(tests)
 for argument in "$@"; do
   if [[ "$argument" != -* && -e "${argument%%::*}" ]]; then targets=(); break; fi
 done
-"$venv/bin/python" -m pytest "${targets[@]}" -x -q -p no:cacheprovider "$@" || status=$?
+"$venv/bin/python" -m pytest "${targets[@]}" -x -q -p no:cacheprovider -n auto "$@" || status=$?
 echo "sanitize.sh: pytest exit $status after $(( $(date +%s) - start )) s"
 exit "$status"
