@@ -12,7 +12,6 @@
 #include "calibration-inl.h"
 #include "lstm_step-inl.h"
 #include "gemm_panels-inl.h"
-#include "lstm_step_look_ahead-inl.h"
 #include "f32_softmax-inl.h"
 // clang-format on
 
@@ -50,14 +49,6 @@ void int8_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int
 }
 
 void int8_lstm_step__avx2(const LstmStepArgs& args) { avx2::int8_lstm_step<1, 8>(args); }
-
-// Batch 1 with the next steps' input projection interleaved: slots of 1 panel (4 recurrent + 8 look-ahead
-// accumulators of the 16 registers). Not taken: avx2's look-ahead batches are 0 (variants.inc says why), so no plan
-// calls it and the suite does not run it; it stays because the table names one per variant. To measure it again,
-// set avx2's look-ahead batches back to 1, which also brings it back under the look-ahead tests.
-void f32_lstm_step_look_ahead__avx2(const LstmStepArgs& args, const LookAheadProjection& ahead) {
-    avx2::lstm_step_look_ahead<1, kVariant_avx2.look_ahead_batches>(args, ahead);
-}
 
 void f32_sigmoid__avx2(int64_t n, const float* x, float* y) { avx2::sigmoid_array(n, x, y); }
 

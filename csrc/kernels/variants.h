@@ -9,11 +9,14 @@
 
 namespace fastlstm {
 
-// The bf16 look-ahead kernels, which the table names in full (a variant may have none).
+// The look-ahead kernels, which the table names in full (a variant may have none).
+void f32_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
+void f32_lstm_step_look_ahead__avx512(const LstmStepArgs&, const LookAheadProjection&);
+void f32_lstm_step_look_ahead__neon(const LstmStepArgs&, const LookAheadProjection&);
 void bf16_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
 void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadProjection&);
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead,           \
-                                cpu_check)                                                                             \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead,            \
+                                bf16_look_ahead, cpu_check)                                                            \
     void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&, int64_t, \
                                          const float*, float*, int64_t, uint8_t*, float*);                             \
     void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                           \
@@ -23,7 +26,6 @@ void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadP
     void f32_gemm_panels__##suffix(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,            \
                                    const float*, float*, int64_t);                                                     \
     void f32_lstm_step__##suffix(const LstmStepArgs&);                                                                 \
-    void f32_lstm_step_look_ahead__##suffix(const LstmStepArgs&, const LookAheadProjection&);                          \
     void f32_sigmoid__##suffix(int64_t, const float*, float*);                                                         \
     void f32_tanh__##suffix(int64_t, const float*, float*);                                                            \
     void f32_softmax_rows__##suffix(int64_t, int64_t, float*, int64_t);                                                \
@@ -38,8 +40,8 @@ struct VariantConstants {
     int64_t hidden_block;
     int64_t look_ahead_batches;
 };
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, bf16_look_ahead, \
-                                cpu_check)                                                                   \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead, \
+                                bf16_look_ahead, cpu_check)                                                 \
     constexpr VariantConstants kVariant_##isa{hidden_block, look_ahead_batches};
 #include "variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
