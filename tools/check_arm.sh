@@ -11,11 +11,12 @@
 #      neon_i8mm with their per-file -march flags); every weak symbol of a variant's object must lie in its own
 #      namespace (the ODR trap, as in tools/check_wheel.sh). The same sources built for this x86-64 machine, for the bitwise reference.
 #   4. Under `qemu-aarch64 -cpu max` (dotprod, bf16, i8mm), `-cpu neoverse-n1` (dotprod only) and `-cpu cortex-a72`
-#      (none): the variants found and the one chosen, a forced unsupported variant refused, the dispatch tests, and
+#      (none): the variants found and the one chosen, a forced unsupported variant refused, and
 #      tools/emulated_cpu_check.py at every ARM variant that CPU runs, whose result hashes must equal the avx2
 #      variant's on this machine (same operations, same rounding: simd__neon.h), and at portable under cortex-a72,
-#      whose hashes must equal portable's on this machine (the same C++ code); then the activation, parity,
-#      precision, threads, stream and lengths tests at the variants that CPU is the least one to run (see `tested`).
+#      whose hashes must equal portable's on this machine (the same C++ code); then one pytest run: the dispatch
+#      tests, and the activation, parity, precision, threads, stream and lengths tests at the variants that CPU is
+#      the least one to run (see `tested`).
 # An aarch64 Python runs without binfmt_misc: bin/python3.11 in the work directory starts the sysroot's interpreter
 # under qemu with argv[0] pointing back at itself, so the tests' subprocesses are emulated too.
 set -euo pipefail
