@@ -239,6 +239,40 @@ def test_submit_async_queues_at_the_call_and_refuses_there(model):
         batcher.submit_async(id, np.ones(8))
 
 
+def test_submit_async_takes_the_loop_running_in_the_calling_thread(model, rng):
+    # submit_async keeps the loop it found last (asyncio.get_running_loop costs a system call): one batcher fed by
+    # loops in turn in one thread, then by two threads each running its own loop at once, must tie every future to
+    # the loop of the task that awaits it, and refuse a call outside any loop after one has run.
+    frames = rng.standard_normal((4, FRAMES, 8)).astype(np.float32)
+    pool = model.sessions(4)
+    ids = [pool.open() for _ in range(4)]
+    outputs = np.empty((4, FRAMES, model.output_size), np.float32)
+
+    async def produce(batcher, session, t):
+        future = batcher.submit_async(ids[session], frames[session, t])
+        assert future.get_loop() is asyncio.get_running_loop()
+        outputs[session, t] = await future
+
+    def run_loop(batcher, sessions, t):
+        async def main():
+            await asyncio.gather(*(produce(batcher, session, t) for session in sessions))
+
+        asyncio.run(main())
+
+    with pool.batcher(max_delay=0.0005) as batcher:
+        for t in range(2):  # a new loop in this thread for each frame
+            run_loop(batcher, range(4), t)
+        with pytest.raises(RuntimeError, match="no running event loop"):
+            batcher.submit_async(ids[0], frames[0, 0])
+        for t in range(2, FRAMES):  # two threads, each with its loop, sharing the batcher
+            threads = [threading.Thread(target=run_loop, args=(batcher, half, t)) for half in (range(2), range(2, 4))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    np.testing.assert_array_equal(outputs, _expected(model, frames))
+
+
 def test_a_cancelled_frame_gives_way_to_its_sessions_next_frame_in_the_same_step(model, rng):
     frames = rng.standard_normal((3, 8)).astype(np.float32)
     pool = model.sessions(2)
