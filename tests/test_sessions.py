@@ -128,6 +128,32 @@ def test_a_closed_slot_serves_a_new_session_under_a_new_id(rng):
         pool.state(old)
 
 
+def test_membership_agrees_with_the_pool_through_opens_closes_and_growth(rng):
+    # `id in pool` reads a set kept beside the slots' generations: it must answer as pool.state does (which reads
+    # the generations) for every id ever handed out, after random opens and closes (some by numpy ints) that reuse
+    # slots and grow the pool, and refuse what is not an id.
+    pool = fastlstm.LSTM(3, 5, seed=9).sessions(2)
+    handed_out: list[int] = []
+    for _ in range(300):
+        open_now = [id for id in handed_out if id in pool]
+        if open_now and rng.random() < 0.45:
+            id = open_now[rng.integers(len(open_now))]
+            pool.close(np.int64(id) if rng.random() < 0.5 else id)
+        else:
+            handed_out.append(pool.open())
+        for id in handed_out:
+            try:
+                pool.state(id)
+                is_open = True
+            except ValueError:
+                is_open = False
+            assert (id in pool) is is_open and (np.int64(id) in pool) is is_open
+    assert pool.capacity > 2 and len(pool) == sum(id in pool for id in handed_out)
+    first = next(id for id in handed_out if id in pool)
+    assert True not in pool and float(first) not in pool and -1 not in pool and str(first) not in pool
+    assert (max(handed_out) + (1 << 32)) not in pool  # a generation of a slot not reached yet
+
+
 def test_refusals_name_the_id_and_step_nothing(rng):
     model = fastlstm.LSTM(3, 5, seed=8)
     pool = model.sessions(4)

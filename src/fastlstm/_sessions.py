@@ -59,6 +59,9 @@ class Sessions:
         self._generations = np.full(capacity, -1, np.int64)  # the generation each slot holds now; -1: free
         self._opened = [0] * capacity  # sessions each slot has held: the next generation
         self._free = list(range(capacity))  # a heap: the lowest free slot first, so open sessions stay packed
+        # The open ids again, for `id in pool`: a batcher asks it of every frame, and one set lookup costs a tenth
+        # of reading _generations (0.05 us against 0.4-0.7 us here). Changed with _generations, under the lock.
+        self._open_ids: set[int] = set()
         self._cache = _core.ForwardCache()
         with self._lock:
             self._lock.attach(self._h, self._c, self._generations)
@@ -94,25 +97,25 @@ class Sessions:
             self._generations[slot] = generation
             self._h[:, slot] = 0.0
             self._c[:, slot] = 0.0
-            return generation << _SLOT_BITS | slot
+            id = generation << _SLOT_BITS | slot
+            self._open_ids.add(id)
+            return id
 
     def close(self, id: int) -> None:
         """End the session ``id``: its id is refused from now on, and its row serves a later session."""
         with self._lock:
             slot = self._slot(id, "id")
             self._generations[slot] = -1
+            self._open_ids.discard(int(id))
             heapq.heappush(self._free, slot)
 
     def __contains__(self, id: Any) -> bool:
         """Whether ``id`` is the id of an open session of this pool."""
-        if type(id) is not int:  # a plain int skips the ABC check (a batcher asks this of every frame)
-            if isinstance(id, bool) or not isinstance(id, numbers.Integral):
-                return False
-            id = int(id)
-        if id < 0:
+        if type(id) is int:  # a plain int, as a batcher is given for every frame: no ABC check
+            return id in self._open_ids
+        if isinstance(id, bool) or not isinstance(id, numbers.Integral):
             return False
-        slot, generations = id & _SLOT_MASK, self._generations
-        return slot < generations.shape[0] and generations[slot] == id >> _SLOT_BITS
+        return int(id) in self._open_ids
 
     def step(self, ids: Any, x: Any, *, threads: int | None = None) -> np.ndarray:
         """One step of the sessions ``ids`` (a sequence or 1-D array of n distinct open ids) with their frames x
