@@ -180,13 +180,8 @@ py::tuple push_sessions(StepQueue& queue, const PackedLstm& lstm, SessionRows& r
     return py::make_tuple(ticket, std::move(y));
 }
 
-// StepQueue.wait_finished: [(ticket, error or None, skipped rows)] of the steps finished since the last call.
-py::list wait_finished(StepQueue& queue, double timeout_seconds) {
-    std::vector<StepQueue::Finished> finished;
-    {
-        ReleasedGil release;
-        finished = queue.wait_finished(timeout_seconds);
-    }
+// [(ticket, error or None, skipped rows)] of finished steps.
+py::list report(const std::vector<StepQueue::Finished>& finished) {
     py::list reported;
     for (const StepQueue::Finished& done : finished) {
         py::object error = done.error.empty() ? py::object(py::none()) : py::object(py::str(done.error));
@@ -195,6 +190,16 @@ py::list wait_finished(StepQueue& queue, double timeout_seconds) {
         reported.append(py::make_tuple(done.ticket, std::move(error), std::move(skipped)));
     }
     return reported;
+}
+
+// StepQueue.wait_finished: report() of the steps finished since the last report, waiting without the GIL.
+py::list wait_finished(StepQueue& queue, double timeout_seconds) {
+    std::vector<StepQueue::Finished> finished;
+    {
+        ReleasedGil release;
+        finished = queue.wait_finished(timeout_seconds);
+    }
+    return report(finished);
 }
 
 }  // namespace
@@ -233,8 +238,14 @@ void bind_steps(py::module_& m, py::class_<PackedLstm>& packed_lstm) {
              "[(ticket, error or None, skipped rows)] of the steps finished since the last call; when none, first\n"
              "waits for one, for nudge() or for `timeout` seconds (negative: no limit), without the GIL.")
         .def("nudge", &StepQueue::nudge, "End the current or next wait_finished early.")
+        .def(
+            "take_finished", [](StepQueue& queue) { return report(queue.take_finished()); },
+            "wait_finished's report of the steps finished since the last report, without waiting.")
+        .def("set_wakeup_fd", &StepQueue::set_wakeup_fd, py::arg("fd"), py::arg("grace"),
+             "With fd >= 0, a byte written to fd as each step finishes, and wait_finished leaving a finished step\n"
+             "to take_finished for `grace` seconds; fd < 0: neither. A former fd may be closed once this returns.")
         .def_property_readonly("outstanding", &StepQueue::outstanding,
-                               "Steps pushed and not yet reported by wait_finished.")
+                               "Steps pushed and not yet reported by wait_finished or take_finished.")
         .def_property_readonly("busy_seconds", &StepQueue::busy_seconds,
                                "Seconds the queue's thread has spent stepping so far.");
 }

@@ -1,6 +1,7 @@
 // StepQueue (fastlstm/step_queue.h): one thread that runs the queued session steps in order.
 #include "fastlstm/step_queue.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -91,7 +92,14 @@ void StepQueue::run() {
         lock.lock();
         busy_seconds_ += busy.count();
         jobs_.pop_front();
+        done.at = std::chrono::steady_clock::now();
         finished_.push_back(std::move(done));
+#if !defined(_WIN32)
+        if (wakeup_fd_ >= 0) {
+            const char byte = 1;
+            [[maybe_unused]] const ssize_t written = ::write(wakeup_fd_, &byte, 1);  // full pipe: the loop is awake
+        }
+#endif
         finished_ready_.notify_all();
     }
 }
@@ -137,18 +145,51 @@ std::vector<int64_t> StepQueue::step(const Job& job) {
 }
 
 std::vector<StepQueue::Finished> StepQueue::wait_finished(double timeout_seconds) {
+    using Clock = std::chrono::steady_clock;
     std::unique_lock<std::mutex> lock(mutex_);
-    const auto ready = [this] { return nudged_ || !finished_.empty(); };
-    if (timeout_seconds < 0) {
-        finished_ready_.wait(lock, ready);
-    } else {
-        finished_ready_.wait_for(lock, std::chrono::duration<double>(timeout_seconds), ready);
+    const Clock::time_point deadline =
+        timeout_seconds < 0
+            ? Clock::time_point::max()
+            : Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                 std::min(timeout_seconds, 1e6)));  // a million seconds: no overflow of the clock
+    while (!nudged_) {
+        Clock::time_point wake = deadline;
+        if (!finished_.empty()) {
+            if (wakeup_fd_ < 0) break;
+            const Clock::time_point left_to_the_loop_until = finished_.front().at + grace_;
+            if (Clock::now() >= left_to_the_loop_until) break;
+            wake = std::min(wake, left_to_the_loop_until);
+        }
+        if (wake == Clock::time_point::max()) {
+            finished_ready_.wait(lock);
+        } else {
+            finished_ready_.wait_until(lock, wake);
+            if (Clock::now() >= deadline) break;
+        }
     }
     nudged_ = false;
     std::vector<Finished> finished;
     finished.swap(finished_);
     reported_ += static_cast<int64_t>(finished.size());
     return finished;
+}
+
+std::vector<StepQueue::Finished> StepQueue::take_finished() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<Finished> finished;
+    finished.swap(finished_);
+    reported_ += static_cast<int64_t>(finished.size());
+    return finished;
+}
+
+void StepQueue::set_wakeup_fd(int fd, double grace_seconds) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        wakeup_fd_ = fd;
+        grace_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(std::max(0.0, std::min(grace_seconds, 1e6))));
+    }
+    finished_ready_.notify_all();  // a waiting wait_finished takes the new grace (or none) into account
 }
 
 void StepQueue::nudge() {

@@ -5,6 +5,7 @@ settings are checked; closing steps or cancels what is pending."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from concurrent.futures import CancelledError
 
@@ -270,6 +271,40 @@ def test_submit_async_takes_the_loop_running_in_the_calling_thread(model, rng):
                 thread.start()
             for thread in threads:
                 thread.join()
+    np.testing.assert_array_equal(outputs, _expected(model, frames))
+
+
+def test_a_loop_takes_its_steps_and_a_blocked_loop_leaves_them_to_the_batchers_thread(model, rng):
+    # A loop that submits watches a pipe the step queue writes to and takes finished steps itself. While it is
+    # blocked (a coroutine that does not yield), steps must still finish for a thread's frames: the batcher's thread
+    # takes a step the loop leaves for LOOP_GRACE. Closing the batcher closes the pipe.
+    frames = rng.standard_normal((2, FRAMES, 8)).astype(np.float32)
+    pool = model.sessions(2)
+    a, b = pool.open(), pool.open()
+    outputs = np.empty((2, FRAMES, model.output_size), np.float32)
+    thread_done = threading.Event()
+
+    def thread_producer(batcher):
+        for t in range(FRAMES):
+            outputs[1, t] = batcher.submit(b, frames[1, t]).result(timeout=60)
+        thread_done.set()
+
+    async def main():
+        with pool.batcher(max_delay=0.0005) as batcher:
+            for t in range(FRAMES):
+                outputs[0, t] = await batcher.submit_async(a, frames[0, t])
+            loop, read_fd, write_fd = batcher._watched
+            assert loop is asyncio.get_running_loop()
+            producer = threading.Thread(target=thread_producer, args=(batcher,))
+            producer.start()
+            assert thread_done.wait(timeout=60), "the thread's frames waited for the blocked loop"
+            producer.join()
+        assert batcher._watched is None
+        return read_fd, write_fd
+
+    for fd in asyncio.run(main()):
+        with pytest.raises(OSError):
+            os.fstat(fd)
     np.testing.assert_array_equal(outputs, _expected(model, frames))
 
 

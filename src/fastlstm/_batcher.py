@@ -11,6 +11,12 @@ Python settles the futures of the one before and gathers the frames of the next,
 Python thread, a step could not start until that thread got the GIL back from the producers, and the producers'
 next frames waited for the step: the two took turns.) The batcher's thread waits for finished steps without the GIL
 and settles their futures.
+
+An asyncio loop that submits frames takes the finished steps itself, in its own thread: the step queue writes a byte
+to a pipe the loop watches as each step finishes. Through the batcher's thread, a finished step reached the loop
+after three wake-ups in a row (that thread's, its wait for the GIL the loop held, the loop's own) and a hand-over of
+the GIL: 240 us a step of 128 frames here, a fifth of the step. The batcher's thread still takes a step the loop has
+left for ``LOOP_GRACE`` seconds (a loop busy elsewhere, or stopped).
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -152,9 +157,10 @@ def _resolve(futures: list[asyncio.Future], values: list[Any], is_error: bool) -
                 future.set_result(value)
 
 
-def _settle(futures: list, values: Any, is_error: bool) -> None:
+def _settle(futures: list, values: Any, is_error: bool, in_loop: asyncio.AbstractEventLoop | None = None) -> None:
     """Resolve frames' futures with the rows of values (or all with one error): concurrent futures at once, each
-    event loop's futures with one call into that loop's thread (not one per frame, each of which would wake it)."""
+    event loop's futures with one call into that loop's thread (not one per frame, each of which would wake it);
+    called in the thread of the loop ``in_loop``, that loop's futures at once too."""
     each = itertools.repeat(values) if is_error else list(values)  # the rows' views made in one C call
     by_loop: dict[asyncio.AbstractEventLoop, tuple[list, list]] = {}
     for future, value in zip(futures, each):
@@ -170,6 +176,9 @@ def _settle(futures: list, values: Any, is_error: bool) -> None:
         else:
             future.set_result(value)
     for loop, (futures, loop_values) in by_loop.items():
+        if loop is in_loop:
+            _resolve(futures, loop_values, is_error)
+            continue
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody awaits these
             loop.call_soon_threadsafe(_resolve, futures, loop_values, is_error)
 
@@ -199,9 +208,12 @@ class SessionBatcher:
         self._lock = threading.Lock()  # of the pending frames and queued steps
         self._pending = _Pending()
         self._steps = _core.StepQueue()
-        self._queued: deque[_QueuedStep] = deque()  # in the order queued, which is the order they finish
+        # By ticket, in the order queued. Two threads may take finished steps (this one's and a loop's: _watch).
+        self._queued: dict[int, _QueuedStep] = {}
         self._forks = _forks  # os.getpid() would cost a system call per frame
         self._last_loop: asyncio.AbstractEventLoop | None = None  # of submit_async
+        self._watched: tuple[asyncio.AbstractEventLoop, int, int] | None = None  # (loop, pipe read fd, write fd)
+        self._watch_lock = threading.RLock()  # of _watched
         self._closed = False
         self.max_batch = self.DEFAULT_MAX_BATCH if max_batch is None else max_batch
         self.max_delay = self.DEFAULT_MAX_DELAY if max_delay is None else max_delay
@@ -256,6 +268,7 @@ class SessionBatcher:
         loop = self._last_loop
         if loop is None or getattr(loop, "_thread_id", None) != threading.get_ident():
             loop = self._last_loop = asyncio.get_running_loop()
+            self._watch(loop)
         future = loop.create_future()
         self._enqueue(id, frame, future)
         return future
@@ -305,6 +318,7 @@ class SessionBatcher:
                     _cancel(future)
         if _forks != self._forks:
             return  # a forked child: the worker is the parent's
+        self._unwatch()  # the worker takes the steps left at once (a loop closing us is not reading its pipe)
         self._steps.nudge()
         if threading.current_thread() is not self._worker:
             self._worker.join()
@@ -327,16 +341,85 @@ class SessionBatcher:
             for futures, error in refused:
                 _settle(futures, error, is_error=True)
             finished = self._steps.wait_finished(timeout)  # without the GIL
-            if not finished:
-                continue
-            with self._lock:
-                steps = [self._queued.popleft() for _ in finished]
-                refused = self._queue_due()  # the next steps first: they compute while these settle
-            for futures, error in refused:
-                _settle(futures, error, is_error=True)
-            for step, (ticket, error, skipped) in zip(steps, finished):
-                assert step.ticket == ticket, "the step queue reports steps in the order queued"
-                self._finish(step, error, skipped)
+            if finished:
+                watched = self._watched
+                if watched is not None and not watched[0].is_running():
+                    self._unwatch()  # the loop stopped (its next submit_async watches again)
+                self._take(finished)
+
+    def _take(self, finished: list, in_loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Settle the finished steps (wait_finished's or take_finished's report), in the thread of the loop
+        ``in_loop`` if given, after queueing the next steps: they compute while these settle."""
+        with self._lock:
+            steps = [self._queued.pop(ticket) for ticket, _, _ in finished]
+            refused = self._queue_due()
+        for futures, error in refused:
+            _settle(futures, error, is_error=True, in_loop=in_loop)
+        for step, (_, error, skipped) in zip(steps, finished):
+            self._finish(step, error, skipped, in_loop)
+
+    # ---- an asyncio loop's own taking of finished steps ---------------------------------------------------------
+
+    #: Seconds a finished step waits for the watched loop before the batcher's thread takes it instead.
+    LOOP_GRACE = 0.005
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have the running ``loop`` (of this thread) take finished steps itself, woken by a pipe the step queue
+        writes to, unless another loop that still runs does (it settles this one's futures through their loop as the
+        batcher's thread would; switching loops on every frame of two alternating ones would cost a pipe a frame).
+        Where a loop cannot watch a pipe (Windows), none does."""
+        with self._watch_lock:
+            watched = self._watched
+            if watched is not None and (watched[0] is loop or watched[0].is_running()):
+                return
+            self._unwatch()
+            if os.name != "posix" or self._closed:
+                return
+            read_fd, write_fd = os.pipe()
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)
+            try:
+                loop.add_reader(read_fd, self._take_in_loop, loop, read_fd)
+            except (NotImplementedError, RuntimeError):
+                os.close(read_fd)
+                os.close(write_fd)
+                return
+            self._watched = (loop, read_fd, write_fd)
+            self._steps.set_wakeup_fd(write_fd, self.LOOP_GRACE)
+
+    def _unwatch(self) -> None:
+        """No loop takes steps from now on; the pipe is closed in its loop's thread (or here, if it does not run)."""
+        with self._watch_lock:
+            watched, self._watched = self._watched, None
+            if watched is None:
+                return
+            self._steps.set_wakeup_fd(-1, 0.0)  # no write reaches the pipe after this
+            self._last_loop = None  # so that the loop's next submit_async watches it again
+        loop, read_fd, write_fd = watched
+
+        def close_pipe() -> None:
+            with contextlib.suppress(Exception):  # a closed loop forgot its readers
+                loop.remove_reader(read_fd)
+            os.close(read_fd)
+            os.close(write_fd)
+
+        # A loop running in another thread removes its reader itself; one closed, stopped (nobody touches its
+        # selector) or running in this thread, here.
+        if loop.is_running() and getattr(loop, "_thread_id", None) != threading.get_ident():
+            try:
+                loop.call_soon_threadsafe(close_pipe)
+                return
+            except RuntimeError:  # closed meanwhile
+                pass
+        close_pipe()
+
+    def _take_in_loop(self, loop: asyncio.AbstractEventLoop, read_fd: int) -> None:
+        """The watched loop's reader: the steps finished, taken and settled in the loop's thread."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(read_fd, 4096)  # a byte per step since the last call (or a full pipe's worth)
+        finished = self._steps.take_finished()
+        if finished:
+            self._take(finished, loop)
 
     def _timeout(self) -> float:
         """Seconds until the oldest pending frame is due, when a step could be queued for it; -1 (no limit: wait for
@@ -372,16 +455,18 @@ class SessionBatcher:
         except Exception as error:
             refused.append((futures, error))
             return
-        self._queued.append(_QueuedStep(ticket, ids, futures, x, y, packed))
+        self._queued[ticket] = _QueuedStep(ticket, ids, futures, x, y, packed)
 
-    def _finish(self, step: _QueuedStep, error: str | None, skipped: list[int]) -> None:
+    def _finish(
+        self, step: _QueuedStep, error: str | None, skipped: list[int], in_loop: asyncio.AbstractEventLoop | None
+    ) -> None:
         """Settle a finished step's futures: its outputs, or for the frames of sessions closed while the step was
         queued (which it left out) the pool's error about them."""
         if error is not None:
-            _settle(step.futures, RuntimeError(f"step: {error}"), is_error=True)
+            _settle(step.futures, RuntimeError(f"step: {error}"), is_error=True, in_loop=in_loop)
             return
         if not skipped:
-            _settle(step.futures, step.y, is_error=False)
+            _settle(step.futures, step.y, is_error=False, in_loop=in_loop)
             return
         for row in skipped:
             try:
@@ -389,10 +474,10 @@ class SessionBatcher:
                 refusal: Exception = RuntimeError(f"step: session {step.ids[row]} could not be stepped")
             except Exception as error_of_id:
                 refusal = error_of_id
-            _settle([step.futures[row]], refusal, is_error=True)
+            _settle([step.futures[row]], refusal, is_error=True, in_loop=in_loop)
         left_out = set(skipped)
         kept = [row for row in range(len(step.ids)) if row not in left_out]
-        _settle([step.futures[row] for row in kept], step.y[kept], is_error=False)
+        _settle([step.futures[row] for row in kept], step.y[kept], is_error=False, in_loop=in_loop)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._pending)} pending"

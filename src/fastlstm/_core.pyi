@@ -138,9 +138,14 @@ class StepQueue:
         waits for one, for nudge() or for `timeout` seconds (negative: no limit), without the GIL."""
     def nudge(self) -> None:
         """End the current or next wait_finished early."""
+    def take_finished(self) -> list[tuple[int, str | None, list[int]]]:
+        """wait_finished's report of the steps finished since the last report, without waiting."""
+    def set_wakeup_fd(self, fd: int, grace: float) -> None:
+        """With fd >= 0, a byte written to fd as each step finishes, and wait_finished leaving a finished step
+        to take_finished for `grace` seconds; fd < 0: neither. A former fd may be closed once this returns."""
     @property
     def outstanding(self) -> int:
-        """Steps pushed and not yet reported by wait_finished."""
+        """Steps pushed and not yet reported by wait_finished or take_finished."""
     @property
     def busy_seconds(self) -> float:
         """Seconds the queue's thread has spent stepping so far."""

@@ -11,6 +11,7 @@
 // outputs of a queued step alive until the step is reported finished.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -55,6 +56,7 @@ class StepQueue {
         // Rows of the step left out because their session had closed (or its slot held another) when it ran:
         // their outputs are not written.
         std::vector<int64_t> skipped;
+        std::chrono::steady_clock::time_point at;  // when the step finished
     };
 
     StepQueue() = default;
@@ -75,7 +77,16 @@ class StepQueue {
     // Ends the current or next wait_finished early (someone has something else for its caller to do).
     void nudge();
 
-    // Steps queued and not yet reported by wait_finished.
+    // With fd >= 0, each finished step also writes a byte to `fd` (a non-blocking pipe an event loop watches: a full
+    // pipe drops the byte, the loop is awake then anyway), so that the loop can take it with take_finished in its own
+    // thread, and wait_finished leaves a finished step to the loop for `grace_seconds` (reporting it after that, when
+    // the loop did not come for it). fd < 0: no writes, and wait_finished reports steps at once again. The caller
+    // closes a former fd only after this call returns: no write reaches it from then on.
+    void set_wakeup_fd(int fd, double grace_seconds);
+    // The steps finished since the last report (of this or wait_finished), in queue order, without waiting.
+    std::vector<Finished> take_finished();
+
+    // Steps queued and not yet reported by wait_finished or take_finished.
     int64_t outstanding() const;
 
     // Seconds the thread has spent stepping so far: against the wall time, how much of it the steps had (the rest
@@ -107,6 +118,8 @@ class StepQueue {
     int64_t reported_ = 0;
     double busy_seconds_ = 0.0;
     bool nudged_ = false;
+    int wakeup_fd_ = -1;
+    std::chrono::steady_clock::duration grace_{};
     bool stopping_ = false;
     std::thread worker_;
     long owner_process_ = 0;  // the process that started worker_ (0: not started)
