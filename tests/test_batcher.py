@@ -308,6 +308,44 @@ def test_a_loop_takes_its_steps_and_a_blocked_loop_leaves_them_to_the_batchers_t
     np.testing.assert_array_equal(outputs, _expected(model, frames))
 
 
+def test_closing_from_another_thread_while_a_loop_takes_the_steps(model, rng):
+    # The loop takes finished steps itself while another thread closes the batcher (which unwatches the loop and
+    # waits for the batcher's thread): close must return, every frame submitted before it must come back, and each
+    # session must have been stepped exactly as often as its producer got an output.
+    sessions = 32
+    frames = rng.standard_normal((sessions, 8)).astype(np.float32)
+    pool = model.sessions(sessions)
+    ids = [pool.open() for _ in range(sessions)]
+    outputs_received = [0] * sessions
+
+    async def produce(batcher, session):
+        while True:
+            try:
+                future = batcher.submit_async(ids[session], frames[session])
+            except RuntimeError:  # closed
+                return
+            await future
+            outputs_received[session] += 1
+
+    async def main():
+        batcher = pool.batcher(max_batch=16, max_delay=0.0005)
+        tasks = [asyncio.ensure_future(produce(batcher, session)) for session in range(sessions)]
+        await asyncio.sleep(0.05)
+        closer = threading.Thread(target=batcher.close)
+        closer.start()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        closer.join(timeout=60)
+        assert not closer.is_alive() and batcher._watched is None
+
+    asyncio.run(main())
+    for session in range(sessions):
+        assert outputs_received[session] > 0
+        stream = model.stream(1)
+        for _ in range(outputs_received[session]):
+            stream.step(frames[session][None])
+        np.testing.assert_array_equal(pool.state(ids[session])[0], stream.state[0][:, 0])
+
+
 def test_a_cancelled_frame_gives_way_to_its_sessions_next_frame_in_the_same_step(model, rng):
     frames = rng.standard_normal((3, 8)).astype(np.float32)
     pool = model.sessions(2)

@@ -267,8 +267,9 @@ class SessionBatcher:
         # a running asyncio loop records its thread, and a thread runs one loop at a time.
         loop = self._last_loop
         if loop is None or getattr(loop, "_thread_id", None) != threading.get_ident():
-            loop = self._last_loop = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
             self._watch(loop)
+            self._last_loop = loop
         future = loop.create_future()
         self._enqueue(id, frame, future)
         return future
@@ -353,6 +354,8 @@ class SessionBatcher:
         with self._lock:
             steps = [self._queued.pop(ticket) for ticket, _, _ in finished]
             refused = self._queue_due()
+            if self._closed and not self._queued:
+                self._steps.nudge()  # the batcher's thread may wait for these last steps: it has nothing left
         for futures, error in refused:
             _settle(futures, error, is_error=True, in_loop=in_loop)
         for step, (_, error, skipped) in zip(steps, finished):
@@ -415,6 +418,9 @@ class SessionBatcher:
 
     def _take_in_loop(self, loop: asyncio.AbstractEventLoop, read_fd: int) -> None:
         """The watched loop's reader: the steps finished, taken and settled in the loop's thread."""
+        watched = self._watched
+        if watched is None or watched[1] != read_fd:
+            return  # unwatched since this call was scheduled: the fd is closed or about to be (or another file's)
         with contextlib.suppress(BlockingIOError):
             os.read(read_fd, 4096)  # a byte per step since the last call (or a full pipe's worth)
         finished = self._steps.take_finished()
