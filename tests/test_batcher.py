@@ -46,6 +46,14 @@ def _record_steps(batcher):
     return steps
 
 
+def _run_all(threads):
+    """Start the threads, then wait for all of them."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_256_threads_get_their_own_streams_outputs(model, rng):
     frames = rng.standard_normal((PRODUCERS, FRAMES, 8)).astype(np.float32)
     pool = model.sessions(PRODUCERS)
@@ -59,11 +67,7 @@ def test_256_threads_get_their_own_streams_outputs(model, rng):
             outputs[session, t] = batcher.submit(ids[session], frames[session, t]).result(timeout=60)
 
     with pool.batcher(max_batch=64, max_delay=0.002) as batcher:
-        threads = [threading.Thread(target=produce, args=(session,)) for session in range(PRODUCERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _run_all([threading.Thread(target=produce, args=(session,)) for session in range(PRODUCERS)])
     np.testing.assert_array_equal(outputs, _expected(model, frames))
 
 
@@ -208,12 +212,9 @@ def test_outputs_hold_while_the_pool_grows_and_other_sessions_open_change_and_cl
             outputs[session, t] = batcher.submit(ids[session], frames[session, t]).result(timeout=60)
 
     with pool.batcher(max_batch=8, max_delay=0.0005) as batcher:
-        threads = [threading.Thread(target=produce, args=(s,)) for s in range(sessions)]
-        threads.append(threading.Thread(target=churn))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _run_all(
+            [threading.Thread(target=produce, args=(s,)) for s in range(sessions)] + [threading.Thread(target=churn)]
+        )
     assert churned.is_set() and pool.capacity == 512
     expected = np.empty_like(outputs)
     for session in range(sessions):
@@ -266,11 +267,7 @@ def test_submit_async_takes_the_loop_running_in_the_calling_thread(model, rng):
         with pytest.raises(RuntimeError, match="no running event loop"):
             batcher.submit_async(ids[0], frames[0, 0])
         for t in range(2, FRAMES):  # two threads, each with its loop, sharing the batcher
-            threads = [threading.Thread(target=run_loop, args=(batcher, half, t)) for half in (range(2), range(2, 4))]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            _run_all([threading.Thread(target=run_loop, args=(batcher, half, t)) for half in (range(2), range(2, 4))])
     np.testing.assert_array_equal(outputs, _expected(model, frames))
 
 
