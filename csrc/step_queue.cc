@@ -144,14 +144,22 @@ std::vector<int64_t> StepQueue::step(const Job& job) {
     return skipped;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds as the clock's duration, within [0, a million seconds]: no overflow when added to now().
+Clock::duration clock_duration(double seconds) {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(std::max(0.0, std::min(seconds, 1e6))));
+}
+
+}  // namespace
+
 std::vector<StepQueue::Finished> StepQueue::wait_finished(double timeout_seconds) {
-    using Clock = std::chrono::steady_clock;
     std::unique_lock<std::mutex> lock(mutex_);
     const Clock::time_point deadline =
-        timeout_seconds < 0
-            ? Clock::time_point::max()
-            : Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                                 std::min(timeout_seconds, 1e6)));  // a million seconds: no overflow of the clock
+        timeout_seconds < 0 ? Clock::time_point::max() : Clock::now() + clock_duration(timeout_seconds);
     while (!nudged_) {
         Clock::time_point wake = deadline;
         if (!finished_.empty()) {
@@ -186,8 +194,7 @@ void StepQueue::set_wakeup_fd(int fd, double grace_seconds) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         wakeup_fd_ = fd;
-        grace_ = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::chrono::duration<double>(std::max(0.0, std::min(grace_seconds, 1e6))));
+        grace_ = clock_duration(grace_seconds);
     }
     finished_ready_.notify_all();  // a waiting wait_finished takes the new grace (or none) into account
 }

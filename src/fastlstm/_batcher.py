@@ -382,7 +382,7 @@ class SessionBatcher:
             os.set_blocking(read_fd, False)
             os.set_blocking(write_fd, False)
             try:
-                loop.add_reader(read_fd, self._take_in_loop, loop, read_fd)
+                loop.add_reader(read_fd, self._take_in_loop, read_fd)
             except (NotImplementedError, RuntimeError):
                 os.close(read_fd)
                 os.close(write_fd)
@@ -416,11 +416,12 @@ class SessionBatcher:
                 pass
         close_pipe()
 
-    def _take_in_loop(self, loop: asyncio.AbstractEventLoop, read_fd: int) -> None:
+    def _take_in_loop(self, read_fd: int) -> None:
         """The watched loop's reader: the steps finished, taken and settled in the loop's thread."""
         watched = self._watched
         if watched is None or watched[1] != read_fd:
             return  # unwatched since this call was scheduled: the fd is closed or about to be (or another file's)
+        loop = watched[0]
         with contextlib.suppress(BlockingIOError):
             os.read(read_fd, 4096)  # a byte per step since the last call (or a full pipe's worth)
         finished = self._steps.take_finished()
