@@ -176,9 +176,10 @@ bool cpu_runs_neon_i8mm() {
 // One row per variant, the KernelSet members in declaration order (kernels.h); laid out by hand as a table.
 // clang-format off
 const KernelSet kKernelSets[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead, \
-                                bf16_look_ahead, cpu_check)                                                 \
-    {#isa,                    hidden_block,         f32_gemm_panels__##suffix, f32_lstm_step__##suffix, \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,  \
+                                f32_look_ahead, bf16_look_ahead, cpu_check)                               \
+    {#isa,                    hidden_block,         gate_halves,                                            \
+     f32_gemm_panels__##suffix,                     f32_lstm_step__##suffix,                                \
      bf16_gemm_panels__##bf16_suffix,               bf16_lstm_step__##bf16_suffix,                          \
      int8_gemm_panels__##bf16_suffix,               int8_lstm_step__##bf16_suffix,                          \
      f32_look_ahead,                                look_ahead_batches,                                     \
@@ -193,17 +194,19 @@ const KernelSet kKernelSets[] = {
 // A variant with look-ahead batches names its f32 look-ahead kernel; one without names none (variants.inc). By type:
 // a function's address is no constant expression in a sanitized build. Checked here, where the table is built, not in
 // variants.h, which the kernels' files include (an assertion there changed GCC's register choices in an avx512 tile).
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead, \
-                                bf16_look_ahead, cpu_check)                                                 \
-    static_assert((look_ahead_batches == 0) == std::is_same_v<decltype(f32_look_ahead), std::nullptr_t>,    \
-                  "variants.inc: the " #isa " row's look-ahead batches and f32 look-ahead kernel disagree");
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,     \
+                                f32_look_ahead, bf16_look_ahead, cpu_check)                                  \
+    static_assert((look_ahead_batches == 0) == std::is_same_v<decltype(f32_look_ahead), std::nullptr_t>,     \
+                  "variants.inc: the " #isa " row's look-ahead batches and f32 look-ahead kernel disagree"); \
+    static_assert(!(gate_halves) || (look_ahead_batches) == 0,                                               \
+                  "variants.inc: the " #isa " row has gate halves, which the look-ahead kernels do not read");
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 
 using CpuCheck = bool (*)();
 const CpuCheck kCpuChecks[] = {
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead, \
-                                bf16_look_ahead, cpu_check)                                                 \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix, \
+                                f32_look_ahead, bf16_look_ahead, cpu_check)                              \
     cpu_check,
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT

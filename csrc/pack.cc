@@ -25,7 +25,7 @@ namespace {
 constexpr int64_t kPackTile = 16;
 }  // namespace
 
-void pack_gate_panels(const float* w, int64_t hidden, int64_t K, int64_t block, float* out) {
+void pack_gate_panels(const float* w, int64_t hidden, int64_t K, int64_t block, bool halves, float* out) {
     const int64_t panels = ceil_div(hidden, block);
     const int64_t width = kGates * block;
     for (int64_t p = 0; p < panels; ++p)
@@ -35,8 +35,9 @@ void pack_gate_panels(const float* w, int64_t hidden, int64_t K, int64_t block, 
                 for (int64_t u = 0; u < block; ++u) {
                     const int64_t unit = p * block + u;
                     const float* row = unit < hidden ? w + (g * hidden + unit) * K : nullptr;
-                    float* dst = out + p * K * width + g * block + u;
-                    for (int64_t k = k0; k < k1; ++k) dst[k * width] = row ? row[k] : 0.0f;
+                    float* panel = out + p * K * width;
+                    for (int64_t k = k0; k < k1; ++k)
+                        panel[gate_panel_index(K, block, halves, k, g, u)] = row ? row[k] : 0.0f;
                 }
         }
 }
@@ -109,12 +110,13 @@ int64_t compact_tail_lanes(int64_t hidden, int64_t block) {
     return tail_units <= block / 2 ? block / 2 : 0;
 }
 
-void pack_compact_tail(const float* panels, int64_t hidden, int64_t K, int64_t block, int64_t lanes, float* out) {
-    const int64_t width = kGates * block;
-    const float* last = panels + (ceil_div(hidden, block) - 1) * K * width;
+void pack_compact_tail(const float* panels, int64_t hidden, int64_t K, int64_t block, bool halves, int64_t lanes,
+                       float* out) {
+    const float* last = panels + (ceil_div(hidden, block) - 1) * K * kGates * block;
     for (int64_t k = 0; k < K; ++k)
         for (int64_t g = 0; g < kGates; ++g)
-            for (int64_t j = 0; j < lanes; ++j) out[(k * kGates + g) * lanes + j] = last[k * width + g * block + j];
+            for (int64_t j = 0; j < lanes; ++j)
+                out[(k * kGates + g) * lanes + j] = last[gate_panel_index(K, block, halves, k, g, j)];
 }
 
 void pack_projection_panels(const float* w_hr, int64_t proj, int64_t hidden, int64_t block, float* out) {
@@ -187,8 +189,9 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
     } else {
         packed.input_panels = AlignedFloats(gate_width() * input);
         packed.recurrent_panels = AlignedFloats(gate_width() * recurrent);
-        pack_gate_panels(w.w_ih, hidden, input, block, packed.input_panels.data());
-        pack_gate_panels(w.w_hh, hidden, recurrent, block, packed.recurrent_panels.data());
+        const bool halves = kernels_.gate_halves;
+        pack_gate_panels(w.w_ih, hidden, input, block, halves, packed.input_panels.data());
+        pack_gate_panels(w.w_hh, hidden, recurrent, block, halves, packed.recurrent_panels.data());
         for (int64_t i = 0; i < 4 * hidden * recurrent; ++i) packed.recurrent_finite &= std::isfinite(w.w_hh[i]);
         const int64_t lanes = compact_tail_lanes(hidden, block);
         if (lanes > 0) {
@@ -196,11 +199,11 @@ void PackedLstm::pack_cell(int64_t layer, int64_t direction, const CellWeights& 
             packed.compact_tail_input = AlignedFloats(input * kGates * lanes);
             packed.compact_tail_recurrent = AlignedFloats(recurrent * kGates * lanes);
             packed.compact_tail_bias = AlignedFloats(kGates * lanes);
-            pack_compact_tail(packed.input_panels.data(), hidden, input, block, lanes,
+            pack_compact_tail(packed.input_panels.data(), hidden, input, block, halves, lanes,
                               packed.compact_tail_input.data());
-            pack_compact_tail(packed.recurrent_panels.data(), hidden, recurrent, block, lanes,
+            pack_compact_tail(packed.recurrent_panels.data(), hidden, recurrent, block, halves, lanes,
                               packed.compact_tail_recurrent.data());
-            pack_compact_tail(packed.bias.data(), hidden, 1, block, lanes, packed.compact_tail_bias.data());
+            pack_compact_tail(packed.bias.data(), hidden, 1, block, halves, lanes, packed.compact_tail_bias.data());
         }
     }
     if (w.options || w.peepholes) {

@@ -66,6 +66,24 @@ def test_a_row_does_not_depend_on_its_batch(
         np.testing.assert_array_equal(c_n[:, row : row + 1], c_alone)
 
 
+# Hidden sizes whose last panel is full at 8 lanes, compacted (1 or 2 units: kernels.h), or neither (3 of 16 lanes).
+@pytest.mark.parametrize("hidden", [16, 17, 250, 35])
+def test_every_tile_height_gives_each_row_bitwise_alone(isa, rng, hidden):
+    # Each block height of a step's rows takes its own tile: full tiles of 1 to 3 rows, and where the variant has
+    # them (AVX2) half tiles of 4 to 6 rows over gate panels in halves, B = 7 as 3 full + 4 half rows. A sequence of
+    # 3 rows or more takes its input projection in the step, of 1 and 2 rows ahead of it; a stream's step always in it.
+    model = fastlstm.LSTM(23, hidden, seed=7)
+    x = rng.standard_normal((5, 13, 23)).astype(np.float32)
+    alone = [model(x[:, row : row + 1], threads=1)[0] for row in range(13)]
+    alone_steps = [model.stream(1).step(x[0, row : row + 1]) for row in range(13)]
+    for batch in range(2, 14):
+        output = model(x[:, :batch], threads=1)[0]
+        step = model.stream(batch).step(x[0, :batch])
+        for row in range(batch):
+            np.testing.assert_array_equal(output[:, row : row + 1], alone[row], err_msg=f"batch {batch} row {row}")
+            np.testing.assert_array_equal(step[row : row + 1], alone_steps[row], err_msg=f"batch {batch} row {row}")
+
+
 def test_thread_settings_are_checked_and_applied():
     model = fastlstm.LSTM(8, 16, seed=0, threads=1)
     assert model.threads == 1

@@ -39,7 +39,13 @@ inline void gemm_tile(const Product& product, int64_t panel_stride, int64_t colu
         for (int r = 0; r < kRows; ++r) a[r] = product.operand(r, k);
         for (int p = 0; p < kPanels; ++p)
             for (int v = 0; v < kVectors; ++v) {
-                const auto w = Product::load(product.panels + p * panel_stride + k * kWidth + v * Simd::kLanes);
+                const typename Product::Weight* weights;
+                if constexpr (kVectors == 4 && Product::kGateHalves)  // gate panels in halves (kernels.h)
+                    weights = product.panels + p * panel_stride + (v / 2 * product.depth + k) * 2 * Simd::kLanes +
+                              v % 2 * Simd::kLanes;
+                else
+                    weights = product.panels + p * panel_stride + k * kWidth + v * Simd::kLanes;
+                const auto w = Product::load(weights);
                 for (int r = 0; r < kRows; ++r) acc[r][p][v] = Product::madd(acc[r][p][v], w, a[r]);
             }
     }

@@ -47,8 +47,9 @@ struct FloatAccumulation {
 struct F32Product : FloatAccumulation {
     using Weight = float;
     using Operand = float;
-    const float* panels;  // gate panels (kernels.h)
-    const float* rows;    // h_prev (or A): row r at rows + r * row_stride
+    static constexpr bool kGateHalves = Simd::kHalfTileMaxRows > 0;  // gate panels in halves (kernels.h)
+    const float* panels;                                             // gate panels (kernels.h)
+    const float* rows;                                               // h_prev (or A): row r at rows + r * row_stride
     int64_t row_stride;
     int64_t depth;  // K
 
@@ -63,8 +64,9 @@ struct F32Product : FloatAccumulation {
 struct BF16PairProduct : FloatAccumulation {
     using Weight = uint32_t;
     using Operand = uint16_t;
-    const uint32_t* panels;  // pair panels (kernels.h)
-    const uint16_t* rows;    // rows of bf16 values, K rounded up to even
+    static constexpr bool kGateHalves = false;  // pair panels are interleaved
+    const uint32_t* panels;                     // pair panels (kernels.h)
+    const uint16_t* rows;                       // rows of bf16 values, K rounded up to even
     int64_t row_stride;
     int64_t depth;  // ceil(K / 2)
 
@@ -82,8 +84,9 @@ struct BF16PairProduct : FloatAccumulation {
 struct Int8QuadProduct {
     using Accumulator = Simd::VI;
     using Weight = uint32_t;
-    const uint32_t* panels;  // quad panels
-    const uint8_t* rows;     // rows of q + 128, K rounded up to 4
+    static constexpr bool kGateHalves = false;  // quad panels are interleaved
+    const uint32_t* panels;                     // quad panels
+    const uint8_t* rows;                        // rows of q + 128, K rounded up to 4
     int64_t row_stride;
     int64_t depth;               // ceil(K / 4)
     const float* row_scales;     // per row of `rows`
@@ -192,7 +195,13 @@ inline void multiply_add_tile(typename Product::Accumulator (&acc)[kRows][kPanel
         for (int r = 0; r < kRows; ++r) h[r] = product.operand(row + r, k);
         for (int p = 0; p < kPanels; ++p)
             for (int g = 0; g < 4; ++g) {
-                auto w = Product::load(weights + p * depth * kWidth + k * kWidth + g * Simd::kLanes);
+                const typename Product::Weight* gate_weights;
+                if constexpr (Product::kGateHalves)  // kernels.h: gates i and f for every k, then g and o
+                    gate_weights =
+                        weights + p * depth * kWidth + (g / 2 * depth + k) * 2 * Simd::kLanes + g % 2 * Simd::kLanes;
+                else
+                    gate_weights = weights + p * depth * kWidth + k * kWidth + g * Simd::kLanes;
+                auto w = Product::load(gate_weights);
                 if constexpr (kRows > 1) w = Product::pinned(w);  // loaded once for all rows
                 for (int r = 0; r < kRows; ++r) acc[r][p][g] = Product::madd(acc[r][p][g], w, h[r]);
             }
@@ -358,6 +367,14 @@ inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_
         lstm_step_rows<kMaxRows - 1, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
 }
 
+}  // namespace FASTLSTM_ISA_NAMESPACE
+}  // namespace fastlstm
+
+#include "lstm_step_half_tiles-inl.h"  // here: it uses the cell finishes above
+
+namespace fastlstm {
+namespace FASTLSTM_ISA_NAMESPACE {
+
 // The accumulators of a tile start from its rows of gates_in, which the input projection wrote a few steps ago and
 // which may have left L2 since (a chunk of 4 steps is 2 MiB at B = 64, H = 512): loaded at the tile's start, they
 // would stall its first multiply-adds. So each tile first asks for the gates_in lines of the tile after it, which
@@ -387,11 +404,17 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
 // ones take one panel at a time (measured 5% faster at B = 64 than pairs:
 // `python -m fastlstm bench --shapes 64x100x256,64x100x512 --threads 1`) in tall tiles, where each weight load feeds
 // more rows.
+// Where the variant takes half tiles (lstm_step_half_tiles-inl.h; float32 only), the blocks are of up to
+// Simd::kHalfTileMaxRows rows, and a block of kHalfTileMinRows rows or more takes a half tile.
 template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
 inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
+    constexpr bool kHalfTiles = Product::kGateHalves;
+    static_assert(!kHalfTiles || kMaxRows + 1 >= kHalfTileMinRows,
+                  "a block too low for a half tile must fit a full one");
+    constexpr int kBlockRows = kHalfTiles ? Simd::kHalfTileMaxRows : kMaxRows;
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
-    const int64_t blocks = (a.batch + kMaxRows - 1) / kMaxRows;
+    const int64_t blocks = (a.batch + kBlockRows - 1) / kBlockRows;
     // The layer's last panel, if this step's share of panels has it and has it compacted, after the others
     // (kernels.h: compact_tail_*).
     bool compact_tail = false;
@@ -407,6 +430,12 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
             const int64_t row = a.batch * block / blocks;
             const int64_t rows = a.batch * (block + 1) / blocks - row;
             prefetch_next_gates_in(a, panel, group, block, blocks);
+            if constexpr (kHalfTiles) {
+                if (rows >= kHalfTileMinRows) {  // then the batch is over 3 rows: one panel a group
+                    lstm_step_half_tile_rows<kBlockRows, kOptions>(a, product, panel, row, rows);
+                    continue;
+                }
+            }
             lstm_step_rows<kMaxRows, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
         }
     }
@@ -414,7 +443,8 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
         if (compact_tail)
             for (int64_t block = 0; block < blocks; ++block) {
                 const int64_t row = a.batch * block / blocks;
-                lstm_step_compact_tail_rows<kMaxRows, kOptions>(a, product, row, a.batch * (block + 1) / blocks - row);
+                lstm_step_compact_tail_rows<kBlockRows, kOptions>(a, product, row,
+                                                                  a.batch * (block + 1) / blocks - row);
             }
 }
 

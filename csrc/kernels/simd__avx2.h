@@ -20,6 +20,9 @@ struct Simd {
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
     static constexpr bool kCompactTail = true;
+    // lstm_step_half_tiles-inl.h: batches of 4 or more rows in tiles of half a panel, up to 6 rows (12 accumulators),
+    // over gate panels in halves (variants.inc: this row's gate halves).
+    static constexpr int kHalfTileMaxRows = 6;
     // Lanes [2q, 2q + 2) of v in lanes [0, 2); the other lanes are some of v's.
     template <int kQuarter>
     static V quarter_to_front(V v) {

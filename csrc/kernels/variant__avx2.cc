@@ -1,6 +1,6 @@
 // The avx2 variant (variants.inc): every kernel family of the table, the *-inl.h bodies compiled with -mavx2 -mfma
 // (this file only). hidden_block 8: one ymm per gate per panel. Tiles use at most 12 of the 16 vector registers for
-// accumulators.
+// accumulators: a full tile 3 rows of 4 gates, a half tile 6 rows of 2 (lstm_step_half_tiles-inl.h).
 #include "simd__avx2.h"
 #include "variants.h"
 
@@ -18,6 +18,8 @@
 namespace fastlstm {
 
 static_assert(avx2::Simd::kLanes == kVariant_avx2.hidden_block, "variants.inc: the avx2 row packs one ymm per gate");
+static_assert(avx2::F32Product::kGateHalves == kVariant_avx2.gate_halves,
+              "variants.inc: the avx2 row's gate halves are the layout its half tiles read");
 
 void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                            int64_t panel_width, const float* init, float* C, int64_t ldc) {
@@ -27,6 +29,14 @@ void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int6
         avx2::gemm_panels<3, 4, 1>(M, N, K, A, lda, panels, init, C, ldc);
 }
 
+// Full tiles of up to 3 rows; blocks of 4 to 6 rows take half tiles (Simd::kHalfTileMaxRows, over the gate halves
+// of this row of variants.inc). Against full tiles over interleaved panels, B/A of 9 paired rounds on the Zen 3
+// (`python tools/ab_compare.py A B --shapes 5x100x123x250-L1,... --steps 256x256 --ticks 64x80x256`), 1 / 2 threads:
+// B = 5, I = 123, H = 250: 0.873 / 0.879; B = 8, I = H = 512: 0.885 / 0.897; B = 17, H = 300: 0.934 / 0.936;
+// B = 13, H = 333: 0.950 / 0.954; B = 24, H = 513: 0.955 / 0.969; B = 7, H = 65: 0.974 / 0.959; B = 32, H = 191:
+// 0.976 / 0.979; B = 64, H = 256: 0.974 / 0.977; a tick of 64 sessions at 80x256: 0.981 / 0.969. Batch 1, whose
+// tile of 2 panels now reads 4 half streams instead of 2 panels, 15 rounds: 1.03x slower at H = 256 (sequence and
+// step), 1.03x at H = 128, 1.00-1.01x at H = 512, 0.96x at H = 1024 and 0.90x for a step at 256x1024 (faster).
 void f32_lstm_step__avx2(const LstmStepArgs& args) { avx2::lstm_step<3, 12>(args); }
 
 // Precision bf16 by widening each weight pair to two float32 vectors: a weight vector and an operand take two

@@ -20,6 +20,8 @@ namespace fastlstm {
 
 static_assert(avx512::Simd::kLanes == kVariant_avx512.hidden_block,
               "variants.inc: the avx512 row packs one zmm per gate");
+static_assert(avx512::F32Product::kGateHalves == kVariant_avx512.gate_halves,
+              "variants.inc: the avx512 row's gate halves are the layout its tiles read");
 
 void f32_gemm_panels__avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
                              int64_t panel_width, const float* init, float* C, int64_t ldc) {

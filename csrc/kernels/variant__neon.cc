@@ -22,6 +22,8 @@ namespace fastlstm {
 
 static_assert(neon::Simd::kLanes == kVariant_neon.hidden_block,
               "variants.inc: the neon row packs one q register per gate");
+static_assert(neon::F32Product::kGateHalves == kVariant_neon.gate_halves,
+              "variants.inc: the neon row's gate halves are the layout its tiles read");
 
 // fp32: 6 rows x 4 vectors = 24 accumulators, 6 broadcast operands and the weight vector(s): 31 of 32 registers.
 void f32_gemm_panels__neon(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,

@@ -15,8 +15,8 @@ void f32_lstm_step_look_ahead__avx512(const LstmStepArgs&, const LookAheadProjec
 void f32_lstm_step_look_ahead__neon(const LstmStepArgs&, const LookAheadProjection&);
 void bf16_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
 void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadProjection&);
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead,            \
-                                bf16_look_ahead, cpu_check)                                                            \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,               \
+                                f32_look_ahead, bf16_look_ahead, cpu_check)                                            \
     void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&, int64_t, \
                                          const float*, float*, int64_t, uint8_t*, float*);                             \
     void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                           \
@@ -35,14 +35,15 @@ void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadP
 #undef FASTLSTM_KERNEL_VARIANT
 
 // Each variant's row of the table as constants, for static_asserts where a kernel fixes them at compile time:
-// kVariant_<isa>.hidden_block and .look_ahead_batches.
+// kVariant_<isa>.hidden_block, .gate_halves and .look_ahead_batches.
 struct VariantConstants {
     int64_t hidden_block;
+    bool gate_halves;
     int64_t look_ahead_batches;
 };
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, look_ahead_batches, suffix, bf16_suffix, f32_look_ahead, \
-                                bf16_look_ahead, cpu_check)                                                 \
-    constexpr VariantConstants kVariant_##isa{hidden_block, look_ahead_batches};
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix, \
+                                f32_look_ahead, bf16_look_ahead, cpu_check)                              \
+    constexpr VariantConstants kVariant_##isa{hidden_block, gate_halves, look_ahead_batches};
 #include "variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 

@@ -9,6 +9,11 @@
 //     panel[k * 4*hidden_block + gate * hidden_block + u] = W[gate*H + p*hidden_block + u][k]
 // Units past H are zero. One panel therefore yields all four gates of a block of hidden units, which is what lets
 // the recurrent step apply the activations and the c/h update straight from its accumulators.
+// A variant with gate halves (variants.inc; KernelSet::gate_halves) stores each float32 gate panel in two halves
+// instead, gates i and f for every k, then gates g and o for every k:
+//     panel[((gate / 2) * K + k) * 2*hidden_block + (gate % 2) * hidden_block + u] = W[gate*H + p*hidden_block + u][k]
+// so that a tile of half a panel (two gates) reads one contiguous stream (lstm_step_half_tiles-inl.h). The bias in
+// panel order (K = 1) is the same in both layouts; pair and quad panels (below) are always interleaved.
 // The projection matrix W_hr (P x H) uses the same idea with one "gate": panels of hidden_block output columns.
 //
 // Precision bf16. bf16 is the upper half of a float32 (8 exponent bits, 8 significant bits), rounded to nearest
@@ -45,7 +50,8 @@ struct Int8Panels {
 
 // C[m, n] = init[n] + sum_k A[m, k] * B[k, n]   for m in [0, M), n in [0, N),
 // where B is given as ceil(N / panel_width) panels of panel_width columns (the last one zero-padded) and
-// panels[(p*K + k)*panel_width + j] = B[k, p*panel_width + j]. A is M x K with row stride lda; C has row stride ldc
+// panels[(p*K + k)*panel_width + j] = B[k, p*panel_width + j] (gate panels, panel_width = 4*hidden_block, in halves
+// where the variant has gate halves: see above). A is M x K with row stride lda; C has row stride ldc
 // and only its first N columns are written. init may be null (zeros); otherwise it holds the panel-padded width.
 // Used for the hoisted input projection (init = fused bias, N = padded 4H) and the LSTMP projection (N = P).
 using f32_gemm_panels_fn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* panels,
@@ -252,6 +258,7 @@ using f32_read_sum_fn = float (*)(const float* data, int64_t n);
 struct KernelSet {
     const char* isa;       // "portable", "avx2", "avx512", "avx512bf16" (with VNNI)
     int64_t hidden_block;  // hidden units per gate panel; fixes the packed layout
+    bool gate_halves;      // float32 gate panels in halves (above)
     f32_gemm_panels_fn gemm_panels;
     f32_lstm_step_fn lstm_step;
     bf16_gemm_panels_fn bf16_gemm_panels;
