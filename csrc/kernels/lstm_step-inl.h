@@ -353,16 +353,23 @@ void lstm_step_compact_tail_rows(const LstmStepArgs& a, const F32Product& produc
     }
 }
 
-// Two panels per tile when the accumulators (4 gates x rows x panels) fit in kMaxAccumulators registers.
-constexpr int panels_per_tile(int rows, int max_accumulators) { return 4 * rows * 2 <= max_accumulators ? 2 : 1; }
+// Two panels per tile when the accumulators (4 gates x rows x panels) fit in kMaxAccumulators registers, but not
+// over gate halves: a panel is two streams of weights there, and a batch-1 tile of two panels (four streams) ran
+// 1.02-1.13x slower than one of one panel at I = H = 128-300, 1.06x for a step at 256x256 (15 paired rounds of
+// `python tools/ab_compare.py A B --steps 256x256`), though its 4 accumulator chains leave the multiply-adds waiting
+// on their latency: a batch-1 step is bound by the weights' reading.
+template <class Product>
+constexpr int panels_per_tile(int rows, int max_accumulators) {
+    return !Product::kGateHalves && 4 * rows * 2 <= max_accumulators ? 2 : 1;
+}
 
 // The tile of exactly `rows` rows (1 <= rows <= kMaxRows), found by counting down from kMaxRows.
 template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
 inline void lstm_step_rows(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count, int64_t row,
                            int64_t rows) {
     if (rows == kMaxRows)
-        lstm_step_panels<kMaxRows, panels_per_tile(kMaxRows, kMaxAccumulators), kOptions>(a, product, panel, count,
-                                                                                          row);
+        lstm_step_panels<kMaxRows, panels_per_tile<Product>(kMaxRows, kMaxAccumulators), kOptions>(a, product, panel,
+                                                                                                   count, row);
     else if constexpr (kMaxRows > 1)
         lstm_step_rows<kMaxRows - 1, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
 }
@@ -400,7 +407,8 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
 // blocks of at most kMaxRows as possible, of balanced heights (8 rows: 4 + 4, not 6 + 2, whose short tile feeds
 // only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512;
 // `python -m fastlstm bench --shapes 8x100x256,8x100x512 --threads 1`), each block handed to the tile of exactly its
-// height. Small batches take panels in pairs and two panels per tile (8 accumulator chains even for one row); larger
+// height. Small batches take panels in pairs and two panels per tile (8 accumulator chains even for one row; but see
+// panels_per_tile); larger
 // ones take one panel at a time (measured 5% faster at B = 64 than pairs:
 // `python -m fastlstm bench --shapes 64x100x256,64x100x512 --threads 1`) in tall tiles, where each weight load feeds
 // more rows.

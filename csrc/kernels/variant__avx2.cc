@@ -34,9 +34,9 @@ void f32_gemm_panels__avx2(int64_t M, int64_t N, int64_t K, const float* A, int6
 // (`python tools/ab_compare.py A B --shapes 5x100x123x250-L1,... --steps 256x256 --ticks 64x80x256`), 1 / 2 threads:
 // B = 5, I = 123, H = 250: 0.873 / 0.879; B = 8, I = H = 512: 0.885 / 0.897; B = 17, H = 300: 0.934 / 0.936;
 // B = 13, H = 333: 0.950 / 0.954; B = 24, H = 513: 0.955 / 0.969; B = 7, H = 65: 0.974 / 0.959; B = 32, H = 191:
-// 0.976 / 0.979; B = 64, H = 256: 0.974 / 0.977; a tick of 64 sessions at 80x256: 0.981 / 0.969. Batch 1, whose
-// tile of 2 panels now reads 4 half streams instead of 2 panels, 15 rounds: 1.03x slower at H = 256 (sequence and
-// step), 1.03x at H = 128, 1.00-1.01x at H = 512, 0.96x at H = 1024 and 0.90x for a step at 256x1024 (faster).
+// 0.976 / 0.979; B = 64, H = 256: 0.974 / 0.977; a tick of 64 sessions at 80x256: 0.981 / 0.969. Batch 1 (tiles of
+// one panel over halves: lstm_step-inl.h, panels_per_tile), 15 and 21 rounds: 0.98-1.04 at I = H = 128-1024, 1 and 2
+// threads, 2 layers and bidirectional, and steps from a state at 256x256 and 256x1024.
 void f32_lstm_step__avx2(const LstmStepArgs& args) { avx2::lstm_step<3, 12>(args); }
 
 // Precision bf16 by widening each weight pair to two float32 vectors: a weight vector and an operand take two
