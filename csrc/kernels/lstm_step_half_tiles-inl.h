@@ -61,12 +61,22 @@ inline void lstm_step_half_tile(const LstmStepArgs& a, const F32Product& recurre
     V first[kRows][2], second[kRows][2];
     half_tile_sums(a, recurrent, panel, 0, row, first);
     half_tile_sums(a, recurrent, panel, 1, row, second);
+    V z[kRows][4];
+    int64_t rows[kRows], panels[kRows];
     for (int r = 0; r < kRows; ++r) {
-        const V z[4] = {first[r][0], first[r][1], second[r][0], second[r][1]};
-        if constexpr (kOptions)
-            finish_cells_with_options(a, z, row + r, panel);
-        else
-            finish_cells(a, z, row + r, panel);
+        z[r][0] = first[r][0];
+        z[r][1] = first[r][1];
+        z[r][2] = second[r][0];
+        z[r][3] = second[r][1];
+        rows[r] = row + r;
+        panels[r] = panel;
+    }
+    if constexpr (kOptions) {
+        for (int r = 0; r < kRows; ++r) finish_cells_with_options(a, z[r], row + r, panel);
+    } else if constexpr (Simd::kFinishCellsTogether) {
+        finish_cells_together(a, z, rows, panels);
+    } else {
+        for (int r = 0; r < kRows; ++r) finish_cells(a, z[r], row + r, panel);
     }
 }
 

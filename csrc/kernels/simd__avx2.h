@@ -22,6 +22,7 @@ struct Simd {
     static constexpr bool kCompactTail = true;
     // lstm_step_half_tiles-inl.h: batches of 4 or more rows in tiles of half a panel, up to 6 rows (12 accumulators),
     // over gate panels in halves (variants.inc: this row's gate halves).
+    static constexpr bool kFinishCellsTogether = true;  // lstm_step-inl.h: finish_cells_together (measured there)
     static constexpr int kHalfTileMaxRows = 6;
     // Lanes [2q, 2q + 2) of v in lanes [0, 2); the other lanes are some of v's.
     template <int kQuarter>

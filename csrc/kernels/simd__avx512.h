@@ -20,6 +20,7 @@ struct Simd {
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
     static constexpr bool kCompactTail = true;
+    static constexpr bool kFinishCellsTogether = false;  // lstm_step-inl.h: finish_cells_together, not measured here
     static constexpr int kHalfTileMaxRows = 0;  // lstm_step_half_tiles-inl.h: none (32 registers hold full tiles)
     // Lanes [4q, 4q + 4) of v in lanes [0, 4); the other lanes are some of v's.
     template <int kQuarter>
