@@ -450,11 +450,9 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
 // only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512;
 // `python -m fastlstm bench --shapes 8x100x256,8x100x512 --threads 1`), each block handed to the tile of exactly its
 // height. Small batches take panels in pairs and two panels per tile (8 accumulator chains even for one row; but see
-// panels_per_tile); larger
-// ones take one panel at a time (measured 5% faster at B = 64 than pairs:
+// panels_per_tile); larger ones take one panel at a time (measured 5% faster at B = 64 than pairs:
 // `python -m fastlstm bench --shapes 64x100x256,64x100x512 --threads 1`) in tall tiles, where each weight load feeds
-// more rows.
-// Where the variant takes half tiles (lstm_step_half_tiles-inl.h; float32 only), the blocks are of up to
+// more rows. Where the variant takes half tiles (lstm_step_half_tiles-inl.h; float32 only), the blocks are of up to
 // Simd::kHalfTileMaxRows rows, and a block of kHalfTileMinRows rows or more takes a half tile.
 template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
 inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
