@@ -20,7 +20,10 @@ struct Simd {
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
     // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
     static constexpr bool kCompactTail = true;
-    static constexpr bool kFinishCellsTogether = false;  // lstm_step-inl.h: finish_cells_together, not measured here
+    // lstm_step-inl.h: finish_cells_together, measured on the Zen 4 and left off: B/A 0.99-1.05 (1.01-1.02 on
+    // most rows) over B = 2-17, H = 65-512, 1 and 2 threads, and a 64-session tick (9 paired rounds,
+    // tools/ab_compare.py), where AVX2 on the Zen 3 gained (simd__avx2.h).
+    static constexpr bool kFinishCellsTogether = false;
     static constexpr int kHalfTileMaxRows = 0;  // lstm_step_half_tiles-inl.h: none (32 registers hold full tiles)
     // Lanes [4q, 4q + 4) of v in lanes [0, 4); the other lanes are some of v's.
     template <int kQuarter>
