@@ -124,7 +124,8 @@ void pack_cell(PackedLstm& lstm, int64_t layer, int64_t direction, const FloatAr
 using LengthArray = py::array_t<int64_t, py::array::c_style>;
 
 FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first, const float* h0, const float* c0,
-                       float* h_n, float* c_n, int threads, const LengthArray* lengths = nullptr) {
+                       float* h_n, float* c_n, int threads, const LengthArray* lengths = nullptr,
+                       fastlstm::ForwardCache* cache = nullptr) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     const int64_t T = batch_first ? x.shape(1) : x.shape(0);
     const int64_t B = batch_first ? x.shape(0) : x.shape(1);
@@ -154,7 +155,7 @@ FloatArray run_forward(const PackedLstm& lstm, const FloatArray& x, bool batch_f
     if (threads < 0) throw py::value_error("_core: threads must be >= 0");
     {
         ReleasedGil release;
-        lstm.forward(args, threads);
+        lstm.forward(args, threads, cache);
     }
     return y;
 }
@@ -179,6 +180,32 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     FloatArray y = run_forward(lstm, x, batch_first, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr,
                                h_n.mutable_data(), c_n.mutable_data(), threads, lengths ? &*lengths : nullptr);
     return {y, h_n, c_n};
+}
+
+// Calls of at most this many rows (steps times batch) keep their scratch in the model's ForwardCache for the next
+// call: in a short call, allocating and zeroing the workspaces is a noticeable part of the time, and what the cache
+// then keeps is at most this many rows of the widest layer's gates and outputs. A longer call allocates its own,
+// which it returns at its end, as before.
+constexpr int64_t kCachedCallRows = 256;
+
+// LSTM.__call__ without a state or lengths, in one C++ call: x (T, B, I), or (B, T, I) when batch_first ->
+// (y, h_n, c_n) from the zero state; None when x is not a plain float32 array of that shape with T, B >= 1, for the
+// Python caller's validating path (which converts x or explains).
+py::object forward_plain(const PackedLstm& lstm, py::handle x_object, bool batch_first, int threads,
+                         fastlstm::ForwardCache& cache) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    if (!is_plain<float>(x_object, 3)) return py::none();
+    const auto x = py::reinterpret_borrow<FloatArray>(x_object);
+    if (x.shape(0) < 1 || x.shape(1) < 1 || x.shape(2) != g.input_size) return py::none();
+    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
+    const int64_t B = batch_first ? x.shape(0) : x.shape(1);
+    const int64_t states = g.num_layers * g.num_directions;
+    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
+    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
+    const bool short_call = x.shape(0) * x.shape(1) <= kCachedCallRows;
+    FloatArray y = run_forward(lstm, x, batch_first, nullptr, nullptr, h_n.mutable_data(), c_n.mutable_data(), threads,
+                               nullptr, short_call ? &cache : nullptr);
+    return py::make_tuple(std::move(y), std::move(h_n), std::move(c_n));
 }
 
 // A PackedSequence's own layout: x is (rows, I) with step t's batch_sizes[t] rows (a non-increasing count) after
@@ -315,6 +342,11 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
              py::arg("c0").noconvert(), py::arg("threads"), py::arg("lengths").noconvert() = py::none(),
              "Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).\n"
              "x is (T, B, I), or (B, T, I) when batch_first.")
+        .def("forward_plain", &forward_plain, py::arg("x"), py::arg("batch_first"), py::arg("threads"),
+             py::arg("cache"),
+             "forward() from the zero state for a plain x: (y, h_n, c_n), or None unless x is C-contiguous, aligned\n"
+             "float32 (T, B, I) (or (B, T, I) when batch_first) with T, B >= 1. Short calls keep their scratch in\n"
+             "`cache`.")
         .def("forward_packed", &forward_packed, py::arg("x").noconvert(), py::arg("batch_sizes").noconvert(),
              py::arg("h0").noconvert(), py::arg("c0").noconvert(), py::arg("threads"),
              "Runs a PackedSequence's rows, x (rows, I) with batch_sizes (T,) and h0, c0 in its rank order, where\n"

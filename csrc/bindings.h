@@ -1,6 +1,7 @@
 // What bindings.cc, the module's entry, takes from the other binding sources.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <chrono>
@@ -56,6 +57,22 @@ class ReleasedGil {
     bool finalizing_at_start_;
     PyThreadState* state_;
 };
+
+// Whether `object` is a C-contiguous, aligned, native-endian NumPy array of T with `ndim` dimensions: field reads
+// only, no conversion (py::array_t's argument conversion costs a NumPy call per argument). The entries that pay for
+// one C++ call (LSTM.__call__'s, Stream.step's, Sessions.step's) take their frames through it.
+template <class T>
+bool is_plain(pybind11::handle object, pybind11::ssize_t ndim) {
+    namespace py = pybind11;
+    constexpr int kPlainFlags = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if (!py::isinstance<py::array>(object)) return false;
+    const auto array = py::reinterpret_borrow<py::array>(object);
+    const py::dtype dtype = array.dtype();
+    // NumPy spells the native byte order '=' (and '|' where it does not apply); '<' or '>' is the other one.
+    const char order = dtype.byteorder();
+    return array.ndim() == ndim && dtype.num() == py::dtype::num_of<T>() &&
+           (array.flags() & kPlainFlags) == kPlainFlags && (order == '=' || order == '|');
+}
 
 // step_bindings.cc: ForwardCache, and the single-step entries of PackedLstm (step_in_place, step_sessions).
 void bind_steps(pybind11::module_& m, pybind11::class_<fastlstm::PackedLstm>& packed_lstm);

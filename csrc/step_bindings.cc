@@ -21,20 +21,6 @@ using fastlstm::StepQueue;
 namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style>;
-constexpr int kPlainFlags = py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
-
-// Whether `object` is a C-contiguous, aligned, native-endian NumPy array of T with `ndim` dimensions: field reads
-// only, no conversion (py::array_t's argument conversion costs a NumPy call per argument).
-template <class T>
-bool is_plain(py::handle object, py::ssize_t ndim) {
-    if (!py::isinstance<py::array>(object)) return false;
-    const auto array = py::reinterpret_borrow<py::array>(object);
-    const py::dtype dtype = array.dtype();
-    // NumPy spells the native byte order '=' (and '|' where it does not apply); '<' or '>' is the other one.
-    const char order = dtype.byteorder();
-    return array.ndim() == ndim && dtype.num() == py::dtype::num_of<T>() &&
-           (array.flags() & kPlainFlags) == kPlainFlags && (order == '=' || order == '|');
-}
 
 // A state array of the caller: plain float32, writeable, of exactly `shape`.
 float* state_data(py::handle object, std::initializer_list<py::ssize_t> shape, const char* name) {

@@ -102,11 +102,11 @@ def test_thread_settings_are_checked_and_applied():
 
 
 class _ThreadsSpy:
-    """Stands in for a core object (PackedLstm, PackedLinear): records the thread count, the argument at
-    ``position``, of every call of its forward methods, and passes every call on."""
+    """Stands in for a core object (PackedLstm, PackedLinear): records the thread count of every call of its
+    forward methods, the argument at ``positions[name]``, and passes every call on."""
 
-    def __init__(self, wrapped, position: int) -> None:
-        self.wrapped, self.position, self.counts = wrapped, position, []
+    def __init__(self, wrapped, positions: dict[str, int]) -> None:
+        self.wrapped, self.positions, self.counts = wrapped, positions, []
 
     def __getattr__(self, name):
         method = getattr(self.wrapped, name)
@@ -114,7 +114,7 @@ class _ThreadsSpy:
             return method
 
         def recorded(*args):
-            self.counts.append(args[self.position])
+            self.counts.append(args[self.positions[name]])
             return method(*args)
 
         return recorded
@@ -128,8 +128,11 @@ def test_every_call_hands_the_core_the_same_thread_count(rng, setting):
     lstm = fastlstm.LSTM(4, 8, seed=0, threads=3 if setting in ("model", "call") else None)
     model = fastlstm.SequenceModel(lstm, rng.standard_normal((5, 8)))
     stream = lstm.stream(2)
-    lstm._packed = packed = _ThreadsSpy(lstm._packed, position=4)  # forward(x, batch_first, h, c, threads, ...)
-    model._head = head = _ThreadsSpy(model._head, position=2)  # forward(x, softmax, threads)
+    # forward(x, batch_first, h, c, threads, ...) and forward_in_place likewise; forward_plain(x, batch_first,
+    # threads, cache), the model call's one-C++-call path
+    positions = {"forward": 4, "forward_in_place": 4, "forward_plain": 2}
+    lstm._packed = packed = _ThreadsSpy(lstm._packed, positions)
+    model._head = head = _ThreadsSpy(model._head, {"forward": 2})  # forward(x, softmax, threads)
     call = {"threads": 1} if setting == "call" else {}
     x = rng.standard_normal((3, 2, 4)).astype(np.float32)
     fastlstm.set_num_threads(None if setting == "automatic" else 2)

@@ -78,6 +78,12 @@ class PackedLstm:
     ) -> tuple[_Floats, _Floats, _Floats]:
         """Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).
         x is (T, B, I), or (B, T, I) when batch_first."""
+    def forward_plain(
+        self, x: object, batch_first: bool, threads: int, cache: ForwardCache
+    ) -> tuple[_Floats, _Floats, _Floats] | None:
+        """forward() from the zero state for a plain x: (y, h_n, c_n), or None unless x is C-contiguous, aligned
+        float32 (T, B, I) (or (B, T, I) when batch_first) with T, B >= 1. Short calls keep their scratch in
+        `cache`."""
     def forward_packed(
         self,
         x: _Floats,

@@ -10,6 +10,7 @@ from ._isa import active_isa
 from ._module import LSTMBase
 from ._sessions import Sessions
 from ._stream import Stream
+from ._threads import call_threads
 from .interop.onnx_export import OPSET as ONNX_OPSET
 
 _DTYPE_POLICY = """
@@ -97,6 +98,21 @@ class LSTM(LSTMBase):
                 input_forget=self.input_forget,
             )
         self._packed = packed
+        self._cache = _core.ForwardCache()  # the scratch of short calls, kept from one call to the next
+
+    def __call__(self, x, state=None, *, lengths=None, threads=None):
+        # The fast path (no state, no lengths): one C++ call, which takes x as it is when it is C-contiguous, aligned
+        # float32 (T, N, input_size) (or batch-first) and returns None otherwise, for the validating path of
+        # LSTMBase.__call__ (which converts x or explains). The same results either way.
+        if state is None and lengths is None:
+            result = self._packed.forward_plain(x, self.batch_first, call_threads(threads, self.threads), self._cache)
+            if result is not None:
+                y, h_n, c_n = result
+                return y, (h_n, c_n)
+        return super().__call__(x, state, lengths=lengths, threads=threads)
+
+    __call__.__doc__ = LSTMBase.__call__.__doc__
+    forward = __call__
 
     @property
     def isa(self) -> str:

@@ -1,0 +1,100 @@
+"""The model call's one-C++-call path: a plain float32 x with no state and no lengths goes straight to the core,
+which keeps the scratch of short calls (at most 256 rows, steps times batch) in the model for its next call. Every
+other input takes the validating path. Both must give the same bits, and the kept scratch must never leak one
+call's shape or values into another's."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import fastlstm
+
+
+def _fresh_call(model, x, threads):
+    """The same call on a deep copy of the model: packed anew, with nothing kept from earlier calls."""
+    output, (h_n, c_n) = copy.deepcopy(model)(x, threads=threads)
+    return output, h_n, c_n
+
+
+def _assert_same(result, expected):
+    for got, want in zip(result, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_every_input_form_gives_the_plain_float32_bits(isa, rng, batch_first):
+    model = fastlstm.LSTM(6, 9, 2, batch_first=batch_first, seed=1)
+    x = rng.standard_normal((5, 3, 6))
+    forms = [
+        x.astype(np.float32),  # the one-call path
+        x,  # float64
+        np.asfortranarray(x.astype(np.float32)),  # not C-contiguous
+        x.astype(np.float32).astype(">f4"),  # the other byte order
+        np.frombuffer(b"\0" + x.astype(np.float32).tobytes(), np.float32, offset=1).reshape(5, 3, 6),  # misaligned
+        x.astype(np.float32).tolist(),
+    ]
+    results = []
+    for form in forms:
+        output, (h_n, c_n) = model(form)
+        results.append((output, h_n, c_n))
+    for result in results[1:]:
+        _assert_same(result, results[0])
+    # The validating path with an explicit zero state, and the model's forward, give the same bits too.
+    batch = 5 if batch_first else 3
+    state = (np.zeros((2, batch, 9), np.float32), np.zeros((2, batch, 9), np.float32))
+    output, (h_n, c_n) = model(x.astype(np.float32), state)
+    _assert_same((output, h_n, c_n), results[0])
+    output, (h_n, c_n) = model.forward(x.astype(np.float32))
+    _assert_same((output, h_n, c_n), results[0])
+
+
+def test_refusals_are_those_of_the_validating_path():
+    model = fastlstm.LSTM(6, 9)
+    with pytest.raises(ValueError, match=r"x: expected 6 features on the last axis \(input_size=6\), got shape"):
+        model(np.zeros((4, 2, 7), np.float32))
+    with pytest.raises(ValueError, match=r"x: expected a 3-D array \(T, N, I\) or a 2-D unbatched array"):
+        model(np.zeros((4, 2, 6, 1), np.float32))
+    with pytest.raises(TypeError, match="x: expected a real numeric array"):
+        model(np.zeros((4, 2, 6), np.complex64))
+    with pytest.raises(ValueError, match="threads: expected an int >= 1, got 0"):
+        model(np.zeros((4, 2, 6), np.float32), threads=0)
+
+
+# (steps, batch) in the order called: the plan changes with the batch (look-ahead at 1, fused steps from 3 rows),
+# with T = 1, and past 256 rows (a call that keeps nothing), and the calls return to earlier shapes after others.
+CALLS = [(1, 1), (40, 1), (1, 1), (7, 3), (40, 2), (300, 1), (40, 1), (9, 33), (1, 5), (7, 3), (200, 3), (40, 1)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_calls_of_changing_shapes_equal_fresh_calls_bitwise(isa, rng, threads):
+    """Each call equals the same call on a freshly packed copy, whatever the calls before it left in the scratch:
+    a kept workspace of another shape would be caught here, and so would state carried over between calls."""
+    for hidden, layers in ((17, 2), (64, 1)):
+        model = fastlstm.LSTM(11, hidden, layers, seed=hidden)
+        for steps, batch in CALLS:
+            x = rng.standard_normal((steps, batch, 11)).astype(np.float32)
+            output, (h_n, c_n) = model(x, threads=threads)
+            _assert_same((output, h_n, c_n), _fresh_call(model, x, threads))
+
+
+def test_repeated_calls_are_bitwise_the_same(isa, rng):
+    """The kept scratch alternates the order of a step's panels from one call to the next (for the cache), which
+    must not change a bit: ten calls in a row, each compared with the first."""
+    model = fastlstm.LSTM(20, 50, 2, bidirectional=True, seed=5)
+    x = rng.standard_normal((12, 2, 20)).astype(np.float32)
+    first = model(x)
+    for _ in range(10):
+        output, (h_n, c_n) = model(x)
+        _assert_same((output, h_n, c_n), (first[0], *first[1]))
+
+
+def test_new_weights_take_effect_in_the_next_call(rng):
+    model = fastlstm.LSTM(5, 8, seed=1)
+    x = rng.standard_normal((3, 2, 5)).astype(np.float32)
+    model(x)
+    other = fastlstm.LSTM(5, 8, seed=2)
+    model.load_state_dict(other.state_dict())
+    _assert_same(model(x)[0:1], other(x)[0:1])
