@@ -8,7 +8,8 @@
 // registers or on the stack while the second half runs; then the cells are finished as in lstm_step_tile. Each
 // element is still one chain (its start, the fused input's k ascending, then the recurrent k ascending), so the sums
 // are bitwise those of lstm_step_tile, whatever the tile.
-// Included by lstm_step-inl.h after the cell finishes, which this file uses.
+// Included by lstm_step-inl.h after the products and the cell finishes (lstm_cell_finish-inl.h), which this file
+// uses.
 
 #pragma once
 
