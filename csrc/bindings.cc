@@ -165,6 +165,23 @@ void require_input(const PackedLstm& lstm, const FloatArray& x) {
         throw py::value_error("_core: x has the wrong shape");
 }
 
+// (y, h_n, c_n) of a checked x from the checked states h0, c0 (null: zeros), in new arrays: what forward() and
+// forward_plain() share.
+std::tuple<FloatArray, FloatArray, FloatArray> forward_with_new_states(const PackedLstm& lstm, const FloatArray& x,
+                                                                       bool batch_first, const float* h0,
+                                                                       const float* c0, int threads,
+                                                                       const LengthArray* lengths,
+                                                                       fastlstm::ForwardCache* cache) {
+    const fastlstm::LstmGeometry& g = lstm.geometry();
+    const int64_t B = batch_first ? x.shape(0) : x.shape(1);
+    const int64_t states = g.num_layers * g.num_directions;
+    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
+    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
+    FloatArray y =
+        run_forward(lstm, x, batch_first, h0, c0, h_n.mutable_data(), c_n.mutable_data(), threads, lengths, cache);
+    return {y, h_n, c_n};
+}
+
 std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, const FloatArray& x, bool batch_first,
                                                        const std::optional<FloatArray>& h0,
                                                        const std::optional<FloatArray>& c0, int threads,
@@ -175,11 +192,8 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
     const int64_t states = g.num_layers * g.num_directions;
     if (h0) require_shape(*h0, {states, B, g.output_size()}, "h0");
     if (c0) require_shape(*c0, {states, B, g.hidden_size}, "c0");
-    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
-    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
-    FloatArray y = run_forward(lstm, x, batch_first, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr,
-                               h_n.mutable_data(), c_n.mutable_data(), threads, lengths ? &*lengths : nullptr);
-    return {y, h_n, c_n};
+    return forward_with_new_states(lstm, x, batch_first, h0 ? h0->data() : nullptr, c0 ? c0->data() : nullptr, threads,
+                                   lengths ? &*lengths : nullptr, nullptr);
 }
 
 // Calls of at most this many rows (steps times batch) keep their scratch in the model's ForwardCache for the next
@@ -197,14 +211,9 @@ py::object forward_plain(const PackedLstm& lstm, py::handle x_object, bool batch
     if (!is_plain<float>(x_object, 3)) return py::none();
     const auto x = py::reinterpret_borrow<FloatArray>(x_object);
     if (x.shape(0) < 1 || x.shape(1) < 1 || x.shape(2) != g.input_size) return py::none();
-    if (threads < 0) throw py::value_error("_core: threads must be >= 0");
-    const int64_t B = batch_first ? x.shape(0) : x.shape(1);
-    const int64_t states = g.num_layers * g.num_directions;
-    FloatArray h_n(std::vector<py::ssize_t>{states, B, g.output_size()});
-    FloatArray c_n(std::vector<py::ssize_t>{states, B, g.hidden_size});
     const bool short_call = x.shape(0) * x.shape(1) <= kCachedCallRows;
-    FloatArray y = run_forward(lstm, x, batch_first, nullptr, nullptr, h_n.mutable_data(), c_n.mutable_data(), threads,
-                               nullptr, short_call ? &cache : nullptr);
+    auto [y, h_n, c_n] = forward_with_new_states(lstm, x, batch_first, nullptr, nullptr, threads, nullptr,
+                                                 short_call ? &cache : nullptr);
     return py::make_tuple(std::move(y), std::move(h_n), std::move(c_n));
 }
 
