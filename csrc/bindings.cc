@@ -202,18 +202,33 @@ std::tuple<FloatArray, FloatArray, FloatArray> forward(const PackedLstm& lstm, c
 // which it returns at its end, as before.
 constexpr int64_t kCachedCallRows = 256;
 
-// LSTM.__call__ without a state or lengths, in one C++ call: x (T, B, I), or (B, T, I) when batch_first ->
-// (y, h_n, c_n) from the zero state; None when x is not a plain float32 array of that shape with T, B >= 1, for the
-// Python caller's validating path (which converts x or explains).
+// LSTM.__call__ without lengths, in one C++ call: x (T, B, I), or (B, T, I) when batch_first, from the state
+// (h0, c0) or from zeros (both None) -> (y, h_n, c_n); None when x is not a plain float32 array of that shape with
+// T, B >= 1, or a state is given that is not two plain float32 arrays of shapes (layers * directions, B, output
+// size) and (layers * directions, B, hidden size), for the Python caller's validating path (which converts them or
+// explains).
 py::object forward_plain(const PackedLstm& lstm, py::handle x_object, bool batch_first, int threads,
-                         fastlstm::ForwardCache& cache) {
+                         fastlstm::ForwardCache& cache, py::handle h0_object, py::handle c0_object) {
     const fastlstm::LstmGeometry& g = lstm.geometry();
     if (!is_plain<float>(x_object, 3)) return py::none();
     const auto x = py::reinterpret_borrow<FloatArray>(x_object);
     if (x.shape(0) < 1 || x.shape(1) < 1 || x.shape(2) != g.input_size) return py::none();
+    const float *h0 = nullptr, *c0 = nullptr;
+    if (!h0_object.is_none() || !c0_object.is_none()) {
+        if (!is_plain<float>(h0_object, 3) || !is_plain<float>(c0_object, 3)) return py::none();
+        const auto h0_array = py::reinterpret_borrow<FloatArray>(h0_object);
+        const auto c0_array = py::reinterpret_borrow<FloatArray>(c0_object);
+        const int64_t states = g.num_layers * g.num_directions, B = batch_first ? x.shape(0) : x.shape(1);
+        const auto has_shape = [&](const FloatArray& array, int64_t size) {
+            return array.shape(0) == states && array.shape(1) == B && array.shape(2) == size;
+        };
+        if (!has_shape(h0_array, g.output_size()) || !has_shape(c0_array, g.hidden_size)) return py::none();
+        h0 = h0_array.data();
+        c0 = c0_array.data();
+    }
     const bool short_call = x.shape(0) * x.shape(1) <= kCachedCallRows;
-    auto [y, h_n, c_n] = forward_with_new_states(lstm, x, batch_first, nullptr, nullptr, threads, nullptr,
-                                                 short_call ? &cache : nullptr);
+    auto [y, h_n, c_n] =
+        forward_with_new_states(lstm, x, batch_first, h0, c0, threads, nullptr, short_call ? &cache : nullptr);
     return py::make_tuple(std::move(y), std::move(h_n), std::move(c_n));
 }
 
@@ -352,16 +367,17 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
              "Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).\n"
              "x is (T, B, I), or (B, T, I) when batch_first.")
         .def("forward_plain", &forward_plain, py::arg("x"), py::arg("batch_first"), py::arg("threads"),
-             py::arg("cache"),
-             "forward() from the zero state for a plain x: (y, h_n, c_n), or None unless x is C-contiguous, aligned\n"
-             "float32 (T, B, I) (or (B, T, I) when batch_first) with T, B >= 1. Short calls keep their scratch in\n"
-             "`cache`.")
+             py::arg("cache"), py::arg("h0") = py::none(), py::arg("c0") = py::none(),
+             "forward() for a plain x, from (h0, c0) or from zeros (both None): (y, h_n, c_n), or None unless x is\n"
+             "C-contiguous, aligned float32 (T, B, I) (or (B, T, I) when batch_first) with T, B >= 1 and h0, c0 are\n"
+             "None or such arrays of shapes (layers * directions, B, output size), (layers * directions, B, hidden\n"
+             "size). Short calls keep their scratch in `cache`.")
         .def("forward_packed", &forward_packed, py::arg("x").noconvert(), py::arg("batch_sizes").noconvert(),
              py::arg("h0").noconvert(), py::arg("c0").noconvert(), py::arg("threads"),
              "Runs a PackedSequence's rows, x (rows, I) with batch_sizes (T,) and h0, c0 in its rank order, where\n"
              "they are; returns (y (rows, directions * output_size), h_n, c_n), the states in rank order.")
         .def("automatic_threads", &PackedLstm::automatic_threads, py::arg("steps"), py::arg("batch"),
-             "The number of threads forward() uses with threads=0.");
+             py::arg("initial_state"), "The number of threads forward() uses with threads=0 (with h0 or without).");
 }
 
 // Kernels and roundings of the core, exposed one by one so that tests can compare them with exact references.

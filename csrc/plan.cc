@@ -52,6 +52,19 @@ constexpr int64_t kFusedPairMaxInputBytes = int64_t{1} << 18;
 // (`python -m fastlstm bench --shapes 1x100x32,1x100x64,16x100x32 --threads 1,2`).
 constexpr int64_t kMinStepWorkPerThread = int64_t{1} << 13;
 
+// And each thread of an automatic team gets at least this many multiply-adds over the whole call (input and
+// recurrent, every step, layer and direction; a call without an initial state has no recurrent product at its first
+// step): a team also costs once per call, to hand the call to its workers and to wait for them, about 0.4 us on the
+// Zen 4 and up to 3 us in the spells when its host puts the two CPUs far apart. One step (a stream's or a pool's
+// step, a call of T = 1) pays it in full. Measured on the Zen 4 at T = 1, a process per count or build, medians of
+// 3-7 (`tools/ab_compare.py` holds thread counts fixed):
+//   1 vs 2 threads, no state: B = 1, H = 64 (16384 here): 2.11 vs 2.55 us; H = 80: 2.44 vs 4.85; H = 96: 2.89 vs
+//   5.26; bidirectional, H = 64: 2.93 vs 6.43; 2 layers of H = 64: 2.95 vs 3.25; B = 4, H = 32: 1.89 vs 3.79;
+//   where the team pays: bidirectional, H = 128 (131072): 7.01 vs 5.48; B = 16, H = 48 (147456): 5.61 vs 4.16;
+//   a stream's step at B = 1, this rule (1 thread below 65536) against 2 threads: H = 64 (32768): 0.95; H = 80
+//   (51200): 1.05; B = 4, H = 32 (32768): 0.48; and at 2 threads for H = 96 (73728): 1 thread took 1.19x as long.
+constexpr int64_t kMinCallWorkPerThread = int64_t{1} << 15;
+
 // The batch is split when every member gets at least kBatchSplitMinRows rows and the recurrent weights take at most
 // kBatchSplitMaxRecurrentBytes (then all the weights, input and recurrent, fit in a core's L2 with room to spare, and
 // the members never wait for each other). Otherwise the team splits the hidden units (and the directions), so that
@@ -184,21 +197,34 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     return workspace;
 }
 
-int PackedLstm::automatic_threads(int64_t steps, int64_t batch) const {
+int PackedLstm::automatic_threads(int64_t steps, int64_t batch, bool initial_state) const {
     const int64_t hardware = hardware_threads();
     const LstmGeometry& g = geometry_;
     if (steps == 0 || batch == 0) return 1;
-    // The two directions of a layer need no barrier between them, so they always get a thread each.
+    // The two directions of a layer need no barrier between them, so they get a thread each, unless the whole call
+    // is too short for a team.
     const int64_t step_work = batch * 4 * g.hidden_size * g.output_size();
-    const int64_t by_work = std::max<int64_t>(1, step_work / kMinStepWorkPerThread) * (g.num_directions == 2 ? 2 : 1);
-    return static_cast<int>(std::min(hardware, std::max<int64_t>(by_work, g.num_directions)));
+    const int64_t by_step = std::max<int64_t>(1, step_work / kMinStepWorkPerThread) * (g.num_directions == 2 ? 2 : 1);
+    // In double: the product can pass int64 for absurd sizes, and only its order matters here.
+    double input_depth = 0;
+    for (int64_t layer = 0; layer < g.num_layers; ++layer)
+        input_depth += static_cast<double>(g.layer_input_size(layer));
+    const double recurrent_steps = static_cast<double>(initial_state ? steps : steps - 1);
+    const double call_work = static_cast<double>(batch) * 4 * static_cast<double>(g.hidden_size) * g.num_directions *
+                             (static_cast<double>(steps) * input_depth +
+                              recurrent_steps * static_cast<double>(g.num_layers * g.output_size()));
+    const int64_t by_call = call_work >= static_cast<double>(hardware * kMinCallWorkPerThread)
+                                ? hardware
+                                : std::max<int64_t>(1, static_cast<int64_t>(call_work) / kMinCallWorkPerThread);
+    return static_cast<int>(std::min({hardware, std::max<int64_t>(by_step, g.num_directions), by_call}));
 }
 
 PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int threads) const {
     const LstmGeometry& g = geometry_;
     ForwardPlan plan;
     // More threads than cores would make every barrier wait for a descheduled thread.
-    plan.threads = threads <= 0 ? automatic_threads(args.steps, args.batch) : std::min(threads, hardware_threads());
+    plan.threads = threads <= 0 ? automatic_threads(args.steps, args.batch, args.h0 != nullptr)
+                                : std::min(threads, hardware_threads());
     // Packed rows (variable lengths) change the batch from step to step: always split the hidden units there.
     plan.packed_rows = args.step_offsets != nullptr;
     const int64_t recurrent_bytes = 4 * weight_bytes() * g.hidden_size * g.output_size();

@@ -1,7 +1,7 @@
-"""The model call's one-C++-call path: a plain float32 x with no state and no lengths goes straight to the core,
-which keeps the scratch of short calls (at most 256 rows, steps times batch) in the model for its next call. Every
-other input takes the validating path. Both must give the same bits, and the kept scratch must never leak one
-call's shape or values into another's."""
+"""The model call's one-C++-call path: a plain float32 x without lengths, and no state or a tuple of two plain
+float32 arrays of the batched state shapes, goes straight to the core, which keeps the scratch of short calls (at
+most 256 rows, steps times batch) in the model for its next call. Every other input takes the validating path. Both
+must give the same bits, and the kept scratch must never leak one call's shape or values into another's."""
 
 from __future__ import annotations
 
@@ -42,13 +42,83 @@ def test_every_input_form_gives_the_plain_float32_bits(isa, rng, batch_first):
         results.append((output, h_n, c_n))
     for result in results[1:]:
         _assert_same(result, results[0])
-    # The validating path with an explicit zero state, and the model's forward, give the same bits too.
+    # An explicit zero state (the one-call path too), and the model's forward, give the same bits.
     batch = 5 if batch_first else 3
     state = (np.zeros((2, batch, 9), np.float32), np.zeros((2, batch, 9), np.float32))
     output, (h_n, c_n) = model(x.astype(np.float32), state)
     _assert_same((output, h_n, c_n), results[0])
     output, (h_n, c_n) = model.forward(x.astype(np.float32))
     _assert_same((output, h_n, c_n), results[0])
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_call_from_a_state_continues_the_sequence_bitwise(isa, rng, batch_first, threads):
+    # Two calls, the second from the first's final state, give the bits of one call over the whole sequence: the
+    # state is read, and read where it lies.
+    model = fastlstm.LSTM(5, 7, 2, batch_first=batch_first, seed=3)
+    x = rng.standard_normal((9, 3, 5)).astype(np.float32)
+    if batch_first:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))
+    first, second = (x[:, :4], x[:, 4:]) if batch_first else (x[:4], x[4:])
+    whole, (h_n, c_n) = model(x, threads=threads)
+    head, state = model(np.ascontiguousarray(first), threads=threads)
+    tail, (h_end, c_end) = model(np.ascontiguousarray(second), state, threads=threads)
+    _assert_same((np.concatenate([head, tail], axis=1 if batch_first else 0), h_end, c_end), (whole, h_n, c_n))
+
+
+def test_every_state_form_gives_the_plain_float32_bits(isa, rng):
+    model = fastlstm.LSTM(6, 9, 2, seed=1)
+    x = rng.standard_normal((4, 3, 6)).astype(np.float32)
+    h0, c0 = rng.standard_normal((2, 2, 3, 9))
+    plain = (h0.astype(np.float32), c0.astype(np.float32))
+
+    def misaligned(a):
+        return np.frombuffer(b"\0" + a.astype(np.float32).tobytes(), np.float32, offset=1).reshape(a.shape)
+
+    forms = [
+        plain,  # the one-call path
+        list(plain),  # a list: the validating path
+        (h0, c0),  # float64
+        (np.asfortranarray(plain[0]), plain[1]),  # not C-contiguous
+        (plain[0], plain[1].astype(">f4")),  # the other byte order
+        (misaligned(h0), plain[1]),
+        (h0.tolist(), c0.tolist()),
+    ]
+    results = [model(x, form) for form in forms]
+    for output, (h_n, c_n) in results[1:]:
+        _assert_same((output, h_n, c_n), (results[0][0], *results[0][1]))
+    # Not the zero state's bits: the state was used.
+    assert not np.array_equal(results[0][0], model(x)[0])
+
+
+def test_a_plain_state_takes_one_call(monkeypatch, rng):
+    model = fastlstm.LSTM(6, 9, seed=1)
+    x = rng.standard_normal((4, 3, 6)).astype(np.float32)
+    state = tuple(rng.standard_normal((2, 1, 3, 9)).astype(np.float32))
+    expected = model(x, list(state))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the validating path ran")
+
+    monkeypatch.setattr(fastlstm._module.LSTMBase, "__call__", refuse)
+    output, (h_n, c_n) = model(x, state)
+    _assert_same((output, h_n, c_n), (expected[0], *expected[1]))
+    with pytest.raises(AssertionError, match="the validating path ran"):
+        model(x, list(state))
+
+
+def test_state_refusals_are_those_of_the_validating_path():
+    model = fastlstm.LSTM(6, 9)
+    x = np.zeros((4, 2, 6), np.float32)
+    with pytest.raises(TypeError, match=r"state\[0\] \(h0\): expected a real numeric array"):
+        model(x, (None, None))
+    with pytest.raises(ValueError, match=r"state\[0\] \(h0\): expected shape \(1, 2, 9\) .* got \(1, 3, 9\)"):
+        model(x, (np.zeros((1, 3, 9), np.float32), np.zeros((1, 2, 9), np.float32)))
+    with pytest.raises(ValueError, match=r"state\[1\] \(c0\): expected shape \(1, 2, 9\) .* got \(1, 2, 8\)"):
+        model(x, (np.zeros((1, 2, 9), np.float32), np.zeros((1, 2, 8), np.float32)))
+    with pytest.raises(TypeError, match=r"state: expected a pair \(h0, c0\)"):
+        model(x, (np.zeros((1, 2, 9), np.float32),))
 
 
 def test_refusals_are_those_of_the_validating_path():

@@ -4,6 +4,8 @@ and a row's result does not depend on the other rows of its batch."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -159,6 +161,47 @@ def test_automatic_threads_follow_problem_size():
     assert large.automatic_threads(steps=0, batch=1) == 1
     assert large.automatic_threads(steps=100, batch=1) == min(cores, 128)
     assert bidirectional.automatic_threads(steps=100, batch=1) == min(cores, 2)
+
+
+def test_automatic_threads_keep_short_calls_on_one_thread():
+    # A team also costs once per call: at least 2^15 multiply-adds per thread over the call (input and recurrent;
+    # none recurrent at the first step without an initial state), or the call runs on fewer threads.
+    cores = os.cpu_count()
+    medium = fastlstm.LSTM(64, 64)  # 4 * 64 * 64 = 16384 multiply-adds per row, input or recurrent
+    wide = fastlstm.LSTM(128, 128)  # 65536
+    bidirectional = fastlstm.LSTM(16, 16, bidirectional=True)
+    assert medium.automatic_threads(steps=1, batch=1) == 1  # 16384
+    assert medium.automatic_threads(steps=1, batch=1, initial_state=True) == 1  # 32768: a stream's step
+    assert medium.automatic_threads(steps=3, batch=1) == min(cores, 2)  # 3 * 16384 + 2 * 16384 = 81920
+    assert medium.automatic_threads(steps=1, batch=4) == min(cores, 2)  # 65536
+    assert wide.automatic_threads(steps=1, batch=1) == min(cores, 2)
+    assert bidirectional.automatic_threads(steps=1, batch=1, initial_state=True) == 1  # 2 directions x 2048
+    assert bidirectional.automatic_threads(steps=16, batch=1, initial_state=True) == min(cores, 2)  # 65536
+
+
+_THREADS_STARTED_BY_CALLS = """
+import os, numpy as np, fastlstm
+def threads():
+    return len(os.listdir("/proc/self/task"))
+model = fastlstm.LSTM(64, 64)
+x = np.ones((100, 1, 64), np.float32)
+start = threads()
+model(x[:1])
+model.stream(1).step(x[0])
+short = threads() - start
+model(x)
+print(short, threads() - start)
+"""
+
+
+@pytest.mark.skipif(os.cpu_count() < 2 or not os.path.isdir("/proc/self/task"), reason="needs 2 CPUs and /proc")
+def test_short_calls_start_no_worker_and_a_long_one_does():
+    # The core takes the rule, not only the Python query: in a fresh process, a one-step call and a stream's step
+    # of a small model start no worker thread of the pool (workers start on a team's first use), a 100-step call does.
+    result = subprocess.run(
+        [sys.executable, "-c", _THREADS_STARTED_BY_CALLS], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.split() == ["0", "1"]
 
 
 # Batch 1 runs the look-ahead step, which computes the input projection of the next 8 steps while it steps (the
@@ -415,9 +458,6 @@ def test_bitwise_identical_when_other_processes_hold_the_cores(rng):
     # A process spinning on every core: the pool's workers then often start late or not at all, so the calls take
     # every path of the team (a fixed team run alone when its worker has not started, directions taken by whichever
     # thread is free, a late worker finding nothing left): the results must not change.
-    import subprocess
-    import sys
-
     models = [
         fastlstm.LSTM(17, 64, 2, bidirectional=True, seed=5),  # directions as pieces
         fastlstm.LSTM(33, 255, 1, seed=5),  # a fixed team splitting the hidden units

@@ -79,11 +79,18 @@ class PackedLstm:
         """Runs the sequence on up to `threads` threads (0: automatic); returns (y, h_n, c_n).
         x is (T, B, I), or (B, T, I) when batch_first."""
     def forward_plain(
-        self, x: object, batch_first: bool, threads: int, cache: ForwardCache
+        self,
+        x: object,
+        batch_first: bool,
+        threads: int,
+        cache: ForwardCache,
+        h0: object = None,
+        c0: object = None,
     ) -> tuple[_Floats, _Floats, _Floats] | None:
-        """forward() from the zero state for a plain x: (y, h_n, c_n), or None unless x is C-contiguous, aligned
-        float32 (T, B, I) (or (B, T, I) when batch_first) with T, B >= 1. Short calls keep their scratch in
-        `cache`."""
+        """forward() for a plain x, from (h0, c0) or from zeros (both None): (y, h_n, c_n), or None unless x is
+        C-contiguous, aligned float32 (T, B, I) (or (B, T, I) when batch_first) with T, B >= 1 and h0, c0 are
+        None or such arrays of shapes (layers * directions, B, output size), (layers * directions, B, hidden
+        size). Short calls keep their scratch in `cache`."""
     def forward_packed(
         self,
         x: _Floats,
@@ -94,8 +101,8 @@ class PackedLstm:
     ) -> tuple[_Floats, _Floats, _Floats]:
         """Runs a PackedSequence's rows, x (rows, I) with batch_sizes (T,) and h0, c0 in its rank order, where
         they are; returns (y (rows, directions * output_size), h_n, c_n), the states in rank order."""
-    def automatic_threads(self, steps: int, batch: int) -> int:
-        """The number of threads forward() uses with threads=0."""
+    def automatic_threads(self, steps: int, batch: int, initial_state: bool) -> int:
+        """The number of threads forward() uses with threads=0 (with h0 or without)."""
     def step_in_place(self, x: object, h: _Floats, c: _Floats, threads: int, cache: ForwardCache) -> _Floats | None:
         """One step of x (B, I) from the state (h, c), updated in place; None unless x is C-contiguous, aligned
         float32 of that shape."""

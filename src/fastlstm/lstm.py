@@ -101,11 +101,20 @@ class LSTM(LSTMBase):
         self._cache = _core.ForwardCache()  # the scratch of short calls, kept from one call to the next
 
     def __call__(self, x, state=None, *, lengths=None, threads=None):
-        # The fast path (no state, no lengths): one C++ call, which takes x as it is when it is C-contiguous, aligned
-        # float32 (T, N, input_size) (or batch-first) and returns None otherwise, for the validating path of
-        # LSTMBase.__call__ (which converts x or explains). The same results either way.
-        if state is None and lengths is None:
-            result = self._packed.forward_plain(x, self.batch_first, call_threads(threads, self.threads), self._cache)
+        # The fast path (no lengths; no state, or a pair of arrays): one C++ call, which takes x and the state as
+        # they are when they are C-contiguous, aligned float32 of the batched shapes (x (T, N, input_size) or
+        # batch-first) and returns None otherwise, for the validating path of LSTMBase.__call__ (which converts them
+        # or explains). The same results either way.
+        if lengths is None:
+            if state is None:
+                h0 = c0 = None
+            elif type(state) is tuple and len(state) == 2 and state[0] is not None and state[1] is not None:
+                h0, c0 = state
+            else:
+                return super().__call__(x, state, lengths=lengths, threads=threads)
+            result = self._packed.forward_plain(
+                x, self.batch_first, call_threads(threads, self.threads), self._cache, h0, c0
+            )
             if result is not None:
                 y, h_n, c_n = result
                 return y, (h_n, c_n)
@@ -122,9 +131,10 @@ class LSTM(LSTMBase):
     def _run(self, x, batch_first, h0, c0, threads, lengths=None):
         return self._packed.forward(x, batch_first, h0, c0, threads, lengths)
 
-    def automatic_threads(self, steps: int, batch: int) -> int:
-        """The thread count a call with ``steps`` steps and ``batch`` rows uses when no count is set."""
-        return self._packed.automatic_threads(steps, batch)
+    def automatic_threads(self, steps: int, batch: int, initial_state: bool = False) -> int:
+        """The thread count a call with ``steps`` steps and ``batch`` rows, from a given state or not, uses when no
+        count is set (a stream's step is a call of one step from its state)."""
+        return self._packed.automatic_threads(steps, batch, initial_state)
 
     def stream(self, batch_size: int) -> Stream:
         """A ``fastlstm.Stream``: the state of ``batch_size`` sequences kept between calls, starting from zeros, for

@@ -128,8 +128,8 @@ class PackedLstm {
     // of the same step alone (a row's arithmetic never depends on its batch).
     void step_rows(const RowStepArgs& args, int threads, ForwardCache* cache) const;
 
-    // The number of threads forward() uses for `threads` = 0 on this problem.
-    int automatic_threads(int64_t steps, int64_t batch) const;
+    // The number of threads forward() uses for `threads` = 0 on this problem (with h0 given or not).
+    int automatic_threads(int64_t steps, int64_t batch, bool initial_state) const;
 
     const LstmGeometry& geometry() const { return geometry_; }
     const KernelSet& kernels() const { return kernels_; }
