@@ -8,6 +8,8 @@ first ``fastlstm.torch.LSTM`` of a process sets it, and dynamo then traces our f
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -135,3 +137,23 @@ def test_export_gives_one_operator_and_runs():
     with torch.inference_mode():
         ours, eager = exported.module()(x), module(x)
     assert torch.equal(ours[0], eager[0]) and torch.equal(ours[1][0], eager[1][0])
+
+
+_FIRST_KEY = """
+import sys, torch, fastlstm.torch
+proj_size = int(sys.argv[1])
+print(fastlstm.torch.optimize(torch.nn.LSTM(9, 17, 2, bidirectional=True, proj_size=proj_size))._fastlstm_key)
+"""
+
+
+def test_graphs_of_different_models_never_share_a_key_across_processes():
+    # A traced graph holds the module's key as a constant, and inductor caches compiled graphs on disk for every
+    # process of the user: the first module of two processes, of different output sizes, once had the same key, and
+    # a graph cached by one run failed the other's output-shape check (seen in the sanitizer run). The keys of
+    # different geometries differ; the same geometry in the same place keeps its key, and its cache.
+    def first_key(proj_size):
+        command = [sys.executable, "-c", _FIRST_KEY, str(proj_size)]
+        return int(subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout)
+
+    assert first_key(5) != first_key(0)
+    assert first_key(5) == first_key(5)

@@ -3,7 +3,10 @@ PackedSequence's rows), registered with ``torch.library.custom_op`` and a fake i
 ``torch.compile(fullgraph=True)`` and ``torch.export`` see one opaque operator each.
 
 A packed model is no tensor and cannot be an operator's argument: each ``fastlstm.torch`` module registers itself
-under an int key (weakly: the registry never keeps a module alive), and the operators take the key. The real
+under an int key (weakly: the registry never keeps a module alive), and the operators take the key. The key is a
+constant of a traced graph, and inductor's graph cache lives on disk, shared by every process of a user: it holds
+a fingerprint of the module's geometry besides a count, so that a graph cached by another process for a different
+model (with the same count there) never matches, and never lends this one its output shapes. The real
 implementation asks the module for its current packed weights (repacked there when a parameter changed, so that a
 compiled or exported graph never computes with stale weights) and runs the core on the tensors' own memory:
 ``Tensor.numpy()`` and ``torch.from_numpy`` share it, so a contiguous float32 input is never copied.
@@ -11,6 +14,7 @@ compiled or exported graph never computes with stale weights) and runs the core 
 
 import itertools
 import weakref
+import zlib
 
 import numpy as np
 import torch
@@ -23,8 +27,11 @@ _KEYS = itertools.count(1)
 
 
 def register(module: torch.nn.Module) -> int:
-    """A new key under which the operators find ``module`` (for as long as it lives)."""
-    key = next(_KEYS)
+    """A new key under which the operators find ``module`` (for as long as it lives): a 31-bit fingerprint of its
+    geometry (what the fake implementations read) above a 32-bit count of this process's registrations, so an int64
+    for 2^32 registrations a process."""
+    fingerprint = zlib.crc32(repr(tuple(module.fastlstm_geometry())).encode()) & 0x7FFF_FFFF
+    key = fingerprint << 32 | next(_KEYS)
     _MODULES[key] = module
     return key
 
