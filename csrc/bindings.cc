@@ -27,10 +27,14 @@ namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style>;
 
-void require_shape(const FloatArray& array, std::vector<int64_t> shape, const char* name) {
+bool has_shape(const FloatArray& array, const std::vector<int64_t>& shape) {
     bool same = array.ndim() == static_cast<py::ssize_t>(shape.size());
     for (std::size_t i = 0; same && i < shape.size(); ++i) same = array.shape(i) == shape[i];
-    if (!same) throw py::value_error(std::string("_core: ") + name + " has the wrong shape");
+    return same;
+}
+
+void require_shape(const FloatArray& array, const std::vector<int64_t>& shape, const char* name) {
+    if (!has_shape(array, shape)) throw py::value_error(std::string("_core: ") + name + " has the wrong shape");
 }
 
 const fastlstm::KernelSet& kernel_set_named(const std::string& isa) {
@@ -219,10 +223,8 @@ py::object forward_plain(const PackedLstm& lstm, py::handle x_object, bool batch
         const auto h0_array = py::reinterpret_borrow<FloatArray>(h0_object);
         const auto c0_array = py::reinterpret_borrow<FloatArray>(c0_object);
         const int64_t states = g.num_layers * g.num_directions, B = batch_first ? x.shape(0) : x.shape(1);
-        const auto has_shape = [&](const FloatArray& array, int64_t size) {
-            return array.shape(0) == states && array.shape(1) == B && array.shape(2) == size;
-        };
-        if (!has_shape(h0_array, g.output_size()) || !has_shape(c0_array, g.hidden_size)) return py::none();
+        if (!has_shape(h0_array, {states, B, g.output_size()}) || !has_shape(c0_array, {states, B, g.hidden_size}))
+            return py::none();
         h0 = h0_array.data();
         c0 = c0_array.data();
     }

@@ -105,13 +105,11 @@ class LSTM(LSTMBase):
         # they are when they are C-contiguous, aligned float32 of the batched shapes (x (T, N, input_size) or
         # batch-first) and returns None otherwise, for the validating path of LSTMBase.__call__ (which converts them
         # or explains). The same results either way.
-        if lengths is None:
-            if state is None:
-                h0 = c0 = None
-            elif type(state) is tuple and len(state) == 2 and state[0] is not None and state[1] is not None:
-                h0, c0 = state
-            else:
-                return super().__call__(x, state, lengths=lengths, threads=threads)
+        plain_state = state is None or (
+            type(state) is tuple and len(state) == 2 and state[0] is not None and state[1] is not None
+        )
+        if lengths is None and plain_state:
+            h0, c0 = (None, None) if state is None else state
             result = self._packed.forward_plain(
                 x, self.batch_first, call_threads(threads, self.threads), self._cache, h0, c0
             )
