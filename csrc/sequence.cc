@@ -45,6 +45,13 @@ const float* gather_k_major(const LookAheadProjection& ahead, float* out) {
     return out;
 }
 
+// Whether the first `count` values at `values` are all zero (+0 or -0).
+bool all_zero(const float* values, int64_t count) {
+    for (int64_t i = 0; i < count; ++i)
+        if (values[i] != 0.0f) return false;
+    return true;
+}
+
 }  // namespace
 
 // gates_in[(t - t_begin) * batch + b] = bias + in[t, b] . w_ih^T for t in [t_begin, t_end), over the columns of
@@ -250,6 +257,10 @@ void PackedLstm::let_members_in(DirectionRun& run, int64_t layer, const Team& te
 LstmStepArgs PackedLstm::first_step_args(const DirectionRun& run, float* c, const float* zero_h) const {
     const PackedCell& cell = *run.cell;
     const bool zero_start = run.h0 == nullptr;
+    // An h0 of zeros (the state a program starts from) runs as no h0 does: its product adds only zeros to the gates,
+    // which can change no value, only the sign of a zero. The scan stops at the first nonzero value, and reads h0
+    // once where the product would read it for every panel.
+    const bool zero_h0 = zero_start || all_zero(run.h0, run.batch * geometry_.output_size());
     LstmStepArgs step;
     step.batch = run.batch;
     step.hidden_size = geometry_.hidden_size;
@@ -268,9 +279,9 @@ LstmStepArgs PackedLstm::first_step_args(const DirectionRun& run, float* c, cons
     step.c = c;
     step.c_stride = geometry_.hidden_size;
     step.options = cell.has_options ? &cell.options : nullptr;
-    // From a zero state the first recurrent product is zero: skip it, unless the weights hold inf or NaN, whose
+    // From a zero h0 the first recurrent product is zero: skip it, unless the weights hold inf or NaN, whose
     // product with 0 is NaN.
-    if (zero_start && cell.recurrent_finite) step.recurrent_size = 0;
+    if (zero_h0 && cell.recurrent_finite) step.recurrent_size = 0;
     return step;
 }
 

@@ -92,6 +92,47 @@ def test_every_state_form_gives_the_plain_float32_bits(isa, rng):
     assert not np.array_equal(results[0][0], model(x)[0])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"num_layers": 2, "bidirectional": True}, {"num_layers": 2, "proj_size": 4}],
+    ids=["plain", "bidirectional", "projection"],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_zero_h0_runs_as_no_state_and_its_last_value_counts(isa, rng, precision, options, threads):
+    # The core skips the first recurrent product of an h0 of zeros (+0 and -0), as it does without a state: the same
+    # bits as no state, with and without lengths. One nonzero value, in h0's last row and column of the last layer
+    # and direction, is read.
+    model = fastlstm.LSTM(6, 9, seed=4, precision=precision, **options)
+    x = rng.standard_normal((5, 3, 6)).astype(np.float32)
+    states = model.num_layers * model.num_directions
+    h0 = np.zeros((states, 3, model.proj_size or 9), np.float32)
+    h0[::2] = -0.0
+    c0 = np.zeros((states, 3, 9), np.float32)
+    lengths = np.array([5, 2, 4])
+    for kwargs in ({}, {"lengths": lengths}):
+        output, (h_n, c_n) = model(x, (h0, c0), threads=threads, **kwargs)
+        expected, (h_expected, c_expected) = model(x, threads=threads, **kwargs)
+        _assert_same((output, h_n, c_n), (expected, h_expected, c_expected))
+        nearly = h0.copy()
+        nearly[-1, -1, -1] = 0.5
+        output, _ = model(x, (nearly, c0), threads=threads, **kwargs)
+        assert not np.array_equal(output, expected)
+
+
+def test_a_zero_h0_with_infinite_recurrent_weights_still_multiplies(rng):
+    # 0 * inf is NaN: with an infinite recurrent weight, a zero h0 is multiplied, as no state is.
+    model = fastlstm.LSTM(5, 9, seed=2)
+    parameters = model.state_dict()
+    parameters["weight_hh_l0"][3, 2] = np.inf
+    model.load_state_dict(parameters)
+    x = rng.standard_normal((2, 2, 5)).astype(np.float32)
+    zeros = (np.zeros((1, 2, 9), np.float32), np.zeros((1, 2, 9), np.float32))
+    output, _ = model(x, zeros)
+    assert np.isnan(output[0, :, 3]).all() and np.isfinite(output[0, :, :3]).all()
+    np.testing.assert_array_equal(output, model(x)[0])
+
+
 def test_a_plain_state_takes_one_call(monkeypatch, rng):
     model = fastlstm.LSTM(6, 9, seed=1)
     x = rng.standard_normal((4, 3, 6)).astype(np.float32)
