@@ -204,6 +204,32 @@ def test_short_calls_start_no_worker_and_a_long_one_does():
     assert result.stdout.split() == ["0", "1"]
 
 
+_THREADS_STARTED_BY_ONE_PANEL = """
+import os, numpy as np, fastlstm
+def threads():
+    return len(os.listdir("/proc/self/task"))
+model = fastlstm.LSTM(8, 4)
+x = np.ones((50, 256, 8), np.float32)
+lengths = np.arange(256) % 50 + 1
+start = threads()
+model(x, lengths=lengths)
+automatic = threads() - start
+model(x, lengths=lengths, threads=2)
+print(model.automatic_threads(50, 256), automatic, threads() - start)
+"""
+
+
+@pytest.mark.skipif(os.cpu_count() < 2 or not os.path.isdir("/proc/self/task"), reason="needs 2 CPUs and /proc")
+def test_the_automatic_count_gives_a_team_no_more_members_than_panels():
+    # H = 4 is one panel at every variant. With lengths (packed rows, which never split the batch) the team would split
+    # the hidden units: on the automatic count (2 for this batch) the call runs on one thread and starts no worker; a
+    # count set by the caller is obeyed and starts one.
+    result = subprocess.run(
+        [sys.executable, "-c", _THREADS_STARTED_BY_ONE_PANEL], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.split() == ["2", "0", "1"]
+
+
 # Batch 1 runs the look-ahead step, which computes the input projection of the next 8 steps while it steps (the
 # longer of the input and recurrent sums continues alone, the other stops), and so does batch 2 where a thread's
 # share of the input weights exceeds 256 KiB (I = 700, H = 40: 525 KiB; csrc/plan.cc: kFusedPairMaxInputBytes);
