@@ -135,8 +135,10 @@ bool PackedLstm::continue_direction(const ForwardArgs& args, DirectionRun& run, 
                 let_members_in(run, layer, team);
             // The team has shrunk: the others step out, whatever their share (with fewer panels than members, one
             // of them may hold every panel, and must not go on beside the first), and the first takes every panel.
-            if (team.solo() && team.index != 0) return false;
-            if (team.solo() && run.panel_end - run.panel_begin < num_panels()) take_every_panel(run);
+            if (team.solo()) {
+                if (team.index != 0) return false;
+                if (run.panel_end - run.panel_begin < num_panels()) take_every_panel(run);
+            }
             // A chunk of one step (a stream's or a pool's step, any step of a batch of 3 rows or more or of 2 with
             // small input weights, the last of a sequence) fuses its input projection into the step where the plan
             // says it pays (plan.cc: fuses_input, fused_step_rows): the same sums (kernels.h). The plan never fuses

@@ -179,10 +179,22 @@ def test_automatic_threads_keep_short_calls_on_one_thread():
     assert bidirectional.automatic_threads(steps=16, batch=1, initial_state=True) == min(cores, 2)  # 65536
 
 
-_THREADS_STARTED_BY_CALLS = """
+# Scripts run in a fresh process (the pool's workers start on a team's first use), counting the process's threads.
+_COUNTING_THREADS = """
 import os, numpy as np, fastlstm
 def threads():
     return len(os.listdir("/proc/self/task"))
+"""
+
+
+def _run_counting_threads(script: str) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", _COUNTING_THREADS + script], capture_output=True, text=True, check=True, timeout=120
+    )
+    return result.stdout.split()
+
+
+_THREADS_STARTED_BY_CALLS = """
 model = fastlstm.LSTM(64, 64)
 x = np.ones((100, 1, 64), np.float32)
 start = threads()
@@ -198,16 +210,10 @@ print(short, threads() - start)
 def test_short_calls_start_no_worker_and_a_long_one_does():
     # The core takes the rule, not only the Python query: in a fresh process, a one-step call and a stream's step
     # of a small model start no worker thread of the pool (workers start on a team's first use), a 100-step call does.
-    result = subprocess.run(
-        [sys.executable, "-c", _THREADS_STARTED_BY_CALLS], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.split() == ["0", "1"]
+    assert _run_counting_threads(_THREADS_STARTED_BY_CALLS) == ["0", "1"]
 
 
 _THREADS_STARTED_BY_ONE_PANEL = """
-import os, numpy as np, fastlstm
-def threads():
-    return len(os.listdir("/proc/self/task"))
 model = fastlstm.LSTM(8, 4)
 x = np.ones((50, 256, 8), np.float32)
 lengths = np.arange(256) % 50 + 1
@@ -224,10 +230,7 @@ def test_the_automatic_count_gives_a_team_no_more_members_than_panels():
     # H = 4 is one panel at every variant. With lengths (packed rows, which never split the batch) the team would split
     # the hidden units: on the automatic count (2 for this batch) the call runs on one thread and starts no worker; a
     # count set by the caller is obeyed and starts one.
-    result = subprocess.run(
-        [sys.executable, "-c", _THREADS_STARTED_BY_ONE_PANEL], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.split() == ["2", "0", "1"]
+    assert _run_counting_threads(_THREADS_STARTED_BY_ONE_PANEL) == ["2", "0", "1"]
 
 
 # Batch 1 runs the look-ahead step, which computes the input projection of the next 8 steps while it steps (the
