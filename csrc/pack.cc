@@ -107,7 +107,8 @@ int64_t compact_tail_lanes(int64_t hidden, int64_t block) {
     const int64_t tail_units = hidden - (ceil_div(hidden, block) - 1) * block;
     if (block % kGates != 0) return 0;
     if (tail_units <= block / kGates) return block / kGates;
-    return tail_units <= block / 2 ? block / 2 : 0;
+    if (tail_units <= block / 2) return block / 2;
+    return tail_units <= 3 * block / kGates ? 3 * block / kGates : 0;
 }
 
 void pack_compact_tail(const float* panels, int64_t hidden, int64_t K, int64_t block, bool halves, int64_t lanes,

@@ -41,8 +41,9 @@ void pack_gate_quad_panels(const float* w, int64_t hidden, int64_t K, int64_t bl
 // (b_ih null).
 void pack_gate_bias(const float* b_ih, const float* b_hh, int64_t hidden, int64_t block, float* out);
 
-// The last gate panel compacted (kernels.h: LstmStepArgs::compact_tail_*) when it holds at most half of block
-// units: compact_tail_lanes is block / 4 or block / 2 then, the fewest that hold them (0: not compacted). Row k,
+// The last gate panel compacted (kernels.h: LstmStepArgs::compact_tail_*) when it holds at most three quarters of
+// block units: compact_tail_lanes is block / 4, block / 2 or 3 block / 4 then, the fewest that hold them (0: not
+// compacted). Row k,
 // gate g, lane j  <-  the panel's row k, gate g, unit j, for j < lanes. `panels`: gate panels (or the bias in panel
 // order, K = 1) of `hidden` units over K, in halves or not; `out`: K * 4 * lanes floats.
 int64_t compact_tail_lanes(int64_t hidden, int64_t block);

@@ -21,11 +21,14 @@ SHAPES = [
     (64, 129, 1, False, 33, 2, 30),
     (16, 64, 2, False, 0, 37, 20),  # batch split: small weights, many rows
     (8, 300, 1, True, 0, 9, 15),
-    # last panels of 1, 4 and 8 units at 16 lanes (AVX-512; 1, 4 and 0 at 8, AVX2): steps with the fused input take
-    # them compacted (kernels.h)
+    # last panels of 1, 4, 8, 10 and 5 units at 16 lanes (AVX-512; 1, 4, 0, 2 and 5 at 8, AVX2): steps with the
+    # fused input take them compacted (kernels.h) into one, two or three vectors a k (AVX2: one or two; its 5 units
+    # are packed so but run as the whole panel)
     (50, 65, 1, False, 0, 7, 30),
     (20, 100, 2, False, 0, 4, 20),
     (37, 120, 1, False, 0, 6, 20),
+    (29, 26, 1, False, 0, 5, 20),
+    (11, 21, 2, False, 0, 3, 20),
 ]
 
 
@@ -68,8 +71,9 @@ def test_a_row_does_not_depend_on_its_batch(
         np.testing.assert_array_equal(c_n[:, row : row + 1], c_alone)
 
 
-# Hidden sizes whose last panel is full at 8 lanes, compacted (1 or 2 units: kernels.h), or neither (3 of 16 lanes).
-@pytest.mark.parametrize("hidden", [16, 17, 250, 35])
+# Hidden sizes whose last panel is full (16), or compacted (kernels.h) into one vector (17: 1 unit), two (35: 3 units
+# at 8 lanes) or three (250: 10 units at 16 lanes); 21 leaves 5 units at 8 lanes, which AVX2 runs as the whole panel.
+@pytest.mark.parametrize("hidden", [16, 17, 250, 35, 21])
 def test_every_tile_height_gives_each_row_bitwise_alone(isa, rng, hidden):
     # Each block height of a step's rows takes its own tile: full tiles of 1 to 3 rows, and where the variant has
     # them (AVX2) half tiles of 4 to 6 rows over gate panels in halves, B = 7 as 3 full + 4 half rows. A sequence of

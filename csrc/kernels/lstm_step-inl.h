@@ -239,12 +239,12 @@ FASTLSTM_NOINLINE void finish_compact_tail_row(const LstmStepArgs& a, const V z[
 }
 
 // The layer's last panel from its compacted weights (kernels.h: LstmStepArgs::compact_tail_*), for kRows rows of an
-// f32 step with the fused input, where the ISA can move lanes to the front (Simd::kCompactTail): kVectors = 1 holds
-// the 4 gates of up to kLanes / 4 units in one vector, kVectors = 2 those of up to kLanes / 2 units in two. So one
-// or two multiply-adds per row and k instead of four; each lane carries one gate of one unit through the same chain
-// as in lstm_step_tile (the bias, x . w_ih, then h_prev . w_hh, k ascending), so the sums are bitwise that tile's.
-// Each gate is then moved to the front lanes for the same finish.
-// Not inlined either (see finish_compact_tail_row): one call per row block and step.
+// f32 step with the fused input, where the ISA can move lanes to the front (Simd::kCompactTailVectors): kVectors = 1
+// holds the 4 gates of up to kLanes / 4 units in one vector, kVectors = 2 those of up to kLanes / 2 units in two,
+// kVectors = 3 those of up to 3 kLanes / 4 units in three. So one, two or three multiply-adds per row and k instead of
+// four; each lane carries one gate of one unit through the same chain as in lstm_step_tile (the bias, x . w_ih, then
+// h_prev . w_hh, k ascending), so the sums are bitwise that tile's. Each gate is then moved to the front lanes for the
+// same finish. Not inlined either (see finish_compact_tail_row): one call per row block and step.
 template <int kRows, int kVectors, bool kOptions, class S>  // S: Simd (only some ISAs move lanes: a parameter)
 FASTLSTM_NOINLINE void lstm_step_compact_tail(const LstmStepArgs& a, const F32Product& product, int64_t panel,
                                               int64_t row) {
@@ -274,11 +274,16 @@ FASTLSTM_NOINLINE void lstm_step_compact_tail(const LstmStepArgs& a, const F32Pr
             z[1] = S::template quarter_to_front<1>(acc[r][0]);
             z[2] = S::template quarter_to_front<2>(acc[r][0]);
             z[3] = S::template quarter_to_front<3>(acc[r][0]);
-        } else {
+        } else if constexpr (kVectors == 2) {
             z[0] = acc[r][0];
             z[1] = S::upper_half_to_front(acc[r][0]);
             z[2] = acc[r][1];
             z[3] = S::upper_half_to_front(acc[r][1]);
+        } else {  // gate g from lane 3 g L / 4 of the three vectors side by side
+            z[0] = acc[r][0];
+            z[1] = S::template lanes_from<3 * L / 4>(acc[r][0], acc[r][1]);
+            z[2] = S::template lanes_from<L / 2>(acc[r][1], acc[r][2]);
+            z[3] = S::template lanes_from<L / 4>(acc[r][2], acc[r][2]);
         }
         finish_compact_tail_row<kOptions>(a, z, row + r, panel);
     }
@@ -294,15 +299,17 @@ inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int6
 }
 
 // The compacted last panel (lstm_step_compact_tail) for rows [row, row + rows), 1 <= rows <= kMaxRows, with as many
-// vectors per k as its lanes take.
+// vectors per k as its lanes take (compact_tail_lanes: kLanes / 4, / 2 or 3 kLanes / 4, up to kCompactTailVectors).
 template <int kMaxRows, bool kOptions>
 void lstm_step_compact_tail_rows(const LstmStepArgs& a, const F32Product& product, int64_t row, int64_t rows) {
     const int64_t panel = a.panel_end - 1;
     if (rows == kMaxRows) {
         if (a.compact_tail_lanes == Simd::kLanes / 4)
             lstm_step_compact_tail<kMaxRows, 1, kOptions, Simd>(a, product, panel, row);
-        else
+        else if (a.compact_tail_lanes == Simd::kLanes / 2)
             lstm_step_compact_tail<kMaxRows, 2, kOptions, Simd>(a, product, panel, row);
+        else if constexpr (Simd::kCompactTailVectors >= 3)
+            lstm_step_compact_tail<kMaxRows, 3, kOptions, Simd>(a, product, panel, row);
     } else if constexpr (kMaxRows > 1) {
         lstm_step_compact_tail_rows<kMaxRows - 1, kOptions>(a, product, row, rows);
     }
@@ -379,9 +386,10 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     // The layer's last panel, if this step's share of panels has it and has it compacted, after the others
     // (kernels.h: compact_tail_*).
     bool compact_tail = false;
-    if constexpr (Simd::kCompactTail && std::is_same_v<Product, F32Product>)
-        compact_tail = a.x && a.compact_tail_lanes > 0 && a.panel_begin < a.panel_end &&
-                       a.panel_end * Simd::kLanes >= a.hidden_size;
+    if constexpr (Simd::kCompactTailVectors > 0 && std::is_same_v<Product, F32Product>)
+        compact_tail = a.x && a.compact_tail_lanes > 0 &&
+                       4 * a.compact_tail_lanes <= Simd::kCompactTailVectors * Simd::kLanes &&
+                       a.panel_begin < a.panel_end && a.panel_end * Simd::kLanes >= a.hidden_size;
     const int64_t panel_end = compact_tail ? a.panel_end - 1 : a.panel_end;
     const int64_t groups = (panel_end - a.panel_begin + group - 1) / group;
     for (int64_t i = 0; i < groups; ++i) {
@@ -400,7 +408,7 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
             lstm_step_rows<kMaxRows, kMaxAccumulators, kOptions>(a, product, panel, count, row, rows);
         }
     }
-    if constexpr (Simd::kCompactTail && std::is_same_v<Product, F32Product>)
+    if constexpr (Simd::kCompactTailVectors > 0 && std::is_same_v<Product, F32Product>)
         if (compact_tail)
             for (int64_t block = 0; block < blocks; ++block) {
                 const int64_t row = a.batch * block / blocks;

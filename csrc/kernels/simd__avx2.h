@@ -18,8 +18,11 @@ struct Simd {
     static constexpr int64_t kLanes = 8;
 
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
-    // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
-    static constexpr bool kCompactTail = true;
+    // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front, for last panels
+    // compacted into up to 2 vectors a k. Not 3 (simd__avx512.h: lanes_from), whose tile of 6 rows needs 18
+    // accumulators, more than the 16 registers: it ran slower than the half tiles over the whole panel (on the Zen 4,
+    // B/A 1.03 at B=13 I=77 H=333, 1.10 at B=6 I=40 H=125: 11 paired rounds of tools/ab_compare.py, FASTLSTM_ISA=avx2).
+    static constexpr int kCompactTailVectors = 2;
     // lstm_step_half_tiles-inl.h: batches of 4 or more rows in tiles of half a panel, up to 6 rows (12 accumulators),
     // over gate panels in halves (variants.inc: this row's gate halves).
     static constexpr bool kFinishCellsTogether = true;  // lstm_step-inl.h: finish_cells_together (measured there)

@@ -18,8 +18,9 @@ struct Simd {
     static constexpr int64_t kLanes = 16;
 
     static constexpr bool kFinishFromUnrolledCopies = false;  // lstm_step-inl.h: not needed here
-    // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front and upper_half_to_front.
-    static constexpr bool kCompactTail = true;
+    // lstm_step-inl.h: lstm_step_compact_tail, with quarter_to_front, upper_half_to_front and lanes_from, for last
+    // panels compacted into up to 3 vectors a k (18 accumulators in a tile of 6 rows).
+    static constexpr int kCompactTailVectors = 3;
     // lstm_step-inl.h: finish_cells_together, measured on the Zen 4 and left off: B/A 0.99-1.05 (1.01-1.02 on
     // most rows) over B = 2-17, H = 65-512, 1 and 2 threads, and a 64-session tick (9 paired rounds,
     // tools/ab_compare.py), where AVX2 on the Zen 3 gained (simd__avx2.h).
@@ -32,6 +33,11 @@ struct Simd {
     }
     // Lanes [8, 16) of v in lanes [0, 8); the other lanes are some of v's.
     static V upper_half_to_front(V v) { return _mm512_shuffle_f32x4(v, v, 0x0E); }
+    // Lanes [kOffset, kOffset + 16) of a and b side by side (0 < kOffset < 16): a's lanes from kOffset, then b's.
+    template <int kOffset>
+    static V lanes_from(V a, V b) {
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(b), _mm512_castps_si512(a), kOffset));
+    }
     static V zero() { return _mm512_setzero_ps(); }
     static V set1(float x) { return _mm512_set1_ps(x); }
     static V load(const float* p) { return _mm512_loadu_ps(p); }

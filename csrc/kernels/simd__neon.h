@@ -33,7 +33,7 @@ struct Neon {
     // pointer, keeps them in memory, and stores all of them in every depth step (20 q stores per 20 FMLA in the 5-row
     // tile); with the copies unrolled the loop stores none (tools/loop_mix.py, docs/ARM.md).
     static constexpr bool kFinishFromUnrolledCopies = true;
-    static constexpr bool kCompactTail = false;          // lstm_step-inl.h: lstm_step_compact_tail (simd__avx512.h)
+    static constexpr int kCompactTailVectors = 0;        // lstm_step-inl.h: lstm_step_compact_tail (simd__avx512.h)
     static constexpr bool kFinishCellsTogether = false;  // lstm_step-inl.h: finish_cells_together, not measured here
     static constexpr int kHalfTileMaxRows = 0;  // lstm_step_half_tiles-inl.h: none (32 registers hold full tiles)
     static V zero() { return vdupq_n_f32(0.0f); }
