@@ -239,19 +239,18 @@ FASTLSTM_NOINLINE void finish_compact_tail_row(const LstmStepArgs& a, const V z[
 }
 
 // The layer's last panel from its compacted weights (kernels.h: LstmStepArgs::compact_tail_*), for kRows rows of an
-// f32 step with the fused input, where the ISA can move lanes to the front (Simd::kCompactTailVectors): kVectors = 1
-// holds the 4 gates of up to kLanes / 4 units in one vector, kVectors = 2 those of up to kLanes / 2 units in two,
-// kVectors = 3 those of up to 3 kLanes / 4 units in three. So one, two or three multiply-adds per row and k instead of
-// four; each lane carries one gate of one unit through the same chain as in lstm_step_tile (the bias, x . w_ih, then
-// h_prev . w_hh, k ascending), so the sums are bitwise that tile's. Each gate is then moved to the front lanes for the
-// same finish. Not inlined either (see finish_compact_tail_row): one call per row block and step.
+// f32 step, where the ISA can move lanes to the front (Simd::kCompactTailVectors): kVectors = 1 holds the 4 gates of
+// up to kLanes / 4 units in one vector, kVectors = 2 those of up to kLanes / 2 units in two, kVectors = 3 those of up
+// to 3 kLanes / 4 units in three. So one, two or three multiply-adds per row and k instead of four; each lane carries
+// one gate of one unit through the same chain as in lstm_step_tile (the bias and x . w_ih, fused here or summed ahead
+// into gates_in, then h_prev . w_hh, k ascending), so the sums are bitwise that tile's. Each gate is then moved to
+// the front lanes for the same finish. Not inlined either (see finish_compact_tail_row): one call per row block and
+// step.
 template <int kRows, int kVectors, bool kOptions, class S>  // S: Simd (only some ISAs move lanes: a parameter)
 FASTLSTM_NOINLINE void lstm_step_compact_tail(const LstmStepArgs& a, const F32Product& product, int64_t panel,
                                               int64_t row) {
     constexpr int64_t L = S::kLanes;
     V acc[kRows][kVectors];
-    for (int r = 0; r < kRows; ++r)
-        for (int v = 0; v < kVectors; ++v) acc[r][v] = S::load(a.compact_tail_bias + v * L);
     auto multiply_add = [&](const float* weights, const float* rows, int64_t row_stride, int64_t depth) {
         for (int64_t k = 0; k < depth; ++k) {
             V w[kVectors];
@@ -265,7 +264,21 @@ FASTLSTM_NOINLINE void lstm_step_compact_tail(const LstmStepArgs& a, const F32Pr
             }
         }
     };
-    multiply_add(a.compact_tail_input, a.x, a.x_stride, a.input_size);
+    if (a.x) {
+        for (int r = 0; r < kRows; ++r)
+            for (int v = 0; v < kVectors; ++v) acc[r][v] = S::load(a.compact_tail_bias + v * L);
+        multiply_add(a.compact_tail_input, a.x, a.x_stride, a.input_size);
+    } else {
+        // The panel's gates_in, its gates' units side by side as the weights are (one copy a row and step).
+        constexpr int64_t kUnits = kVectors * L / 4;
+        for (int r = 0; r < kRows; ++r) {
+            const float* gates_in = a.gates_in + (row + r) * a.gates_in_stride + panel * 4 * L;
+            alignas(64) float start[kVectors * L];
+            for (int64_t g = 0; g < 4; ++g)
+                for (int64_t u = 0; u < kUnits; ++u) start[g * kUnits + u] = gates_in[g * L + u];
+            for (int v = 0; v < kVectors; ++v) acc[r][v] = S::load(start + v * L);
+        }
+    }
     multiply_add(a.compact_tail_recurrent, product.rows, product.row_stride, product.depth);
     for (int r = 0; r < kRows; ++r) {
         V z[4];
@@ -296,6 +309,16 @@ inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int6
     if constexpr (kPanels == 2)
         for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2, kOptions>(a, product, panel + p, row);
     for (; p < count; ++p) lstm_step_tile<kRows, 1, kOptions>(a, product, panel + p, row);
+}
+
+// Whether a step takes the layer's last panel from its compacted weights (kernels.h: compact_tail_*): an f32 step
+// whose share of panels holds that panel, compacted into no more vectors a k than the ISA's tail takes.
+template <class Product>
+inline bool takes_compact_tail(const LstmStepArgs& a) {
+    if constexpr (Simd::kCompactTailVectors > 0 && std::is_same_v<Product, F32Product>)
+        return a.compact_tail_lanes > 0 && 4 * a.compact_tail_lanes <= Simd::kCompactTailVectors * Simd::kLanes &&
+               a.panel_begin < a.panel_end && a.panel_end * Simd::kLanes >= a.hidden_size;
+    return false;
 }
 
 // The compacted last panel (lstm_step_compact_tail) for rows [row, row + rows), 1 <= rows <= kMaxRows, with as many
@@ -383,13 +406,10 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     constexpr int kBlockRows = kHalfTiles ? Simd::kHalfTileMaxRows : kMaxRows;
     const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
     const int64_t blocks = (a.batch + kBlockRows - 1) / kBlockRows;
-    // The layer's last panel, if this step's share of panels has it and has it compacted, after the others
-    // (kernels.h: compact_tail_*).
-    bool compact_tail = false;
-    if constexpr (Simd::kCompactTailVectors > 0 && std::is_same_v<Product, F32Product>)
-        compact_tail = a.x && a.compact_tail_lanes > 0 &&
-                       4 * a.compact_tail_lanes <= Simd::kCompactTailVectors * Simd::kLanes &&
-                       a.panel_begin < a.panel_end && a.panel_end * Simd::kLanes >= a.hidden_size;
+    // The layer's last panel, if this step's share of panels has it and has it compacted, after the others; with the
+    // fused input only. Started from gates_in (as the look-ahead step takes it), it gained nothing here: AVX2's
+    // batches of 1 and 2 at H = 65 and 100 ran 1.00-1.04x slower (ab_compare, 11 rounds).
+    const bool compact_tail = a.x && takes_compact_tail<Product>(a);
     const int64_t panel_end = compact_tail ? a.panel_end - 1 : a.panel_end;
     const int64_t groups = (panel_end - a.panel_begin + group - 1) / group;
     for (int64_t i = 0; i < groups; ++i) {
