@@ -43,9 +43,8 @@ void pack_gate_bias(const float* b_ih, const float* b_hh, int64_t hidden, int64_
 
 // The last gate panel compacted (kernels.h: LstmStepArgs::compact_tail_*) when it holds at most three quarters of
 // block units: compact_tail_lanes is block / 4, block / 2 or 3 block / 4 then, the fewest that hold them (0: not
-// compacted). Row k,
-// gate g, lane j  <-  the panel's row k, gate g, unit j, for j < lanes. `panels`: gate panels (or the bias in panel
-// order, K = 1) of `hidden` units over K, in halves or not; `out`: K * 4 * lanes floats.
+// compacted). Row k, gate g, lane j  <-  the panel's row k, gate g, unit j, for j < lanes. `panels`: gate panels (or
+// the bias in panel order, K = 1) of `hidden` units over K, in halves or not; `out`: K * 4 * lanes floats.
 int64_t compact_tail_lanes(int64_t hidden, int64_t block);
 void pack_compact_tail(const float* panels, int64_t hidden, int64_t K, int64_t block, bool halves, int64_t lanes,
                        float* out);

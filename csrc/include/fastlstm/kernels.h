@@ -134,12 +134,12 @@ struct LstmStepArgs {
     int64_t input_size = 0;
     const float* input_panels = nullptr;
     const float* bias = nullptr;
-    // With the fused input, where the layer's last panel holds at most 3 hidden_block / 4 units (H = 65, 100, 120,
-    // 250 or 300 at hidden_block 16): that panel's input and recurrent weights (input_size and recurrent_size rows of
-    // 4 * compact_tail_lanes floats) and bias compacted, gate g's units at lanes [g * compact_tail_lanes, (g + 1) *
+    // Where the layer's last panel holds at most 3 hidden_block / 4 units (H = 65, 100, 120, 250 or 300 at
+    // hidden_block 16), f32: that panel's input and recurrent weights (input_size and recurrent_size rows of 4 *
+    // compact_tail_lanes floats) and bias compacted, gate g's units at lanes [g * compact_tail_lanes, (g + 1) *
     // compact_tail_lanes) of each row, compact_tail_lanes being hidden_block / 4, / 2 or 3 hidden_block / 4 (pack.h:
     // pack_compact_tail); else null and 0. A kernel may take that panel from them, one, two or three vectors per k
-    // instead of four, in the same order: the same sums.
+    // instead of four, from the bias and x (the fused input) or from gates_in, in the same order: the same sums.
     const float* compact_tail_input = nullptr;
     const float* compact_tail_recurrent = nullptr;
     const float* compact_tail_bias = nullptr;
