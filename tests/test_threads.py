@@ -22,8 +22,9 @@ SHAPES = [
     (16, 64, 2, False, 0, 37, 20),  # batch split: small weights, many rows
     (8, 300, 1, True, 0, 9, 15),
     # last panels of 1, 4, 8, 10 and 5 units at 16 lanes (AVX-512; 1, 4, 0, 2 and 5 at 8, AVX2): steps with the
-    # fused input take them compacted (kernels.h) into one, two or three vectors a k (AVX2: one or two; its 5 units
-    # are packed so but run as the whole panel)
+    # fused input (and AVX-512's look-ahead steps of 1 or 2 rows, as the row-alone tests run them) take them compacted
+    # (kernels.h) into one, two or three vectors a k (AVX2: one or two; its 5 units are packed so but run as the whole
+    # panel)
     (50, 65, 1, False, 0, 7, 30),
     (20, 100, 2, False, 0, 4, 20),
     (37, 120, 1, False, 0, 6, 20),
