@@ -4,6 +4,8 @@ these names, and each of them imports. A change to any list is a change of the A
 from __future__ import annotations
 
 import importlib
+import re
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,14 @@ def test_all_holds_exactly_the_public_names_and_each_imports(module_name, names)
     # `from module import name` and `from module import *` read each name as an attribute of the module.
     missing = [name for name in names if not hasattr(module, name)]
     assert not missing, f"{module_name} lists but does not define {missing}"
+
+
+def test_the_version_is_the_one_pyproject_states():
+    # pip's builds take it from pyproject.toml through scikit-build-core, and a plain CMake build directory reads it
+    # there too (CMakeLists.txt): an empty version left the benchmark's reports and plot titles without one.
+    import fastlstm
+
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    stated = re.search(r'^version = "([^"]+)"$', text, re.MULTILINE)
+    assert stated is not None, "pyproject.toml states no version"
+    assert fastlstm.__version__ == stated.group(1)
