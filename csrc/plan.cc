@@ -238,7 +238,7 @@ PackedLstm::ForwardPlan PackedLstm::plan_forward(const ForwardArgs& args, int th
     // others would only meet at every step. Packed rows of a small model get there (H = 16, B = 64, T = 50, variable
     // lengths, AVX-512: 2 threads 161 us, 1 thread 136 us). A count the user sets is still the count used.
     if (threads <= 0 && !plan.split_batch && g.num_directions == 1 && plan.threads > num_panels()) {
-        plan.threads = static_cast<int>(std::max<int64_t>(1, num_panels()));
+        plan.threads = static_cast<int>(num_panels());  // at least 1: H >= 1
         plan.split_batch = splits_batch(plan.threads);
     }
     plan.claimed_directions = g.num_directions == 2 && plan.threads == 2 && !plan.split_batch;

@@ -131,9 +131,9 @@ class LSTM(LSTMBase):
 
     def automatic_threads(self, steps: int, batch: int, initial_state: bool = False) -> int:
         """The thread count a call with ``steps`` steps and ``batch`` rows, from a given state or not, uses when no
-        count is set (a stream's step is a call of one step from its state). A call whose team would split fewer
-        kernel panels of hidden units than it has threads uses one thread a panel: with ``lengths=``, a model of
-        H <= 16 on AVX-512, 8 on AVX2, 4 on NEON runs on one."""
+        count is set (a stream's step is a call of one step from its state). Not counted here, since it depends on
+        ``lengths=``: a call whose team would split fewer kernel panels of hidden units than this count uses one
+        thread a panel (with ``lengths=``, a model of H <= 16 on AVX-512, 8 on AVX2, 4 on NEON runs on one)."""
         return self._packed.automatic_threads(steps, batch, initial_state)
 
     def stream(self, batch_size: int) -> Stream:
