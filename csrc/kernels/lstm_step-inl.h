@@ -302,11 +302,13 @@ FASTLSTM_NOINLINE void lstm_step_compact_tail(const LstmStepArgs& a, const F32Pr
     }
 }
 
-// A tile of kRows rows over `count` panels from `panel`: kPanels at a time, then one at a time.
+// A tile of kRows rows over `count` panels from `panel`: kPanels (1, 2 or 4) at a time, then pairs, then one at a time.
 template <int kRows, int kPanels, bool kOptions, class Product>
 inline void lstm_step_panels(const LstmStepArgs& a, const Product& product, int64_t panel, int64_t count, int64_t row) {
     int64_t p = 0;
-    if constexpr (kPanels == 2)
+    if constexpr (kPanels == 4)
+        for (; p + 4 <= count; p += 4) lstm_step_tile<kRows, 4, kOptions>(a, product, panel + p, row);
+    if constexpr (kPanels >= 2)
         for (; p + 2 <= count; p += 2) lstm_step_tile<kRows, 2, kOptions>(a, product, panel + p, row);
     for (; p < count; ++p) lstm_step_tile<kRows, 1, kOptions>(a, product, panel + p, row);
 }
@@ -343,9 +345,13 @@ void lstm_step_compact_tail_rows(const LstmStepArgs& a, const F32Product& produc
 // 1.02-1.13x slower than one of one panel at I = H = 128-300, 1.06x for a step at 256x256 (15 paired rounds of
 // `python tools/ab_compare.py A B --steps 256x256`), though its 4 accumulator chains leave the multiply-adds waiting
 // on their latency: a batch-1 step is bound by the weights' reading.
+// A float32 tile of one row takes Simd::kOneRowPanels panels (simd__avx512.h says why four there).
 template <class Product>
 constexpr int panels_per_tile(int rows, int max_accumulators) {
-    return !Product::kGateHalves && 4 * rows * 2 <= max_accumulators ? 2 : 1;
+    if (Product::kGateHalves) return 1;
+    if (rows == 1 && std::is_same_v<Product, F32Product> && 4 * Simd::kOneRowPanels <= max_accumulators)
+        return Simd::kOneRowPanels;
+    return 4 * rows * 2 <= max_accumulators ? 2 : 1;
 }
 
 // The tile of exactly `rows` rows (1 <= rows <= kMaxRows), found by counting down from kMaxRows.
@@ -393,10 +399,11 @@ inline void prefetch_next_gates_in(const LstmStepArgs& a, int64_t panel, int64_t
 // only 2 multiply-adds per weight load: measured 1.04x faster at B = 8, H = 256, 1.01x at H = 512;
 // `python -m fastlstm bench --shapes 8x100x256,8x100x512 --threads 1`), each block handed to the tile of exactly its
 // height. Small batches take panels in pairs and two panels per tile (8 accumulator chains even for one row; but see
-// panels_per_tile); larger ones take one panel at a time (measured 5% faster at B = 64 than pairs:
-// `python -m fastlstm bench --shapes 64x100x256,64x100x512 --threads 1`) in tall tiles, where each weight load feeds
-// more rows. Where the variant takes half tiles (lstm_step_half_tiles-inl.h; float32 only), the blocks are of up to
-// Simd::kHalfTileMaxRows rows, and a block of kHalfTileMinRows rows or more takes a half tile.
+// panels_per_tile), one row four at a time where Simd::kOneRowPanels says so; larger ones take one panel at a time
+// (measured 5% faster at B = 64 than pairs: `python -m fastlstm bench --shapes 64x100x256,64x100x512 --threads 1`) in
+// tall tiles, where each weight load feeds more rows. Where the variant takes half tiles (lstm_step_half_tiles-inl.h;
+// float32 only), the blocks are of up to Simd::kHalfTileMaxRows rows, and a block of kHalfTileMinRows rows or more
+// takes a half tile.
 template <int kMaxRows, int kMaxAccumulators, bool kOptions, class Product>
 inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(4 * kMaxRows <= kMaxAccumulators, "a tile of kMaxRows rows must fit");
@@ -404,7 +411,11 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     static_assert(!kHalfTiles || kMaxRows + 1 >= kHalfTileMinRows,
                   "a block too low for a half tile must fit a full one");
     constexpr int kBlockRows = kHalfTiles ? Simd::kHalfTileMaxRows : kMaxRows;
-    const int64_t group = a.batch > 3 ? 1 : 2;  // panels per pass of the row loop
+    // Panels per pass of the row loop: those of a one-row tile at batch 1 (at least the pair that AVX2's batch 1
+    // walks in tiles of one panel over gate halves), pairs up to 3 rows, then one.
+    constexpr int64_t kOneRowGroup =
+        std::is_same_v<Product, F32Product> && Simd::kOneRowPanels > 2 ? Simd::kOneRowPanels : 2;
+    const int64_t group = a.batch > 3 ? 1 : a.batch == 1 ? kOneRowGroup : 2;
     const int64_t blocks = (a.batch + kBlockRows - 1) / kBlockRows;
     // The layer's last panel, if this step's share of panels has it and has it compacted, after the others; with the
     // fused input only. Started from gates_in (as the look-ahead step takes it), it gained nothing here: AVX2's

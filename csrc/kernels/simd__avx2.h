@@ -27,6 +27,8 @@ struct Simd {
     // over gate panels in halves (variants.inc: this row's gate halves).
     static constexpr bool kFinishCellsTogether = true;  // lstm_step-inl.h: finish_cells_together (measured there)
     static constexpr int kHalfTileMaxRows = 6;
+    // lstm_step-inl.h: panels_per_tile. One row walks panels in pairs, each in a tile of its own (gate halves).
+    static constexpr int kOneRowPanels = 2;
     // Lanes [2q, 2q + 2) of v in lanes [0, 2); the other lanes are some of v's.
     template <int kQuarter>
     static V quarter_to_front(V v) {

@@ -26,6 +26,13 @@ struct Simd {
     // tools/ab_compare.py), where AVX2 on the Zen 3 gained (simd__avx2.h).
     static constexpr bool kFinishCellsTogether = false;
     static constexpr int kHalfTileMaxRows = 0;  // lstm_step_half_tiles-inl.h: none (32 registers hold full tiles)
+    // lstm_step-inl.h: panels_per_tile. A float32 step of one row (a stream's or one session's step, T=1, batch-1
+    // rows outside the look-ahead) takes 4 panels a tile: 16 weight loads and accumulator chains a k instead of 8.
+    // B/A against 2 (15 paired rounds of tools/ab_compare.py, this Zen 4): steps from a state 0.984 at 80x256,
+    // 0.953 at 128x128, 0.986 / 0.990 at 256x256 (1 / 2 threads); a pool step of one session at 80x256 0.973;
+    // B=1 T=1 I=H=256 0.982; at H <= 100 0.97-1.02 in repeated runs (noise there). A bare one-row product over
+    // packed panels in L2 reads 90-93 GB/s with 4 panels a pass, 77-79 with 2 (a standalone loop).
+    static constexpr int kOneRowPanels = 4;
     // Lanes [4q, 4q + 4) of v in lanes [0, 4); the other lanes are some of v's.
     template <int kQuarter>
     static V quarter_to_front(V v) {

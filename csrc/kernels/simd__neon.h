@@ -36,6 +36,7 @@ struct Neon {
     static constexpr int kCompactTailVectors = 0;        // lstm_step-inl.h: lstm_step_compact_tail (simd__avx512.h)
     static constexpr bool kFinishCellsTogether = false;  // lstm_step-inl.h: finish_cells_together, not measured here
     static constexpr int kHalfTileMaxRows = 0;  // lstm_step_half_tiles-inl.h: none (32 registers hold full tiles)
+    static constexpr int kOneRowPanels = 2;  // lstm_step-inl.h: panels_per_tile; 4 (simd__avx512.h) not measured here
     static V zero() { return vdupq_n_f32(0.0f); }
     static V set1(float x) { return vdupq_n_f32(x); }
     static V load(const float* p) { return vld1q_f32(p); }
