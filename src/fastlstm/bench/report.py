@@ -65,7 +65,29 @@ def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
         lines.append("note: threadpoolctl is not installed, so NumPy's BLAS ran on its own thread count in every row")
     for name, value in env["blas_tuning_variables"].items():
         lines.append(f"note: {name}={value} is set; it can slow NumPy's BLAS (the baseline) on this machine")
+    lines.extend(unscaled_peak_notes(env["fma_peak_gflops"]))
     return lines
+
+
+def unscaled_peak_notes(peaks: dict[Any, float]) -> list[str]:
+    """A note for each thread count whose FMA peak stayed under timing.PEAK_SCALING of its share of the smallest
+    count's per-thread rate after every attempt (timing.measure_peaks): something else had the CPUs then, and the
+    figures against that count's peak ("% peak", "% bound", a tick's share of the peak) read high, over 100% at
+    times."""
+    by_count = sorted((int(threads), gflops) for threads, gflops in peaks.items())
+    if len(by_count) < 2:
+        return []
+    smallest, smallest_gflops = by_count[0]
+    notes = []
+    for threads, gflops in by_count[1:]:
+        expected = threads / smallest * smallest_gflops
+        if gflops < timing.PEAK_SCALING * expected:
+            notes.append(
+                f"note: the {threads}-thread FMA peak measured {gflops:.1f} GFLOP/s, {100 * gflops / expected:.0f}% of "
+                f"{threads / smallest:g}x the {smallest}-thread one ({smallest_gflops:.1f}): other work had the CPUs "
+                f"then, and figures against the {threads}-thread peak read high (run again on a quiet machine)"
+            )
+    return notes
 
 
 def _milliseconds(seconds: float) -> str:

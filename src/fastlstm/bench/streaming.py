@@ -32,6 +32,7 @@ import fastlstm
 
 from .machine import cpu_model
 from .plot import write_streaming_plot
+from .report import unscaled_peak_notes
 from .step_peers import STEP_PEERS, STEP_TOLERANCE, StepPeer, step_difference
 from .timing import measure_peaks, read_bandwidth
 
@@ -336,6 +337,7 @@ def streaming_report(
             f"{tick * 1e6:,.0f} us vs {sessions} stream steps {streams * 1e6:,.0f} us: {streams / tick:.2f}x; the tick "
             f"at {gflops:.0f} GFLOP/s, {gflops / peaks[threads]:.0%} of the FMA peak ({peaks[threads]:.0f} GFLOP/s)"
         )
+    lines += unscaled_peak_notes(peaks)
     if batcher:
         b = batcher
         lines += [
