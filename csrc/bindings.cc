@@ -405,6 +405,9 @@ void bind_testing(py::module_& testing) {
                 "alone, in this process.");
     testing.def("openmp_team_calls_so_far", &fastlstm::openmp_team_calls_so_far,
                 "How many calls ran their threads on the process's OpenMP runtime (openmp_teams), in this process.");
+    testing.def("streamed_look_ahead_runs_so_far", &fastlstm::streamed_look_ahead_runs_so_far,
+                "How many directions of calls ran the look-ahead step with its input weights streamed (weights past "
+                "the cache-resident size), in this process.");
     testing.def("helped_projection_blocks_so_far", &fastlstm::helped_projection_blocks_so_far,
                 "How many blocks of a chunk's input projection a thread ran for the other one's direction, in this "
                 "process.");

@@ -25,6 +25,15 @@ constexpr int64_t kProjectionRows = 256;
 // quarter of a 32 MiB L3 (see looks_ahead and fuses_input).
 constexpr int64_t kCacheResidentWeightBytes = int64_t{8} << 20;
 
+// Past that, a batch-1 float32 model still looks ahead while its gate weights, all layers' and directions' together,
+// take at most kStreamedLookAheadWeightBytes of the shared L3, its pieces reading their input weights with
+// non-temporal prefetches (see streams_look_ahead_inputs). B/A against the projection ahead, B=1 T=100, 5-7 paired
+// rounds of tools/ab_compare.py on the Zen 4 (32 MiB L3): one layer of I=H=640 (12.5 MiB) 0.905 and 0.913 at 1
+// thread; I=H=768 (18 MiB) 0.94-1.03 over four runs, two layers of it 1.12-1.20, two of I=H=640 0.99; I=512 H=1024
+// (24 MiB) 1.17, I=H=896 (24.5 MiB) 1.29, I=H=1024 1.33 (1.81 without the prefetches), a bidirectional I=H=768 on
+// 2 threads 1.47. At 2 threads a model under this limit stays under kCacheResidentWeightBytes a thread.
+constexpr int64_t kStreamedLookAheadWeightBytes = int64_t{16} << 20;
+
 // The steps of a sequence take their input projection themselves (fuses_input) from this many rows of a batch (a
 // team member's rows, with a batch split). Batches of 1 and 2 take each weight vector for 1 or 2 multiply-adds, which
 // the loads bound, where the projection ahead of the steps feeds each input weight to 6 rows: fused at every step,
@@ -95,7 +104,19 @@ bool PackedLstm::looks_ahead(int64_t batch, int threads) const {
     const bool kernels_look_ahead = precision_ == Precision::kF32    ? batch <= kernels_.look_ahead_batches
                                     : precision_ == Precision::kBF16 ? batch == 1 && kernels_.bf16_lstm_step_look_ahead
                                                                      : false;
-    return batch >= 1 && kernels_look_ahead && weights_stay_in_cache(threads);
+    return batch >= 1 && kernels_look_ahead &&
+           (weights_stay_in_cache(threads) || streams_look_ahead_inputs(batch, threads));
+}
+
+// Whether a look-ahead past kCacheResidentWeightBytes a thread pays with the pieces' input weights streamed
+// (LookAheadProjection::stream_input_weights): float32 at batch 1, the gate weights of every layer and direction
+// (counted at the widest layer's size) at most kStreamedLookAheadWeightBytes: they share one L3.
+bool PackedLstm::streams_look_ahead_inputs(int64_t batch, int threads) const {
+    const LstmGeometry& g = geometry_;
+    const int64_t model_bytes =
+        gate_weight_share(g.widest_layer_input() + g.output_size(), 1) * g.num_directions * g.num_layers;
+    return precision_ == Precision::kF32 && batch == 1 && !weights_stay_in_cache(threads) &&
+           model_bytes <= kStreamedLookAheadWeightBytes;
 }
 
 // Whether a thread's share of the widest layer's input and recurrent weights is at most kCacheResidentWeightBytes.
@@ -167,6 +188,7 @@ PackedLstm::Workspace PackedLstm::make_workspace(int64_t steps, int64_t batch, i
     const int64_t widest_batch = std::max(batch, other_batch);
     Workspace workspace;
     workspace.look_ahead = look_ahead;
+    workspace.stream_look_ahead_inputs = look_ahead && !weights_stay_in_cache(members);
     workspace.fuse_input = fused_step_rows > 0;  // fused_step_rows: 0 exactly when the plan does not fuse
     workspace.fused_step_rows = fused_step_rows;
     workspace.zero_h = AlignedFloats(g.output_size());

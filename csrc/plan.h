@@ -34,9 +34,10 @@ struct PackedLstm::ForwardPlan {
 struct PackedLstm::Workspace {
     AlignedFloats gates_in;  // one chunk of the plain step, or two of chunk_floats for the look-ahead step
     int64_t chunk_floats = 0;
-    bool look_ahead = false;      // the look-ahead step is planned (see looks_ahead)
-    bool fuse_input = false;      // ForwardPlan::fuse_input
-    int64_t fused_step_rows = 0;  // ForwardPlan::fused_step_rows
+    bool look_ahead = false;                // the look-ahead step is planned (see looks_ahead)
+    bool stream_look_ahead_inputs = false;  // and streams its input weights (see streams_look_ahead_inputs)
+    bool fuse_input = false;                // ForwardPlan::fuse_input
+    int64_t fused_step_rows = 0;            // ForwardPlan::fused_step_rows
     // The plain steps alternate their panel order (kernels.h: LstmStepArgs::panels_descending): a run's first step
     // walks down when this is set. It flips at every call made with the same CallScratch (a stream's, a pool's), so
     // that calls of one step alternate too.

@@ -3,6 +3,7 @@
 // fuses_input) or hoisted out of the recurrence: one matrix product per chunk of steps, or interleaved with the
 // steps by the look-ahead kernels.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "fastlstm/bf16.h"
@@ -14,6 +15,8 @@
 
 namespace fastlstm {
 namespace {
+
+std::atomic<int64_t> streamed_look_ahead_runs{0};  // see streamed_look_ahead_runs_so_far
 
 // Copies columns [begin, end) of `rows` rows (a null source means zeros).
 void copy_columns(const float* src, int64_t src_stride, int64_t rows, int64_t begin, int64_t end, float* dst,
@@ -53,6 +56,8 @@ bool all_zero(const float* values, int64_t count) {
 }
 
 }  // namespace
+
+int64_t streamed_look_ahead_runs_so_far() { return streamed_look_ahead_runs.load(std::memory_order_relaxed); }
 
 // gates_in[(t - t_begin) * batch + b] = bias + in[t, b] . w_ih^T for t in [t_begin, t_end), over the columns of
 // panels [panel_begin, panel_end): one matrix product when the sequence is time-major in memory or packed (where
@@ -205,6 +210,8 @@ PackedLstm::DirectionRun PackedLstm::start_direction(const ForwardArgs& args, in
     ahead.input_pairs = run.cell->input_pairs.data();
     ahead.x_bf16 = nullptr;
     ahead.x_bf16_stride = (ahead.input_size + 1) / 2 * 2;
+    ahead.stream_input_weights = run.look_ahead && workspace.stream_look_ahead_inputs;
+    if (ahead.stream_input_weights) streamed_look_ahead_runs.fetch_add(1, std::memory_order_relaxed);
     ahead.bias = run.cell->bias.data();
     ahead.x_stride = B == 1 ? in.time_stride : in.batch_stride;
     ahead.gates_in_stride = gate_width();

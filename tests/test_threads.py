@@ -287,6 +287,31 @@ def test_look_ahead_step_matches_the_batched_kernels(
             np.testing.assert_array_equal(c_n[:, rows], c_part)
 
 
+# Past 8 MiB of weights a thread (csrc/plan.cc: kCacheResidentWeightBytes), a batch-1 float32 model of at most
+# 16 MiB of gate weights still looks ahead, its pieces streaming their input weights with non-temporal prefetches:
+# I=H=712 is 15.6 MiB at 16 lanes a panel (45 panels, the last of 8 units) and 15.5 at 4 or 8, so one thread streams
+# and two (7.8 MiB each) look ahead as before. The prefetches change no value: bitwise the rows of a batch of 3,
+# which take the plain step and the projection ahead; across a chunk boundary, from a given state.
+def test_streamed_look_ahead_matches_the_batched_kernels(isa, rng):
+    model = fastlstm.LSTM(712, 712, seed=3)
+    x = rng.standard_normal((11, 3, 712)).astype(np.float32)
+    h0 = rng.standard_normal((1, 3, 712)).astype(np.float32)
+    c0 = rng.standard_normal((1, 3, 712)).astype(np.float32)
+    looks_ahead = isa != "avx2"  # the avx2 variant has no look-ahead kernel (variants.inc)
+    for threads in (1, 2):
+        output, (h_n, c_n) = model(x, (h0, c0), threads=threads)
+        for row in range(3):
+            streamed_before = fastlstm._core.testing.streamed_look_ahead_runs_so_far()
+            part, (h_part, c_part) = model(
+                np.ascontiguousarray(x[:, row : row + 1]), (h0[:, row : row + 1], c0[:, row : row + 1]), threads=threads
+            )
+            streamed = fastlstm._core.testing.streamed_look_ahead_runs_so_far() - streamed_before
+            assert streamed == (1 if looks_ahead and threads == 1 else 0)
+            np.testing.assert_array_equal(output[:, row : row + 1], part)
+            np.testing.assert_array_equal(h_n[:, row : row + 1], h_part)
+            np.testing.assert_array_equal(c_n[:, row : row + 1], c_part)
+
+
 # Bidirectional shapes whose two threads take the directions as pieces (no batch split): odd panel counts, a
 # projection, three layers (layer buffers and workspaces reused two layers up), batch 1 and 2 (look-ahead step).
 PIECE_SHAPES = [

@@ -26,6 +26,10 @@
 namespace fastlstm {
 namespace FASTLSTM_ISA_NAMESPACE {
 
+// How far ahead (in k, a cache line each) a piece asks for its input weights when it streams them
+// (LookAheadProjection::stream_input_weights).
+constexpr int64_t kStreamAhead = 16;
+
 // The product of one piece (kernels.h): `whole` describes the input weights of all panels and the upcoming rows;
 // the piece takes one gate of one panel over its rows.
 template <class Product>
@@ -72,6 +76,9 @@ inline void lstm_slot_with_piece(const LstmStepArgs& a, const LookAheadProjectio
         }
     };
     auto piece_step = [&](int64_t k) {
+        if constexpr (std::is_same_v<Inputs, F32Product>)
+            if (ahead.stream_input_weights && k + kStreamAhead < piece.depth)
+                Simd::prefetch_once(piece.panels + (k + kStreamAhead) * kWidth);
         const auto w = Inputs::pinned(Inputs::load(piece.panels + k * kWidth));  // loaded once for all rows
         if constexpr (kRows == 2) {  // see kernels.h: x_by_k (precision f32)
             const float* x_k = x_by_k + k * kLookAheadPieceRows;

@@ -54,6 +54,14 @@ struct Neon {
         (void)p;
 #endif
     }
+    // The same for a line read once (PRFM PLDL1STRM, streaming); never faults.
+    static void prefetch_once(const float* p) {
+#if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(p, 0, 0);
+#else
+        (void)p;
+#endif
+    }
     static void store(float* p, V v) { vst1q_f32(p, v); }
     // The first n lanes (0 <= n <= kLanes); the others read as 0 and are not written. NEON has no masked loads and
     // stores: the n floats go through a small buffer, so nothing past p + n is touched.

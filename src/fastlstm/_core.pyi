@@ -205,6 +205,10 @@ class _Testing:
         """How many times a direction of a bidirectional call has changed threads between two steps, in this
         process."""
     @staticmethod
+    def streamed_look_ahead_runs_so_far() -> int:
+        """How many directions of calls ran the look-ahead step with its input weights streamed (weights past the
+        cache-resident size), in this process."""
+    @staticmethod
     def helped_projection_blocks_so_far() -> int:
         """How many blocks of a chunk's input projection a thread ran for the other one's direction, in this
         process."""

@@ -213,6 +213,10 @@ struct LookAheadProjection {
     const uint32_t* input_pairs;
     const uint16_t* x_bf16;
     int64_t x_bf16_stride;
+    // Float32: the layer's weights do not stay in cache from step to step (plan.cc: streams_look_ahead_inputs),
+    // so the pieces ask for their input weights a few k ahead with a non-temporal hint (Simd::prefetch_once), which
+    // keeps the lines they read once per chunk from pushing the recurrent weights out of L3.
+    bool stream_input_weights;
 };
 // Where piece `piece` lies (see above): its panel and gate, and its rows [first_row, first_row + rows) of the
 // upcoming chunk. Every variant and the driver's count of pieces follow this one mapping.

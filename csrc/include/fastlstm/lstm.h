@@ -193,6 +193,7 @@ class PackedLstm {
     bool weights_stay_in_cache(int threads) const;
     int64_t gate_weight_share(int64_t depth, int threads) const;
     bool looks_ahead(int64_t batch, int threads) const;
+    bool streams_look_ahead_inputs(int64_t batch, int threads) const;
     bool fuses_input(int threads) const;
     int64_t fused_step_rows(int64_t batch, int threads, bool fuse_input, bool split_batch) const;
     static bool fuses_every_step(int64_t batch, int64_t fused_step_rows);
@@ -292,6 +293,9 @@ void set_handoff_every_step_for_tests(bool on);
 int64_t handoffs_so_far();
 // How many blocks of a chunk's input projection a thread ran for the other one's direction, in this process.
 int64_t helped_projection_blocks_so_far();
+// How many directions of calls ran the look-ahead step with its input weights streamed (kernels.h:
+// LookAheadProjection::stream_input_weights), in this process (sequence.cc).
+int64_t streamed_look_ahead_runs_so_far();
 // How many times a team that split the hidden units shrank to its first member (team.h: TeamSize), and how many times
 // the others joined it again after that, in this process; count_team_shrink() and count_team_regrowth() add one.
 int64_t team_shrinks_so_far();
