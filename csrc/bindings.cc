@@ -1,7 +1,7 @@
-// The only files that see Python: this one, the entry of fastlstm._core, and step_bindings.cc. It accepts exactly
-// what the core expects (C-contiguous float32 arrays of the right shapes, no implicit conversion), allocates the
-// outputs, and releases the GIL around the work. Friendly validation lives in the Python package; the checks here
-// only keep a direct caller from crashing.
+// The only files that see Python: this one, the entry of fastlstm._core, step_bindings.cc and testing_bindings.cc.
+// It accepts exactly what the core expects (C-contiguous float32 arrays of the right shapes, no implicit
+// conversion), allocates the outputs, and releases the GIL around the work. Friendly validation lives in the Python
+// package; the checks here only keep a direct caller from crashing.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -13,8 +13,6 @@
 
 #include "bindings.h"
 #include "openmp_team.h"
-#include "fastlstm/bf16.h"
-#include "fastlstm/calibration.h"
 #include "fastlstm/int8.h"
 #include "fastlstm/dispatch.h"
 #include "fastlstm/linear.h"
@@ -22,6 +20,14 @@
 
 namespace py = pybind11;
 using fastlstm::PackedLstm;
+
+// bindings.h
+const fastlstm::KernelSet& kernel_set_named(const std::string& isa) {
+    const fastlstm::KernelSet* kernels = fastlstm::find_kernel_set(isa.c_str());
+    if (!kernels) throw py::value_error("_core: unknown ISA '" + isa + "'");
+    if (!fastlstm::cpu_supports(*kernels)) throw py::value_error("_core: this CPU cannot run ISA '" + isa + "'");
+    return *kernels;
+}
 
 namespace {
 
@@ -35,13 +41,6 @@ bool has_shape(const FloatArray& array, const std::vector<int64_t>& shape) {
 
 void require_shape(const FloatArray& array, const std::vector<int64_t>& shape, const char* name) {
     if (!has_shape(array, shape)) throw py::value_error(std::string("_core: ") + name + " has the wrong shape");
-}
-
-const fastlstm::KernelSet& kernel_set_named(const std::string& isa) {
-    const fastlstm::KernelSet* kernels = fastlstm::find_kernel_set(isa.c_str());
-    if (!kernels) throw py::value_error("_core: unknown ISA '" + isa + "'");
-    if (!fastlstm::cpu_supports(*kernels)) throw py::value_error("_core: this CPU cannot run ISA '" + isa + "'");
-    return *kernels;
 }
 
 std::vector<std::string> isa_names(bool supported_only) {
@@ -298,17 +297,6 @@ FloatArray forward_in_place(const PackedLstm& lstm, const FloatArray& x, bool ba
     return run_forward(lstm, x, batch_first, h.data(), c.data(), h.mutable_data(), c.mutable_data(), threads);
 }
 
-FloatArray activation(const std::string& isa, const std::string& function, const FloatArray& x) {
-    const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-    fastlstm::f32_activation_fn apply = function == "sigmoid" ? kernels.sigmoid
-                                        : function == "tanh"  ? kernels.tanh
-                                                              : nullptr;
-    if (!apply) throw py::value_error("_core: unknown activation '" + function + "'");
-    FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-    apply(x.size(), x.data(), y.mutable_data());
-    return y;
-}
-
 // Which kernel variants there are: fastlstm._isa's dispatch reads them.
 void bind_isa_queries(py::module_& m) {
     m.def("compiled_isas", [] { return isa_names(false); }, "Kernel variants compiled into this build.");
@@ -380,107 +368,6 @@ py::class_<PackedLstm> bind_packed_lstm(py::module_& m) {
              "they are; returns (y (rows, directions * output_size), h_n, c_n), the states in rank order.")
         .def("automatic_threads", &PackedLstm::automatic_threads, py::arg("steps"), py::arg("batch"),
              py::arg("initial_state"), "The number of threads forward() uses with threads=0 (with h0 or without).");
-}
-
-// Kernels and roundings of the core, exposed one by one so that tests can compare them with exact references.
-void bind_testing(py::module_& testing) {
-    testing.def(
-        "handoff_every_step", &fastlstm::set_handoff_every_step_for_tests, py::arg("on"),
-        "While on, a bidirectional call's two threads hand its directions to each other after nearly every "
-        "step, and help with each other's chunk projections whenever idle; a team that splits the hidden units "
-        "shrinks to its first member at the end of every chunk and grows back at the next one that finds the others "
-        "waiting.");
-    testing.def("handoffs_so_far", &fastlstm::handoffs_so_far,
-                "How many times a direction of a bidirectional call has changed threads between two steps, in this "
-                "process.");
-    testing.def("team_shrinks_so_far", &fastlstm::team_shrinks_so_far,
-                "How many times a team that split the hidden units shrank to its first member, in this process.");
-    testing.def("team_regrowths_so_far", &fastlstm::team_regrowths_so_far,
-                "How many times the other members of such a team joined it again after it shrank, in this process.");
-    testing.def("late_join", &fastlstm::set_late_join_for_tests, py::arg("on"),
-                "While on, the other members of a team that splits the hidden units join its first member no "
-                "earlier than before its second chunk, as a worker that starts late does.");
-    testing.def("late_joins_so_far", &fastlstm::late_joins_so_far,
-                "How many times members joined a team that splits the hidden units after its first had started "
-                "alone, in this process.");
-    testing.def("openmp_team_calls_so_far", &fastlstm::openmp_team_calls_so_far,
-                "How many calls ran their threads on the process's OpenMP runtime (openmp_teams), in this process.");
-    testing.def("streamed_look_ahead_runs_so_far", &fastlstm::streamed_look_ahead_runs_so_far,
-                "How many directions of calls ran the look-ahead step with its input weights streamed (weights past "
-                "the cache-resident size), in this process.");
-    testing.def("helped_projection_blocks_so_far", &fastlstm::helped_projection_blocks_so_far,
-                "How many blocks of a chunk's input projection a thread ran for the other one's direction, in this "
-                "process.");
-    testing.def(
-        "softmax_rows",
-        [](const std::string& isa, const FloatArray& x) {
-            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
-            FloatArray y(std::vector<py::ssize_t>{x.shape(0), x.shape(1)});
-            std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-            kernel_set_named(isa).softmax_rows(x.shape(0), x.shape(1), y.mutable_data(), x.shape(1));
-            return y;
-        },
-        py::arg("isa"), py::arg("x").noconvert(), "The softmax of each row of x with one variant's kernel.");
-    testing.def(
-        "round_to_bf16",
-        [](const FloatArray& x) {
-            FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-            for (py::ssize_t i = 0; i < x.size(); ++i)
-                y.mutable_data()[i] = fastlstm::bf16_to_float(fastlstm::round_to_bf16(x.data()[i]));
-            return y;
-        },
-        py::arg("x").noconvert(), "x rounded to bf16 as the core rounds (ties to even), as float32.");
-    testing.def(
-        "quantize_to_int8",
-        [](const FloatArray& x) {
-            if (x.ndim() != 2) throw py::value_error("_core: x must be 2-D");
-            const int64_t rows = x.shape(0), K = x.shape(1);
-            py::array_t<int8_t> codes(std::vector<py::ssize_t>{rows, K});
-            FloatArray scales(std::vector<py::ssize_t>{rows});
-            for (int64_t r = 0; r < rows; ++r)
-                scales.mutable_data()[r] =
-                    fastlstm::quantize_row_to_int8(K, x.data() + r * K, codes.mutable_data() + r * K);
-            return std::make_pair(codes, scales);
-        },
-        py::arg("x").noconvert(), "(codes, scales) of each row of x as the core quantizes to int8.");
-    testing.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
-                "The step kernel's sigmoid or tanh of one ISA, applied to an array.");
-}
-
-// The ceilings the benchmark reports its figures against ("% peak", "% bound").
-void bind_calibration(py::module_& calibration) {
-    calibration.def(
-        "fma_peak_gflops",
-        [](const std::string& isa, int threads, double seconds) {
-            if (threads < 1 || !(seconds > 0)) throw py::value_error("_core: threads >= 1 and seconds > 0");
-            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            ReleasedGil release;
-            return fastlstm::measure_fma_peak_gflops(kernels, threads, seconds);
-        },
-        py::arg("isa"), py::arg("threads"), py::arg("seconds"),
-        "GFLOP/s of `threads` threads running the ISA's FMA calibration kernel for about `seconds`.");
-    calibration.def(
-        "read_bandwidth_gbs",
-        [](const std::string& isa, int threads, int64_t bytes_per_thread, double seconds) {
-            if (threads < 1 || bytes_per_thread < 1 || !(seconds > 0))
-                throw py::value_error("_core: threads >= 1, bytes_per_thread >= 1 and seconds > 0");
-            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            ReleasedGil release;
-            return fastlstm::measure_read_bandwidth_gbs(kernels, threads, bytes_per_thread, seconds);
-        },
-        py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
-        "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
-    calibration.def(
-        "shared_work",
-        [](const std::string& isa, int threads, int64_t units, int64_t iterations) {
-            if (threads < 1 || units < 0 || iterations < 1)
-                throw py::value_error("_core: threads >= 1, units >= 0 and iterations >= 1");
-            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
-            ReleasedGil release;
-            fastlstm::run_shared_work(kernels, threads, units, iterations);
-        },
-        py::arg("isa"), py::arg("threads"), py::arg("units"), py::arg("iterations"),
-        "`units` runs of `iterations` of the FMA kernel, each taken by whichever of `threads` threads is free.");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
 #if defined(__GLIBCXX__)
 #include <cxxabi.h>  // abi::__forced_unwind
@@ -74,5 +75,13 @@ bool is_plain(pybind11::handle object, pybind11::ssize_t ndim) {
            (array.flags() & kPlainFlags) == kPlainFlags && (order == '=' || order == '|');
 }
 
+// The kernel variant named `isa` (as fastlstm.available_isas() names them); a ValueError when there is none or this
+// CPU cannot run it (bindings.cc).
+const fastlstm::KernelSet& kernel_set_named(const std::string& isa);
+
 // step_bindings.cc: ForwardCache, and the single-step entries of PackedLstm (step_in_place, step_sessions).
 void bind_steps(pybind11::module_& m, pybind11::class_<fastlstm::PackedLstm>& packed_lstm);
+
+// testing_bindings.cc: the submodules fastlstm._core.testing and fastlstm._core.calibration.
+void bind_testing(pybind11::module_& testing);
+void bind_calibration(pybind11::module_& calibration);

@@ -1,5 +1,5 @@
-"""Types of fastlstm._core, the C++ extension built from csrc/bindings.cc and csrc/step_bindings.cc, for editors
-and type checkers.
+"""Types of fastlstm._core, the C++ extension built from csrc/bindings.cc, csrc/step_bindings.cc and
+csrc/testing_bindings.cc, for editors and type checkers.
 
 An extension module takes a single stub file, so its submodules ``testing`` and ``calibration`` are declared here
 as attributes typed by a class that lists their functions. tests/test_core_stub.py checks that this file names
