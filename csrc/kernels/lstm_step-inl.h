@@ -413,8 +413,8 @@ inline void lstm_step_cells(const LstmStepArgs& a, const Product& product) {
     constexpr int kBlockRows = kHalfTiles ? Simd::kHalfTileMaxRows : kMaxRows;
     // Panels per pass of the row loop: those of a one-row tile at batch 1 (at least the pair that AVX2's batch 1
     // walks in tiles of one panel over gate halves), pairs up to 3 rows, then one.
-    constexpr int64_t kOneRowGroup =
-        std::is_same_v<Product, F32Product> && Simd::kOneRowPanels > 2 ? Simd::kOneRowPanels : 2;
+    constexpr int kOneRowTile = panels_per_tile<Product>(1, kMaxAccumulators);
+    constexpr int64_t kOneRowGroup = kOneRowTile > 2 ? kOneRowTile : 2;
     const int64_t group = a.batch > 3 ? 1 : a.batch == 1 ? kOneRowGroup : 2;
     const int64_t blocks = (a.batch + kBlockRows - 1) / kBlockRows;
     // The layer's last panel, if this step's share of panels has it and has it compacted, after the others; with the

@@ -70,9 +70,9 @@ def header_lines(env: dict[str, Any], repeat_seconds: float) -> list[str]:
 
 
 def unscaled_peak_notes(peaks: dict[Any, float]) -> list[str]:
-    """A note for each thread count whose FMA peak stayed under timing.PEAK_SCALING of its share of the smallest
-    count's per-thread rate after every attempt (timing.measure_peaks): something else had the CPUs then, and the
-    figures against that count's peak ("% peak", "% bound", a tick's share of the peak) read high, over 100% at
+    """A note for each thread count whose FMA peak did not scale from the smallest count's per-thread rate after
+    every attempt (timing.peak_scales, the test timing.measure_peaks stops on): something else had the CPUs then, and
+    the figures against that count's peak ("% peak", "% bound", a tick's share of the peak) read high, over 100% at
     times."""
     by_count = sorted((int(threads), gflops) for threads, gflops in peaks.items())
     if len(by_count) < 2:
@@ -80,8 +80,8 @@ def unscaled_peak_notes(peaks: dict[Any, float]) -> list[str]:
     smallest, smallest_gflops = by_count[0]
     notes = []
     for threads, gflops in by_count[1:]:
-        expected = threads / smallest * smallest_gflops
-        if gflops < timing.PEAK_SCALING * expected:
+        if not timing.peak_scales(gflops, threads, smallest_gflops / smallest):
+            expected = threads / smallest * smallest_gflops
             notes.append(
                 f"note: the {threads}-thread FMA peak measured {gflops:.1f} GFLOP/s, {100 * gflops / expected:.0f}% of "
                 f"{threads / smallest:g}x the {smallest}-thread one ({smallest_gflops:.1f}): other work had the CPUs "

@@ -82,6 +82,12 @@ def time_interleaved(forwards: dict[str, Forward], x: np.ndarray, repeat_seconds
     return {name: Timing(statistics.median(runs), min(runs), len(runs)) for name, runs in times.items()}
 
 
+def peak_scales(gflops: float, threads: int, per_thread: float) -> bool:
+    """Whether ``threads`` threads' FMA peak ``gflops`` reaches PEAK_SCALING of that many times the smallest count's
+    per-thread rate ``per_thread``: short of it, something else had some of the CPUs."""
+    return gflops >= PEAK_SCALING * threads * per_thread
+
+
 def measure_peaks(
     isa: str, thread_counts: Sequence[int], measure: Callable[[str, int, float], float] | None = None
 ) -> dict[int, float]:
@@ -97,7 +103,7 @@ def measure_peaks(
             attempts.append(measure(isa, threads, PEAK_SECONDS))
             best, second = sorted(attempts, reverse=True)[:2] if len(attempts) > 1 else (attempts[0], 0.0)
             agree = second >= (1 - PEAK_AGREEMENT) * best
-            scales = per_thread is None or best >= PEAK_SCALING * threads * per_thread
+            scales = per_thread is None or peak_scales(best, threads, per_thread)
             if agree and scales:
                 break
         peaks[threads] = max(attempts)
