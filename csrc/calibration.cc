@@ -72,6 +72,45 @@ double measure_read_bandwidth_gbs(const KernelSet& kernels, int threads, int64_t
     return best;
 }
 
+double measure_look_ahead_loop_step_seconds(const KernelSet& kernels, int64_t input_size, int64_t hidden_size,
+                                            double seconds) {
+    const int64_t block = kernels.hidden_block, width = 4 * block;
+    const int64_t panels = (hidden_size + block - 1) / block;
+    // Packed as the layer's weights are: panels of `width` floats a k. Values of about 0.01 (inputs and h of about
+    // 0.5) keep every sum finite and normal.
+    AlignedFloats recurrent(panels * hidden_size * width), inputs(panels * input_size * width);
+    AlignedFloats h(hidden_size), x(kLookAheadPieceRows * input_size);
+    for (int64_t i = 0; i < recurrent.size(); ++i) recurrent.data()[i] = 0.01f + 0.001f * static_cast<float>(i % 7);
+    for (int64_t i = 0; i < inputs.size(); ++i) inputs.data()[i] = 0.01f - 0.001f * static_cast<float>(i % 5);
+    for (int64_t i = 0; i < h.size(); ++i) h.data()[i] = 0.5f - 0.01f * static_cast<float>(i % 3);
+    for (int64_t i = 0; i < x.size(); ++i) x.data()[i] = 0.5f + 0.01f * static_cast<float>(i % 3);
+    auto run = [&](int64_t steps) {
+        return kernels.look_ahead_loop(recurrent.data(), inputs.data(), h.data(), x.data(), panels, hidden_size,
+                                       input_size, steps);
+    };
+    // Size a timing to about seconds/16 from a short run (which also warms the caches), then take the median of 15.
+    volatile float sink = 0.0f;
+    int64_t steps = kLookAheadSteps;
+    for (;;) {
+        const auto start = std::chrono::steady_clock::now();
+        sink = sink + run(steps);
+        const double elapsed = seconds_since(start);
+        if (elapsed > 0.002 || steps > (int64_t{1} << 30)) {
+            steps = std::max<int64_t>(kLookAheadSteps, static_cast<int64_t>(steps * (seconds / 16) / elapsed));
+            break;
+        }
+        steps *= 4;
+    }
+    std::vector<double> per_step;
+    for (int repetition = 0; repetition < 15; ++repetition) {
+        const auto start = std::chrono::steady_clock::now();
+        sink = sink + run(steps);
+        per_step.push_back(seconds_since(start) / static_cast<double>(steps));
+    }
+    std::nth_element(per_step.begin(), per_step.begin() + 7, per_step.end());
+    return per_step[7];
+}
+
 void run_shared_work(const KernelSet& kernels, int threads, int64_t units, int64_t iterations) {
     std::atomic<int64_t> next{0};
     std::vector<float> sinks(static_cast<std::size_t>(std::max(threads, 1)));

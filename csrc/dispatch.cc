@@ -177,7 +177,7 @@ bool cpu_runs_neon_i8mm() {
 // clang-format off
 const KernelSet kKernelSets[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,  \
-                                f32_look_ahead, bf16_look_ahead, cpu_check)                               \
+                                f32_look_ahead, f32_look_ahead_loop, bf16_look_ahead, cpu_check)          \
     {#isa,                    hidden_block,         gate_halves,                                            \
      f32_gemm_panels__##suffix,                     f32_lstm_step__##suffix,                                \
      bf16_gemm_panels__##bf16_suffix,               bf16_lstm_step__##bf16_suffix,                          \
@@ -185,7 +185,7 @@ const KernelSet kKernelSets[] = {
      f32_look_ahead,                                look_ahead_batches,                                     \
      bf16_look_ahead,                                                                                       \
      f32_sigmoid__##suffix,   f32_tanh__##suffix,   f32_softmax_rows__##suffix,                             \
-     f32_fma_peak__##suffix,  f32_read_sum__##suffix},
+     f32_fma_peak__##suffix,  f32_read_sum__##suffix, f32_look_ahead_loop},
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
 };
@@ -194,11 +194,14 @@ const KernelSet kKernelSets[] = {
 // A variant with look-ahead batches names its f32 look-ahead kernel; one without names none (variants.inc). By type:
 // a function's address is no constant expression in a sanitized build. Checked here, where the table is built, not in
 // variants.h, which the kernels' files include (an assertion there changed GCC's register choices in an avx512 tile).
-#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,     \
-                                f32_look_ahead, bf16_look_ahead, cpu_check)                                  \
-    static_assert((look_ahead_batches == 0) == std::is_same_v<decltype(f32_look_ahead), std::nullptr_t>,     \
-                  "variants.inc: the " #isa " row's look-ahead batches and f32 look-ahead kernel disagree"); \
-    static_assert(!(gate_halves) || (look_ahead_batches) == 0,                                               \
+#define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,       \
+                                f32_look_ahead, f32_look_ahead_loop, bf16_look_ahead, cpu_check)               \
+    static_assert((look_ahead_batches == 0) == std::is_same_v<decltype(f32_look_ahead), std::nullptr_t>,       \
+                  "variants.inc: the " #isa " row's look-ahead batches and f32 look-ahead kernel disagree");   \
+    static_assert(std::is_same_v<decltype(f32_look_ahead), std::nullptr_t> ==                                  \
+                      std::is_same_v<decltype(f32_look_ahead_loop), std::nullptr_t>,                           \
+                  "variants.inc: the " #isa " row names one of a look-ahead kernel and its calibration loop"); \
+    static_assert(!(gate_halves) || (look_ahead_batches) == 0,                                                 \
                   "variants.inc: the " #isa " row has gate halves, which the look-ahead kernels do not read");
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT
@@ -206,7 +209,7 @@ const KernelSet kKernelSets[] = {
 using CpuCheck = bool (*)();
 const CpuCheck kCpuChecks[] = {
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix, \
-                                f32_look_ahead, bf16_look_ahead, cpu_check)                              \
+                                f32_look_ahead, f32_look_ahead_loop, bf16_look_ahead, cpu_check)         \
     cpu_check,
 #include "kernels/variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT

@@ -95,6 +95,26 @@ void bind_testing(py::module_& testing) {
             return std::make_pair(codes, scales);
         },
         py::arg("x").noconvert(), "(codes, scales) of each row of x as the core quantizes to int8.");
+    testing.def(
+        "look_ahead_loop",
+        [](const std::string& isa, const FloatArray& recurrent, const FloatArray& inputs, const FloatArray& h,
+           const FloatArray& x, int64_t steps) {
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            if (kernels.look_ahead_loop == nullptr) throw py::value_error("_core: no look-ahead loop in " + isa);
+            const int64_t width = 4 * kernels.hidden_block;
+            if (recurrent.ndim() != 3 || inputs.ndim() != 3 || h.ndim() != 1 || x.ndim() != 2 ||
+                recurrent.shape(2) != width || inputs.shape(2) != width || inputs.shape(0) != recurrent.shape(0) ||
+                h.shape(0) != recurrent.shape(1) || x.shape(0) != fastlstm::kLookAheadPieceRows ||
+                x.shape(1) != inputs.shape(1) || steps < 0)
+                throw py::value_error(
+                    "_core: recurrent (panels, recurrent_k, 4 * hidden_block), inputs (panels, input_k, 4 * "
+                    "hidden_block), h (recurrent_k,), x (kLookAheadPieceRows, input_k), steps >= 0");
+            return kernels.look_ahead_loop(recurrent.data(), inputs.data(), h.data(), x.data(), recurrent.shape(0),
+                                           recurrent.shape(1), inputs.shape(1), steps);
+        },
+        py::arg("isa"), py::arg("recurrent").noconvert(), py::arg("inputs").noconvert(), py::arg("h").noconvert(),
+        py::arg("x").noconvert(), py::arg("steps"),
+        "The sum of everything the ISA's look-ahead loop (the calibration kernel) multiplies and adds.");
     testing.def("activation", &activation, py::arg("isa"), py::arg("function"), py::arg("x").noconvert(),
                 "The step kernel's sigmoid or tanh of one ISA, applied to an array.");
 }
@@ -122,6 +142,19 @@ void bind_calibration(py::module_& calibration) {
         },
         py::arg("isa"), py::arg("threads"), py::arg("bytes_per_thread"), py::arg("seconds"),
         "GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again.");
+    calibration.def(
+        "look_ahead_loop_step_seconds",
+        [](const std::string& isa, int64_t input_size, int64_t hidden_size, double seconds) {
+            if (input_size < 1 || hidden_size < 1 || !(seconds > 0))
+                throw py::value_error("_core: input_size >= 1, hidden_size >= 1 and seconds > 0");
+            const fastlstm::KernelSet& kernels = kernel_set_named(isa);
+            if (kernels.look_ahead_loop == nullptr)
+                throw py::value_error("_core: the " + isa + " variant has no look-ahead kernel, so no look-ahead loop");
+            ReleasedGil release;
+            return fastlstm::measure_look_ahead_loop_step_seconds(kernels, input_size, hidden_size, seconds);
+        },
+        py::arg("isa"), py::arg("input_size"), py::arg("hidden_size"), py::arg("seconds"),
+        "Seconds per batch-1 step of the ISA's look-ahead loop: the step's loads and multiply-adds alone, no cells.");
     calibration.def(
         "shared_work",
         [](const std::string& isa, int threads, int64_t units, int64_t iterations) {

@@ -568,3 +568,45 @@ def test_streaming_section_prints_its_tables_and_draws_them(monkeypatch, tmp_pat
     monkeypatch.setattr(bench_cli, "run_streaming", lambda plot_path: calls.append(plot_path) or 0)
     assert cli.main(["bench", "--streaming"]) == 0 and calls == [None]
     assert cli.main(["bench", "--streaming", "--plot", str(plot)]) == 0 and calls == [None, plot]
+
+
+def _look_ahead_loop_in_numpy(recurrent, inputs, h, x, steps, slot_panels):
+    """What look_ahead_loop multiplies and adds, summed in float64: each step the recurrent product of every panel
+    and, for each slot, one piece (one gate of one panel over x's rows), the pieces walking every gate of every
+    panel in turn."""
+    panels, _, width = recurrent.shape
+    block = width // 4
+    recurrent_sum = float(np.einsum("k,pkw->", h.astype(np.float64), recurrent.astype(np.float64)))
+    gate_columns = [inputs[spot // 4, :, (spot % 4) * block : (spot % 4 + 1) * block] for spot in range(4 * panels)]
+    piece_sums = [float(np.einsum("rk,kj->", x.astype(np.float64), columns)) for columns in gate_columns]
+    slots = -(-panels // slot_panels)
+    return steps * recurrent_sum + sum(piece_sums[piece % (4 * panels)] for piece in range(steps * slots))
+
+
+@pytest.mark.parametrize("isa", fastlstm.available_isas())
+def test_look_ahead_loop_does_the_arithmetic_of_its_step(isa):
+    """The calibration loop of tools/look_ahead_ceiling.py does every multiply-add of a batch-1 look-ahead step: its
+    sum equals NumPy's of the same products. Small integers make every product and partial sum exact in float32
+    (all below 2^24), so equality is exact whatever the order. Odd panel counts give a last slot of one panel;
+    input and recurrent depths differ both ways. avx2 has no look-ahead kernel, so no loop."""
+    from fastlstm import _core
+
+    kernels_block = {"portable": 8, "avx512": 16, "avx512bf16": 16}.get(isa, 4)
+    if isa == "avx2":
+        with pytest.raises(ValueError, match="no look-ahead"):
+            _core.calibration.look_ahead_loop_step_seconds(isa, 8, 8, 0.01)
+        return
+    slot_panels = 2  # and the portable loop, the plain step then its pieces, takes as many pieces a step
+    rng = np.random.default_rng(7)
+    for panels, recurrent_k, input_k, steps in ((3, 9, 5, 3), (4, 5, 11, 2), (1, 7, 7, 9), (5, 16, 17, 1)):
+        width = 4 * kernels_block
+        recurrent = rng.integers(0, 3, (panels, recurrent_k, width)).astype(np.float32)
+        inputs = rng.integers(0, 3, (panels, input_k, width)).astype(np.float32)
+        h = rng.integers(1, 3, recurrent_k).astype(np.float32)  # no zero: every k counts
+        x = rng.integers(1, 3, (8, input_k)).astype(np.float32)
+        total = _core.testing.look_ahead_loop(isa, recurrent, inputs, h, x, steps)
+        assert total == _look_ahead_loop_in_numpy(recurrent, inputs, h, x, steps, slot_panels)
+    seconds = _core.calibration.look_ahead_loop_step_seconds(isa, 33, 40, 0.01)
+    assert 0 < seconds < 0.01
+    with pytest.raises(ValueError, match="hidden_size >= 1"):
+        _core.calibration.look_ahead_loop_step_seconds(isa, 8, 0, 0.01)

@@ -33,4 +33,34 @@ float f32_read_sum__portable(const float* data, int64_t n) {
     return total;
 }
 
+// The portable look-ahead step is the plain step, then its pieces one at a time (lstm_step__portable.cc); its loop
+// is the same: the recurrent product over all panels, then the step's share of pieces, a row at a time.
+float f32_look_ahead_loop__portable(const float* recurrent, const float* inputs, const float* h, const float* x,
+                                    int64_t panels, int64_t recurrent_k, int64_t input_k, int64_t steps) {
+    constexpr int64_t kBlock = kVariant_portable.hidden_block, kWidth = 4 * kBlock;
+    const int64_t pieces_per_step = (4 * panels + kLookAheadSteps - 1) / kLookAheadSteps;
+    float total = 0.0f;
+    int64_t piece = 0;
+    for (int64_t step = 0; step < steps; ++step) {
+        for (int64_t panel = 0; panel < panels; ++panel) {
+            float sums[kWidth] = {};
+            for (int64_t k = 0; k < recurrent_k; ++k)
+                for (int64_t j = 0; j < kWidth; ++j)
+                    sums[j] += h[k] * recurrent[(panel * recurrent_k + k) * kWidth + j];
+            for (float sum : sums) total += sum;
+        }
+        for (int64_t end = piece + pieces_per_step; piece < end; ++piece) {
+            const int64_t spot = piece % (4 * panels);
+            const float* weights = inputs + (spot / 4) * input_k * kWidth + (spot % 4) * kBlock;
+            for (int64_t r = 0; r < kLookAheadPieceRows; ++r) {
+                float part[kBlock] = {};
+                for (int64_t k = 0; k < input_k; ++k)
+                    for (int64_t j = 0; j < kBlock; ++j) part[j] += x[r * input_k + k] * weights[k * kWidth + j];
+                for (float sum : part) total += sum;
+            }
+        }
+    }
+    return total;
+}
+
 }  // namespace fastlstm

@@ -73,4 +73,10 @@ int64_t f32_fma_peak__avx512(int64_t iterations, float* sink) { return avx512::f
 
 float f32_read_sum__avx512(const float* data, int64_t n) { return avx512::read_sum(data, n); }
 
+// In the look-ahead kernel's slots of 2 panels (f32_lstm_step_look_ahead__avx512).
+float f32_look_ahead_loop__avx512(const float* recurrent, const float* inputs, const float* h, const float* x,
+                                  int64_t panels, int64_t recurrent_k, int64_t input_k, int64_t steps) {
+    return avx512::look_ahead_loop<2>(recurrent, inputs, h, x, panels, recurrent_k, input_k, steps);
+}
+
 }  // namespace fastlstm

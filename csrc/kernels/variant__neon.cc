@@ -77,4 +77,10 @@ int64_t f32_fma_peak__neon(int64_t iterations, float* sink) { return neon::fma_p
 
 float f32_read_sum__neon(const float* data, int64_t n) { return neon::read_sum(data, n); }
 
+// In the look-ahead kernel's slots of 2 panels (f32_lstm_step_look_ahead__neon).
+float f32_look_ahead_loop__neon(const float* recurrent, const float* inputs, const float* h, const float* x,
+                                int64_t panels, int64_t recurrent_k, int64_t input_k, int64_t steps) {
+    return neon::look_ahead_loop<2>(recurrent, inputs, h, x, panels, recurrent_k, input_k, steps);
+}
+
 }  // namespace fastlstm

@@ -13,10 +13,16 @@ namespace fastlstm {
 void f32_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
 void f32_lstm_step_look_ahead__avx512(const LstmStepArgs&, const LookAheadProjection&);
 void f32_lstm_step_look_ahead__neon(const LstmStepArgs&, const LookAheadProjection&);
+float f32_look_ahead_loop__portable(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                    int64_t);
+float f32_look_ahead_loop__avx512(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                  int64_t);
+float f32_look_ahead_loop__neon(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                int64_t);
 void bf16_lstm_step_look_ahead__portable(const LstmStepArgs&, const LookAheadProjection&);
 void bf16_lstm_step_look_ahead__avx512bf16(const LstmStepArgs&, const LookAheadProjection&);
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix,               \
-                                f32_look_ahead, bf16_look_ahead, cpu_check)                                            \
+                                f32_look_ahead, f32_look_ahead_loop, bf16_look_ahead, cpu_check)                       \
     void int8_gemm_panels__##bf16_suffix(int64_t, int64_t, int64_t, const float*, int64_t, const Int8Panels&, int64_t, \
                                          const float*, float*, int64_t, uint8_t*, float*);                             \
     void int8_lstm_step__##bf16_suffix(const LstmStepArgs&);                                                           \
@@ -42,7 +48,7 @@ struct VariantConstants {
     int64_t look_ahead_batches;
 };
 #define FASTLSTM_KERNEL_VARIANT(isa, hidden_block, gate_halves, look_ahead_batches, suffix, bf16_suffix, \
-                                f32_look_ahead, bf16_look_ahead, cpu_check)                              \
+                                f32_look_ahead, f32_look_ahead_loop, bf16_look_ahead, cpu_check)         \
     constexpr VariantConstants kVariant_##isa{hidden_block, gate_halves, look_ahead_batches};
 #include "variants.inc"
 #undef FASTLSTM_KERNEL_VARIANT

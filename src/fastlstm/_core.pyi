@@ -176,6 +176,9 @@ class _Testing:
     def quantize_to_int8(x: _Floats) -> tuple[npt.NDArray[np.int8], _Floats]:
         """(codes, scales) of each row of x as the core quantizes to int8."""
     @staticmethod
+    def look_ahead_loop(isa: str, recurrent: _Floats, inputs: _Floats, h: _Floats, x: _Floats, steps: int) -> float:
+        """The sum of everything the ISA's look-ahead loop (the calibration kernel) multiplies and adds."""
+    @staticmethod
     def activation(isa: str, function: str, x: _Floats) -> _Floats:
         """The step kernel's sigmoid or tanh of one ISA, applied to an array."""
     @staticmethod
@@ -214,7 +217,7 @@ class _Testing:
         process."""
 
 class _Calibration:
-    """The benchmark's calibration: FMA peak, read bandwidth."""
+    """The benchmark's calibration: FMA peak, read bandwidth, the batch-1 look-ahead loop."""
 
     @staticmethod
     def fma_peak_gflops(isa: str, threads: int, seconds: float) -> float:
@@ -222,6 +225,9 @@ class _Calibration:
     @staticmethod
     def read_bandwidth_gbs(isa: str, threads: int, bytes_per_thread: int, seconds: float) -> float:
         """GB/s of `threads` threads each reading its own array of `bytes_per_thread` bytes again and again."""
+    @staticmethod
+    def look_ahead_loop_step_seconds(isa: str, input_size: int, hidden_size: int, seconds: float) -> float:
+        """Seconds per batch-1 step of the ISA's look-ahead loop: the step's loads and multiply-adds alone, no cells."""
     @staticmethod
     def shared_work(isa: str, threads: int, units: int, iterations: int) -> None:
         """`units` runs of `iterations` of the FMA kernel, each taken by whichever of `threads` threads is free."""

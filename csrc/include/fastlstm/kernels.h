@@ -258,6 +258,13 @@ using f32_fma_peak_fn = int64_t (*)(int64_t iterations, float* sink);
 // The bandwidth calibration kernel: the sum of data[0, n) (n a multiple of 128), read with independent chains.
 using f32_read_sum_fn = float (*)(const float* data, int64_t n);
 
+// The look-ahead calibration kernel: `steps` batch-1 steps of f32_lstm_step_look_ahead's loads and multiply-adds
+// alone, in its slots, over `panels` packed recurrent panels of recurrent_k k and input panels of input_k k (4 *
+// hidden_block floats a k each), h (recurrent_k floats) and x (kLookAheadPieceRows rows of input_k floats); no cells.
+// Returns a sum of the products so that the work cannot be optimised away.
+using f32_look_ahead_loop_fn = float (*)(const float* recurrent, const float* inputs, const float* h, const float* x,
+                                         int64_t panels, int64_t recurrent_k, int64_t input_k, int64_t steps);
+
 // One row of the variant table: everything the core needs to run on one ISA.
 struct KernelSet {
     const char* isa;       // "portable", "avx2", "avx512", "avx512bf16" (with VNNI)
@@ -277,6 +284,7 @@ struct KernelSet {
     f32_softmax_rows_fn softmax_rows;
     f32_fma_peak_fn fma_peak;
     f32_read_sum_fn read_sum;
+    f32_look_ahead_loop_fn look_ahead_loop;  // null where lstm_step_look_ahead is
 };
 
 }  // namespace fastlstm
