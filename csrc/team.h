@@ -156,10 +156,10 @@ struct PackedLstm::Team {
     void sync(bool chunk_end = false) const {
         if (members() <= 1) return;
         if (sizing == nullptr) {
-            barrier->arrive_and_wait(size);
+            barrier->arrive_and_wait(size, index);
             return;
         }
-        const int64_t slept_ns = barrier->arrive_and_wait(size, chunk_end ? &TeamSize::decide : nullptr, sizing);
+        const int64_t slept_ns = barrier->arrive_and_wait(size, index, chunk_end ? &TeamSize::decide : nullptr, sizing);
         if (slept_ns > 0) sizing->waited_ns.fetch_add(slept_ns, std::memory_order_relaxed);
     }
 };

@@ -153,8 +153,19 @@ void WaitWord::notify() const {
 #endif
 }
 
-int64_t SpinBarrier::arrive_and_wait(int count, void (*on_last)(void*), void* context) {
+int64_t SpinBarrier::arrive_and_wait(int count, int index, void (*on_last)(void*), void* context) {
     if (count == 1) return 0;
+    if (on_last == nullptr && count <= kFlagMembers) {
+        WaitWord& mine = flags_[index].arrivals;
+        const uint32_t arrivals = mine.value.load(std::memory_order_relaxed) + 1;
+        // Sequentially consistent, as WaitWord::notify asks; it also releases this member's writes to the others.
+        mine.value.store(arrivals, std::memory_order_seq_cst);
+        mine.notify();
+        int64_t slept_ns = 0;
+        for (int member = 0; member < count; ++member)
+            if (member != index) slept_ns += flags_[member].arrivals.wait_while_equal(arrivals - 1);
+        return slept_ns;
+    }
     const uint32_t generation = generation_.value.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == count - 1) {
         if (on_last != nullptr) on_last(context);
