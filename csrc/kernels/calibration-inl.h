@@ -1,7 +1,6 @@
 // Calibration kernels, for "percent of peak" in the benchmark report (fastlstm/calibration.h): the FMA throughput
 // this core reaches with the variant's vector width, read bandwidth, and the batch-1 look-ahead step's loads and
-// multiply-adds alone (look_ahead_loop). 12 independent accumulator chains cover an
-// FMA latency of 4-6 cycles on 2 FMA ports; the loop body holds nothing but FMAs.
+// multiply-adds alone (look_ahead_loop, for tools/look_ahead_ceiling.py).
 // Compiled through a variant's entry file (variant__<isa>.cc), which includes that ISA's simd__<isa>.h and
 // defines FASTLSTM_ISA_NAMESPACE, the namespace of everything below.
 
@@ -20,8 +19,9 @@ namespace FASTLSTM_ISA_NAMESPACE {
 
 using V = Simd::V;
 
-// Runs `iterations` rounds of 12 vector FMAs; returns the floating-point operations done. The accumulators end up
-// in *sink so that the compiler cannot drop the loop.
+// Runs `iterations` rounds of 12 vector FMAs; returns the floating-point operations done. 12 independent
+// accumulator chains cover an FMA latency of 4-6 cycles on 2 FMA ports; the loop body holds nothing but FMAs. The
+// accumulators end up in *sink so that the compiler cannot drop the loop.
 inline int64_t fma_peak_loop(int64_t iterations, float* sink) {
     constexpr int kChains = 12;
     V acc[kChains];
