@@ -70,9 +70,8 @@ class SpinBarrier {
     // wrote after this returns).
     int64_t arrive_and_wait(int count, int index, void (*on_last)(void*) = nullptr, void* context = nullptr);
 
-    static constexpr int kFlagMembers = 8;
-
    private:
+    static constexpr int kFlagMembers = 8;
     struct alignas(64) Flag {
         WaitWord arrivals;
     };

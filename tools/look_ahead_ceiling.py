@@ -15,6 +15,7 @@ OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE as they are: nothing here calls NumPy's B
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -22,19 +23,27 @@ import numpy as np
 
 import fastlstm
 from fastlstm import _core
+from fastlstm.bench.rows import Row
 from fastlstm.bench.shapes import Shape
-from fastlstm.bench.timing import measure_peaks, read_bandwidth
+from fastlstm.bench.timing import Timing, measure_peaks, read_bandwidth
 
 
-def bound_seconds_per_step(shape: Shape, peak_gflops: float) -> float:
-    """The bench's bound of a one-thread float32 row (bench.rows.Row.bound_seconds), per step."""
-    arithmetic = shape.flops / (peak_gflops * 1e9)
+def bound_seconds_per_step(shape: Shape, isa: str, peak_gflops: float) -> float:
+    """The bench's bound of a one-thread float32 row (bench.rows.Row.bound_seconds), per step, from the same
+    calibration the bench runs: a row of this shape whose timings do not enter the bound."""
     working_set = shape.working_set_bytes(1)
     recurrent_set = shape.recurrent_set_bytes(1) or working_set
-    traffic = shape.input_traffic_bytes() / (read_bandwidth(1, working_set) * 1e9) + shape.recurrent_traffic_bytes() / (
-        read_bandwidth(1, recurrent_set) * 1e9
+    row = Row(
+        shape,
+        isa,
+        1,
+        peak_gflops,
+        Timing(math.nan, math.nan, 0),
+        (),
+        bandwidth_gbs=read_bandwidth(1, working_set),
+        recurrent_bandwidth_gbs=read_bandwidth(1, recurrent_set),
     )
-    return max(arithmetic, traffic) / shape.steps
+    return row.bound_seconds / shape.steps
 
 
 def forward_seconds_per_step(input_size: int, hidden_size: int, steps: int, rounds: int) -> float:
@@ -71,7 +80,7 @@ def main() -> None:
     for size in args.sizes.split(","):
         input_size, hidden_size = (int(value) for value in size.split("x"))
         shape = Shape(1, args.steps, input_size, hidden_size)
-        bound = bound_seconds_per_step(shape, peak)
+        bound = bound_seconds_per_step(shape, isa, peak)
         measure_loop = _core.calibration.look_ahead_loop_step_seconds
         loop = statistics.median(measure_loop(isa, input_size, hidden_size, 0.2) for _ in range(args.rounds))
         step = forward_seconds_per_step(input_size, hidden_size, args.steps, args.rounds)
